@@ -1,0 +1,3 @@
+from gguf_tui.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,260 @@
+"""YAML configuration: load, validate strictly, apply defaults and precedence.
+
+Precedence: command-line option > environment > config file > default.
+Unknown keys and bad values raise ConfigError naming the file, the key and a close match.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Callable
+
+import yaml
+
+from gguf_tui.units import parse_duration, parse_size
+
+
+class ConfigError(Exception):
+    """A config file or value is invalid; the CLI exits 2 with this message."""
+
+
+def _default_store() -> Path:
+    data_home = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(data_home) / "gguf-tui" / "models"
+
+
+def default_config_path() -> Path:
+    config_home = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(config_home) / "gguf-tui" / "config.yaml"
+
+
+@dataclass
+class DownloadsConfig:
+    concurrency: int = 2
+    connections: int = 8
+    retries: int = 5
+    checksum_retries: int = 2
+    stall_timeout: float = 30.0
+    connect_timeout: float = 30.0
+    max_rate: int | None = None
+    free_space_margin: int = 1024**3
+    min_segment_size: int = 32 * 1024**2
+    state_save_interval: float = 5.0
+
+
+@dataclass
+class HubConfig:
+    endpoint: str = "https://huggingface.co"
+    search_limit: int = 50
+    prefer_mmproj: str = "F16"
+
+
+@dataclass
+class UIConfig:
+    theme: str = "gguf-dark"
+    keymap: dict[str, str] = field(default_factory=dict)
+    mouse: bool = True
+    theme_dirs: list[str] = field(default_factory=list)
+    refresh_rate: float = 4.0
+
+
+@dataclass
+class Config:
+    store: Path = field(default_factory=_default_store)
+    downloads: DownloadsConfig = field(default_factory=DownloadsConfig)
+    hub: HubConfig = field(default_factory=HubConfig)
+    ui: UIConfig = field(default_factory=UIConfig)
+    source: Path | None = None
+
+    @property
+    def hidden_dir(self) -> Path:
+        return self.store / ".gguf-tui"
+
+
+def _int(minimum: int, maximum: int | None = None) -> Callable[[Any], int]:
+    def check(value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"expected a whole number, got {value!r}")
+        if value < minimum or (maximum is not None and value > maximum):
+            bound = f"between {minimum} and {maximum}" if maximum is not None else f">= {minimum}"
+            raise ValueError(f"must be {bound}, got {value}")
+        return value
+
+    return check
+
+
+def _seconds(minimum: float) -> Callable[[Any], float]:
+    def check(value: Any) -> float:
+        seconds = parse_duration(value)
+        if seconds < minimum:
+            raise ValueError(f"must be at least {minimum} seconds, got {value!r}")
+        return seconds
+
+    return check
+
+
+def _size(value: Any) -> int:
+    return parse_size(value)
+
+
+def _optional_rate(value: Any) -> int | None:
+    if value is None or value == 0 or value == "0":
+        return None
+    rate = parse_size(value)
+    if rate < 1024:
+        raise ValueError(f"rate limit below 1 KiB/s makes no sense: {value!r}")
+    return rate
+
+
+def _str(value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"expected a non-empty string, got {value!r}")
+    return value
+
+
+def _bool(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"expected true or false, got {value!r}")
+    return value
+
+
+def _keymap(value: Any) -> dict[str, str]:
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    ):
+        raise ValueError("expected a mapping of action id to keys, e.g. {pause: 'space'}")
+    return dict(value)
+
+
+def _str_list(value: Any) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ValueError("expected a list of paths")
+    return list(value)
+
+
+def _url(value: Any) -> str:
+    text = _str(value)
+    if not text.startswith(("http://", "https://")):
+        raise ValueError(f"expected an http(s) URL, got {value!r}")
+    return text.rstrip("/")
+
+
+def _path(value: Any) -> Path:
+    return Path(os.path.expanduser(_str(value)))
+
+
+_SECTIONS: dict[str, dict[str, Callable[[Any], Any]]] = {
+    "downloads": {
+        "concurrency": _int(1, 64),
+        "connections": _int(1, 64),
+        "retries": _int(0, 1000),
+        "checksum_retries": _int(0, 100),
+        "stall_timeout": _seconds(1),
+        "connect_timeout": _seconds(1),
+        "max_rate": _optional_rate,
+        "free_space_margin": _size,
+        "min_segment_size": _size,
+        "state_save_interval": _seconds(0.1),
+    },
+    "hub": {
+        "endpoint": _url,
+        "search_limit": _int(1, 1000),
+        "prefer_mmproj": _str,
+    },
+    "ui": {
+        "theme": _str,
+        "keymap": _keymap,
+        "mouse": _bool,
+        "theme_dirs": _str_list,
+        "refresh_rate": lambda v: float(_int(1, 30)(v)),
+    },
+}
+_TOP_LEVEL = {"store": _path}
+
+
+def _did_you_mean(key: str, choices: list[str]) -> str:
+    close = difflib.get_close_matches(key, choices, n=1)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def _apply(config: Config, raw: dict[str, Any], origin: str) -> None:
+    for key, value in raw.items():
+        if not isinstance(key, str):
+            raise ConfigError(f"{origin}: key {key!r} is not a string")
+        if key in _TOP_LEVEL:
+            try:
+                setattr(config, key, _TOP_LEVEL[key](value))
+            except ValueError as exc:
+                raise ConfigError(f"{origin}: '{key}': {exc}") from None
+            continue
+        if key not in _SECTIONS:
+            choices = list(_TOP_LEVEL) + list(_SECTIONS)
+            raise ConfigError(f"{origin}: unknown key '{key}'{_did_you_mean(key, choices)}")
+        if value is None:
+            continue
+        if not isinstance(value, dict):
+            raise ConfigError(f"{origin}: '{key}' must be a mapping of settings")
+        section = getattr(config, key)
+        validators = _SECTIONS[key]
+        for sub_key, sub_value in value.items():
+            dotted = f"{key}.{sub_key}"
+            if sub_key not in validators:
+                choices = list(validators)
+                raise ConfigError(
+                    f"{origin}: unknown key '{dotted}'{_did_you_mean(str(sub_key), choices)}"
+                )
+            try:
+                setattr(section, sub_key, validators[sub_key](sub_value))
+            except ValueError as exc:
+                raise ConfigError(f"{origin}: '{dotted}': {exc}") from None
+
+
+def load_config(
+    path: str | os.PathLike[str] | None = None,
+    *,
+    store: str | os.PathLike[str] | None = None,
+    environ: dict[str, str] | None = None,
+) -> Config:
+    """Load the config: defaults, then the file, then environment, then explicit options."""
+    env = os.environ if environ is None else environ
+    config = Config()
+    explicit = path is not None or bool(env.get("GGUF_TUI_CONFIG"))
+    config_path = Path(path or env.get("GGUF_TUI_CONFIG") or default_config_path())
+    if config_path.exists() or explicit:
+        try:
+            text = config_path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"{config_path}: cannot read config file: {exc.strerror}") from None
+        try:
+            raw = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f" at line {mark.line + 1}" if mark else ""
+            raise ConfigError(f"{config_path}: not valid YAML{where}") from None
+        if raw is not None:
+            if not isinstance(raw, dict):
+                raise ConfigError(f"{config_path}: the top level must be a mapping of settings")
+            _apply(config, raw, str(config_path))
+        config.source = config_path
+    if env.get("GGUF_TUI_STORE"):
+        config.store = Path(os.path.expanduser(env["GGUF_TUI_STORE"]))
+    if env.get("HF_ENDPOINT"):
+        try:
+            config.hub.endpoint = _url(env["HF_ENDPOINT"])
+        except ValueError as exc:
+            raise ConfigError(f"HF_ENDPOINT: {exc}") from None
+    if store is not None:
+        config.store = Path(os.path.expanduser(str(store)))
+    config.store = config.store.absolute()
+    return config
+
+
+def config_field_names() -> dict[str, list[str]]:
+    """Every documented key, for tests that check config.example.yaml covers them all."""
+    names = {"": list(_TOP_LEVEL)}
+    for section_name, cls in (("downloads", DownloadsConfig), ("hub", HubConfig), ("ui", UIConfig)):
+        names[section_name] = [f.name for f in fields(cls)]
+    return names

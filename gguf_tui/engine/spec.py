@@ -1,0 +1,73 @@
+"""What a download job is: the files of one logical model and where they go."""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class JobState(str, enum.Enum):
+    QUEUED = "queued"
+    DOWNLOADING = "downloading"
+    PAUSED = "paused"
+    RETRYING = "retrying"
+    VERIFYING = "verifying"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    ELSEWHERE = "downloading elsewhere"
+
+    @property
+    def is_final(self) -> bool:
+        return self in (JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED)
+
+    @property
+    def is_active(self) -> bool:
+        return self in (JobState.DOWNLOADING, JobState.RETRYING, JobState.VERIFYING)
+
+
+@dataclass
+class FileRequest:
+    """One file to download.
+
+    `url` is the stable URL (a plain URL, or a Hub `resolve` URL that redirects to a signed CDN
+    URL); together with `revision` it is the resume key. Signed URLs met on redirects are kept in
+    memory only. `auth_headers` are sent only to `auth_origin` (scheme://host:port), never to a
+    host a redirect points at, and never persisted.
+    """
+
+    url: str
+    dest: str  # path relative to the store root, '/'-separated, already checked for safety
+    expected_sha256: str | None = None
+    expected_size: int | None = None
+    revision: str | None = None
+    role: str = "model"  # "model", "part" or "mmproj"
+    auth_headers: dict[str, str] = field(default_factory=dict, repr=False)
+    auth_origin: str | None = None
+
+    @property
+    def resume_key(self) -> str:
+        return f"{self.url}@{self.revision}" if self.revision else self.url
+
+    @property
+    def key_hash(self) -> str:
+        return hashlib.sha256(self.resume_key.encode()).hexdigest()[:32]
+
+
+@dataclass
+class JobSpec:
+    """One logical model: every file (split parts, mmproj) lands under one manifest."""
+
+    name: str
+    files: list[FileRequest]
+    source: dict[str, Any] = field(default_factory=dict)  # no secrets: written to the manifest
+    license: str | None = None
+
+    @property
+    def total_size(self) -> int | None:
+        sizes = [f.expected_size for f in self.files]
+        if any(size is None for size in sizes):
+            return None
+        return sum(sizes)  # type: ignore[arg-type]
