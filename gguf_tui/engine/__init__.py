@@ -24,3 +24,7 @@ __all__ = [
     "Retrying",
     "StateChanged",
 ]
+
+from gguf_tui.engine.queue import Engine, Job, make_session  # noqa: E402
+
+__all__ += ["Engine", "Job", "make_session"]

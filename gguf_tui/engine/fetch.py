@@ -1,0 +1,645 @@
+"""Download one file into its partial: resume, byte ranges over one or more connections, hashing.
+
+The partial lives under `.gguf-tui/partials/` with its resume state beside it. Bytes are written
+with `pwritev` at their offset, so several connections can fill one preallocated file. SHA-256 is
+computed once over the file in order: inline for the connection that writes at the hashed
+frontier, and from the page cache for ranges that completed out of order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import hashlib
+import hmac
+import os
+import random
+import re
+import threading
+import time
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+from typing import Callable
+from urllib.parse import urljoin, urlsplit
+
+import aiohttp
+
+from gguf_tui.config import DownloadsConfig
+from gguf_tui.engine.errors import (
+    ChecksumMismatch,
+    FatalDownloadError,
+    RestartFromZero,
+    RetriesExhausted,
+    RetryableError,
+)
+from gguf_tui.engine.placement import DiskFullError, preallocate
+from gguf_tui.engine.ratelimit import RateLimiter
+from gguf_tui.engine.resume import ResumeState, ResumeStateError, merge_ranges, missing_ranges
+from gguf_tui.engine.spec import FileRequest
+from gguf_tui.store.layout import StoreLayout
+from gguf_tui.textsafe import redact_url
+
+WRITE_BATCH = 4 * 1024 * 1024
+HASH_BLOCK = 8 * 1024 * 1024
+MAX_REDIRECTS = 10
+MAX_RESOLVES = 3
+_CONTENT_RANGE_RE = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)$")
+_FATAL_MESSAGES = {
+    401: "authentication required (401)",
+    403: "access denied (403)",
+    404: "not found (404)",
+    410: "gone (410)",
+}
+
+
+def origin_of(url: str) -> str:
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    return f"{parts.scheme}://{(parts.hostname or '').lower()}:{port}"
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return min(float(value), 600.0)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, min(when.timestamp() - time.time(), 600.0))
+
+
+def backoff_delay(failures: int) -> float:
+    return min(30.0, 0.5 * (2 ** (failures - 1))) * (0.75 + random.random() * 0.5)
+
+
+@dataclass
+class Segment:
+    """A byte range one connection is filling; `end` may shrink when another connection steals."""
+
+    start: int
+    end: int | None  # exclusive; None = until the end of the body (size unknown)
+    received: int = 0  # absolute offset up to which bytes were received
+
+    def __post_init__(self) -> None:
+        self.received = self.start
+
+    @property
+    def remaining(self) -> int | None:
+        return None if self.end is None else self.end - self.received
+
+
+class FileDownload:
+    """Brings one file from its URL to a verified partial, ready to be placed."""
+
+    def __init__(
+        self,
+        request: FileRequest,
+        layout: StoreLayout,
+        settings: DownloadsConfig,
+        session: aiohttp.ClientSession,
+        limiter: RateLimiter,
+        *,
+        connections: int = 1,
+        on_retry: Callable[[int, int, str, float], None] | None = None,
+        on_notice: Callable[[str], None] | None = None,
+        on_fresh_total: Callable[[int], None] | None = None,
+    ) -> None:
+        self.request = request
+        self.layout = layout
+        self.settings = settings
+        self.session = session
+        self.limiter = limiter
+        self.connections = max(1, connections)
+        self.on_retry = on_retry or (lambda *_: None)
+        self.on_notice = on_notice or (lambda _: None)
+        self.on_fresh_total = on_fresh_total or (lambda _: None)
+        self.partial_path = layout.partial_path(request.key_hash)
+        self.state_path = layout.state_path(request.key_hash)
+        self.state = ResumeState(request.resume_key, request.dest)
+        self.expected_sha256 = (request.expected_sha256 or "").lower() or None
+        self.expected_size = request.expected_size
+        self.sha256: str | None = None
+        self.rechecking_until = 0  # resumed prefix that is being re-hashed from disk
+        self._fd = -1
+        self._resolved_url: str | None = None
+        self._hash = hashlib.sha256()
+        self._hashed_upto = 0
+        self._hash_lock = threading.Lock()
+        self._io_futures: set[asyncio.Future] = set()
+        self._ranges_changed = asyncio.Event()
+        self._segments: list[Segment] = []
+        self._unassigned: list[Segment] = []
+        self._can_split = False
+        self._last_saved = 0.0
+
+    # ---- public progress -------------------------------------------------------------------
+
+    @property
+    def bytes_done(self) -> int:
+        return self.state.bytes_done
+
+    @property
+    def total(self) -> int | None:
+        return self.state.total_size or self.expected_size
+
+    @property
+    def hashed(self) -> int:
+        return self._hashed_upto
+
+    # ---- state -----------------------------------------------------------------------------
+
+    def load_state(self) -> None:
+        """Trust a partial only together with a readable, matching state; else start clean."""
+        partial_exists = self.partial_path.exists()
+        if self.state_path.exists():
+            try:
+                state = ResumeState.load(self.state_path)
+                self._check_state(state, partial_exists)
+            except ResumeStateError as exc:
+                self.on_notice(f"discarded a partial download: {exc}; starting again")
+                self.discard_files()
+                return
+            self.state = state
+            if state.total_size is not None:
+                self.expected_size = self.expected_size or state.total_size
+            return
+        if partial_exists:
+            self.on_notice("discarded a partial download without resume state; starting again")
+            self.discard_files()
+
+    def _check_state(self, state: ResumeState, partial_exists: bool) -> None:
+        if state.resume_key != self.request.resume_key:
+            raise ResumeStateError("it belongs to another URL")
+        if not partial_exists and state.ranges:
+            raise ResumeStateError("its partial file is missing")
+        if (
+            self.expected_sha256
+            and state.expected_sha256
+            and state.expected_sha256.lower() != self.expected_sha256
+        ):
+            raise ResumeStateError("the expected SHA-256 changed")
+        if self.expected_size and state.total_size and state.total_size != self.expected_size:
+            raise ResumeStateError("the expected size changed")
+        if partial_exists and state.ranges:
+            on_disk = self.partial_path.stat().st_size
+            if state.ranges[-1][1] > on_disk:
+                raise ResumeStateError("the partial file is shorter than its state says")
+
+    def save_state(self) -> None:
+        self.state.expected_sha256 = self.expected_sha256
+        self.state.save(self.state_path)
+        self._last_saved = time.monotonic()
+
+    def maybe_save_state(self) -> None:
+        if time.monotonic() - self._last_saved >= self.settings.state_save_interval:
+            self.save_state()
+
+    def discard_files(self) -> None:
+        for path in (self.partial_path, self.state_path):
+            try:
+                path.unlink()
+            except FileNotFoundError:
+                pass
+        self.state = ResumeState(self.request.resume_key, self.request.dest)
+
+    def _reset_to_zero(self, reason: str) -> None:
+        self.on_notice(f"starting {Path(self.request.dest).name} again from 0: {reason}")
+        with self._hash_lock:
+            self._hash = hashlib.sha256()
+            self._hashed_upto = 0
+        self.state = ResumeState(self.request.resume_key, self.request.dest)
+        self.rechecking_until = 0
+        if self._fd >= 0:
+            os.ftruncate(self._fd, 0)
+        self.save_state()
+
+    # ---- file I/O in threads ----------------------------------------------------------------
+
+    async def _io(self, func, *args):
+        future = asyncio.get_running_loop().run_in_executor(None, func, *args)
+        self._io_futures.add(future)
+        future.add_done_callback(self._io_futures.discard)
+        return await future
+
+    async def _drain_io(self) -> None:
+        while self._io_futures:
+            await asyncio.wait(list(self._io_futures))
+
+    def _write_batch(self, offset: int, pieces: list[bytes]) -> None:
+        """Write pieces at offset (thread); hash them inline when they extend the hashed prefix."""
+        position = offset
+        views = [memoryview(p) for p in pieces]
+        try:
+            while views:
+                written = os.pwritev(self._fd, views, position)
+                position += written
+                while views and written >= len(views[0]):
+                    written -= len(views[0])
+                    views.pop(0)
+                if views and written:
+                    views[0] = views[0][written:]
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise DiskFullError(
+                    f"disk full while writing {Path(self.request.dest).name}"
+                ) from None
+            raise
+        with self._hash_lock:
+            if self._hashed_upto == offset:
+                for piece in pieces:
+                    self._hash.update(piece)
+                self._hashed_upto = position
+
+    def _hash_from_disk(self, limit: int) -> None:
+        """Hash [hashed_upto, limit) from the partial (thread; data is usually in page cache)."""
+        while True:
+            start = self._hashed_upto
+            if start >= limit:
+                return
+            data = os.pread(self._fd, min(HASH_BLOCK, limit - start), start)
+            if not data:
+                raise ChecksumMismatch("partial file ended early while hashing")
+            with self._hash_lock:
+                if self._hashed_upto != start:
+                    continue  # an inline write moved the frontier; re-read from there
+                self._hash.update(data)
+                self._hashed_upto = start + len(data)
+
+    async def _hash_loop(self) -> None:
+        while True:
+            prefix = self.state.contiguous_prefix
+            if self._hashed_upto < prefix:
+                await self._io(self._hash_from_disk, prefix)
+                continue
+            self._ranges_changed.clear()
+            await self._ranges_changed.wait()
+
+    def _mark_done(self, start: int, end: int) -> None:
+        if end <= start:
+            return
+        self.state.ranges = merge_ranges(self.state.ranges + [[start, end]])
+        self._ranges_changed.set()
+
+    # ---- HTTP --------------------------------------------------------------------------------
+
+    async def _open(self, start: int, end: int | None) -> aiohttp.ClientResponse:
+        """GET the range, following redirects by hand so credentials stay on their origin."""
+        headers = {"Accept-Encoding": "identity"}
+        if start > 0 or end is not None:
+            headers["Range"] = f"bytes={start}-{'' if end is None else end - 1}"
+            if self.state.validator:
+                headers["If-Range"] = self.state.validator
+        for _resolve in range(MAX_RESOLVES):
+            url = self._resolved_url or self.request.url
+            for _hop in range(MAX_REDIRECTS):
+                request_headers = dict(headers)
+                if self.request.auth_headers and origin_of(url) == self.request.auth_origin:
+                    request_headers.update(self.request.auth_headers)
+                try:
+                    response = await self.session.get(
+                        url, headers=request_headers, allow_redirects=False
+                    )
+                except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+                    raise RetryableError(f"connection failed: {_describe(exc)}") from None
+                if response.status in (301, 302, 303, 307, 308) and "Location" in response.headers:
+                    self._note_linked_headers(response)
+                    url = urljoin(url, response.headers["Location"])
+                    response.release()
+                    continue
+                break
+            else:
+                raise FatalDownloadError(f"too many redirects for {redact_url(self.request.url)}")
+            redirected = url != self.request.url
+            if redirected and response.status in (401, 403, 410):
+                # A signed CDN URL that expired: resolve the stable URL again and go on.
+                response.release()
+                self._resolved_url = None
+                continue
+            if redirected:
+                self._resolved_url = url
+            return response
+        raise RetryableError("the download URL keeps expiring")
+
+    def _note_linked_headers(self, response: aiohttp.ClientResponse) -> None:
+        linked_etag = response.headers.get("X-Linked-Etag", "").strip('"').lower()
+        if not self.expected_sha256 and re.fullmatch(r"[0-9a-f]{64}", linked_etag):
+            self.expected_sha256 = linked_etag
+        linked_size = response.headers.get("X-Linked-Size", "")
+        if not self.expected_size and linked_size.isdigit():
+            self.expected_size = int(linked_size)
+
+    def _check_status(self, response: aiohttp.ClientResponse) -> None:
+        status = response.status
+        if status in (200, 206, 416):
+            return
+        where = redact_url(self.request.url)
+        if status in (408, 429) or status >= 500:
+            raise RetryableError(
+                f"server answered {status} {response.reason or ''}".strip(),
+                parse_retry_after(response.headers.get("Retry-After")),
+            )
+        if status in _FATAL_MESSAGES:
+            raise FatalDownloadError(f"{_FATAL_MESSAGES[status]}: {where}")
+        raise FatalDownloadError(f"server answered {status} for {where}")
+
+    def _take_validator(self, response: aiohttp.ClientResponse) -> None:
+        self.state.etag = response.headers.get("ETag")
+        self.state.last_modified = response.headers.get("Last-Modified")
+
+    def _set_total(self, total: int) -> None:
+        if self.expected_size is not None and total != self.expected_size:
+            raise ChecksumMismatch(
+                f"download corrupted: server offers {total} bytes, expected {self.expected_size}"
+            )
+        if self.state.total_size is None:
+            self.state.total_size = total
+            self.on_fresh_total(total)
+            if total > 0:
+                try:
+                    current = os.fstat(self._fd).st_size
+                    if current < total:
+                        preallocate(self._fd, total)
+                except DiskFullError:
+                    raise
+        elif self.state.total_size != total:
+            raise RestartFromZero("the file's size changed on the server")
+
+    async def _fetch_segment(self, segment: Segment, probe: asyncio.Event) -> None:
+        """Fill `segment` from one response; returns when it is complete."""
+        asked_start = segment.received
+        response = await self._open(asked_start, segment.end)
+        try:
+            self._check_status(response)
+            ranged = asked_start > 0 or segment.end is not None
+            if response.status == 416:
+                raise RestartFromZero("the server refused the byte range")
+            if response.headers.get("Content-Encoding", "identity") not in ("identity", ""):
+                raise FatalDownloadError("the server compressed the body despite identity encoding")
+            if response.status == 206:
+                match = _CONTENT_RANGE_RE.match(response.headers.get("Content-Range", ""))
+                if not match or int(match.group(1)) != asked_start:
+                    raise RestartFromZero("the server sent a different byte range than asked")
+                if match.group(3) != "*":
+                    self._set_total(int(match.group(3)))
+                etag = response.headers.get("ETag")
+                if self.state.etag and etag and etag != self.state.etag:
+                    raise RestartFromZero("the file changed on the server")
+                if not self.state.validator:
+                    self._take_validator(response)
+                self._can_split = self.state.total_size is not None
+            else:  # 200: the whole file
+                if ranged:
+                    if len(self._segments) > 1 or probe.is_set():
+                        raise RestartFromZero("the server sent the whole file instead of a range")
+                    self._reset_to_zero("the server sent the whole file instead of a range")
+                    segment.start = segment.received = 0
+                self._take_validator(response)
+                length = response.content_length
+                if length is not None:
+                    self._set_total(length)
+                segment.end = self.state.total_size
+                self._can_split = False
+            probe.set()
+            await self._stream_body(response, segment)
+        finally:
+            response.release()
+
+    async def _stream_body(self, response: aiohttp.ClientResponse, segment: Segment) -> None:
+        pending: asyncio.Future | None = None
+        pending_range = (0, 0)
+        batch: list[bytes] = []
+        batch_start = segment.received
+        batch_len = 0
+
+        async def flush() -> None:
+            nonlocal pending, pending_range, batch, batch_start, batch_len
+            if pending is not None:
+                await pending
+                self._mark_done(*pending_range)
+                pending = None
+            if batch:
+                pending = asyncio.ensure_future(self._io(self._write_batch, batch_start, batch))
+                pending_range = (batch_start, batch_start + batch_len)
+                batch_start += batch_len
+                batch, batch_len = [], 0
+
+        try:
+            try:
+                async for data in response.content.iter_any():
+                    if segment.end is not None:
+                        room = segment.end - segment.received
+                        if len(data) >= room:
+                            data = data[:room]
+                    if data:
+                        batch.append(data)
+                        batch_len += len(data)
+                        segment.received += len(data)
+                        if self.limiter.rate:
+                            await self.limiter.acquire(len(data))
+                    if batch_len >= WRITE_BATCH:
+                        await flush()
+                        self.maybe_save_state()
+                    if segment.end is not None and segment.received >= segment.end:
+                        break
+            except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+                await flush()
+                raise RetryableError(_describe(exc, self.settings.stall_timeout)) from None
+            await flush()
+            await flush()
+        finally:
+            unwritten_from = batch_start
+            if pending is not None:
+                # Never leave a write running on a file that is about to be closed.
+                await asyncio.wait([pending])
+                if not pending.cancelled() and pending.exception() is None:
+                    self._mark_done(*pending_range)
+                else:
+                    unwritten_from = pending_range[0]
+            segment.received = max(unwritten_from, segment.start)
+        if segment.end is None:
+            self._set_total_at_eof(segment.received)
+        elif segment.received < segment.end:
+            raise RetryableError("the connection closed before the range was complete")
+
+    def _set_total_at_eof(self, size: int) -> None:
+        if self.state.total_size is None:
+            self._set_total(size)
+
+    # ---- connections -------------------------------------------------------------------------
+
+    def _next_segment(self) -> Segment | None:
+        """An unassigned hole, else half of the largest range still being fetched (work stealing)."""
+        if self._unassigned:
+            segment = self._unassigned.pop(0)
+            self._segments.append(segment)
+            return segment
+        if not self._can_split:
+            return None
+        candidates = [s for s in self._segments if s.end is not None and s.remaining]
+        if not candidates:
+            return None
+        victim = max(candidates, key=lambda s: s.remaining or 0)
+        remaining = victim.remaining or 0
+        if remaining < 2 * self.settings.min_segment_size:
+            return None
+        middle = victim.received + remaining // 2
+        middle -= middle % (1024 * 1024) if middle % (1024 * 1024) < remaining // 4 else 0
+        stolen = Segment(middle, victim.end)
+        victim.end = middle
+        self._segments.append(stolen)
+        return stolen
+
+    async def _connection(self, first: Segment | None, probe: asyncio.Event) -> None:
+        segment = first or self._next_segment()
+        failures = 0
+        while segment is not None:
+            progress_mark = segment.received
+            try:
+                if segment.end is None or segment.received < segment.end:
+                    await self._fetch_segment(segment, probe)
+            except RetryableError as exc:
+                if segment.received > progress_mark:
+                    failures = 0
+                failures += 1
+                if failures > self.settings.retries:
+                    raise RetriesExhausted(
+                        f"gave up after {failures} failed attempts: {exc.reason}"
+                    ) from None
+                delay = exc.retry_after if exc.retry_after is not None else backoff_delay(failures)
+                self.on_retry(failures, self.settings.retries, exc.reason, delay)
+                self.save_state()
+                await asyncio.sleep(delay)
+                continue
+            self._segments.remove(segment)
+            segment = self._next_segment()
+
+    async def _transfer(self) -> None:
+        total = self.state.total_size
+        if total is not None:
+            holes = missing_ranges(self.state.ranges, total)
+            segments = [Segment(start, end) for start, end in holes]
+        else:
+            segments = [Segment(self.state.contiguous_prefix, None)]
+            self.state.ranges = self.state.ranges[:1] if self.state.contiguous_prefix else []
+        if not segments:
+            return
+        self._segments = [segments[0]]
+        self._unassigned = segments[1:]
+        probe = asyncio.Event()
+        try:
+            await self._run_connections(segments[0], probe)
+        except BaseExceptionGroup as group:
+            raise _most_telling(group) from None
+
+    async def _run_connections(self, first_segment: Segment, probe: asyncio.Event) -> None:
+        async with asyncio.TaskGroup() as group:
+            first = group.create_task(self._connection(first_segment, probe))
+            if self.connections > 1:
+                probe_wait = asyncio.ensure_future(probe.wait())
+                try:
+                    await asyncio.wait([first, probe_wait], return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    probe_wait.cancel()
+                worth = (self.state.total_size or 0) >= 2 * self.settings.min_segment_size
+                if probe.is_set() and self._can_split and worth:
+                    for _ in range(self.connections - 1):
+                        group.create_task(self._connection(None, probe))
+
+    # ---- the whole file ----------------------------------------------------------------------
+
+    async def run(self) -> str:
+        """Download until the partial is complete and verified; returns its SHA-256."""
+        self.layout.ensure()
+        self.load_state()
+        flags = os.O_RDWR | os.O_CREAT
+        self._fd = os.open(self.partial_path, flags, 0o644)
+        hasher: asyncio.Task | None = None
+        try:
+            if self.state.total_size and os.fstat(self._fd).st_size < self.state.total_size:
+                preallocate(self._fd, self.state.total_size)
+            self.rechecking_until = self.state.contiguous_prefix
+            self.save_state()
+            hasher = asyncio.ensure_future(self._hash_loop())
+            restarts = 0
+            while True:
+                try:
+                    await self._transfer()
+                    break
+                except RestartFromZero as exc:
+                    restarts += 1
+                    reason = str(exc)
+                    if restarts > self.settings.retries:
+                        raise FatalDownloadError(f"cannot resume: {reason}") from None
+                    await self._drain_io()
+                    self._reset_to_zero(reason)
+            total = self.state.total_size if self.state.total_size is not None else 0
+            if self.state.bytes_done != total:
+                raise RetryableError("the download ended with bytes missing")
+            while self._hashed_upto < total:
+                await self._io(self._hash_from_disk, total)
+            self.sha256 = self._hash.hexdigest()
+            self.save_state()
+            self.verify()
+            return self.sha256
+        finally:
+            if hasher is not None:
+                hasher.cancel()
+                await asyncio.wait([hasher])
+            await self._drain_io()
+            os.close(self._fd)
+            self._fd = -1
+
+    def verify(self) -> None:
+        if self.expected_size is not None and self.state.total_size != self.expected_size:
+            raise ChecksumMismatch(
+                f"download corrupted: got {self.state.total_size} bytes, "
+                f"expected {self.expected_size}"
+            )
+        if self.expected_sha256 and not hmac.compare_digest(
+            (self.sha256 or "").encode(), self.expected_sha256.encode()
+        ):
+            raise ChecksumMismatch(
+                f"download corrupted: SHA-256 of {Path(self.request.dest).name} is "
+                f"{(self.sha256 or '')[:12]}…, expected {self.expected_sha256[:12]}…"
+            )
+
+
+_SEVERITY = (DiskFullError, FatalDownloadError, ChecksumMismatch, RestartFromZero, RetryableError)
+
+
+def _most_telling(group: BaseExceptionGroup) -> BaseException:
+    """The exception that decides what happens next when several connections failed at once."""
+    leaves: list[BaseException] = []
+
+    def collect(exc: BaseException) -> None:
+        if isinstance(exc, BaseExceptionGroup):
+            for inner in exc.exceptions:
+                collect(inner)
+        elif not isinstance(exc, asyncio.CancelledError):
+            leaves.append(exc)
+
+    collect(group)
+    for kind in _SEVERITY:
+        for exc in leaves:
+            if isinstance(exc, kind):
+                return exc
+    return leaves[0] if leaves else asyncio.CancelledError()
+
+
+def _describe(exc: BaseException, stall_timeout: float | None = None) -> str:
+    if isinstance(exc, (asyncio.TimeoutError, aiohttp.ServerTimeoutError)):
+        if stall_timeout:
+            return f"stalled: no data for {stall_timeout:g} s"
+        return "timed out"
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        return "connection dropped mid-transfer"
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return "server disconnected"
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return f"cannot connect ({exc.os_error.strerror or exc.os_error})"
+    text = str(exc) or type(exc).__name__
+    return redact_url(text) if "://" in text else text

@@ -1,0 +1,77 @@
+"""Disk space checks, preallocation, and moving a verified file into place durably."""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+from pathlib import Path
+
+WILLNEED_BYTES = 64 * 1024 * 1024
+
+
+class DiskFullError(Exception):
+    """Not enough space; the partial (if any) is intact and resumable."""
+
+
+def free_space(path: Path) -> int:
+    probe = path
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    return shutil.disk_usage(probe).free
+
+
+def preallocate(fd: int, size: int) -> bool:
+    """Reserve `size` bytes for the file; False where the filesystem cannot (it still works)."""
+    if size <= 0 or not hasattr(os, "posix_fallocate"):
+        return False
+    try:
+        os.posix_fallocate(fd, 0, size)
+        return True
+    except OSError as exc:
+        if exc.errno == errno.ENOSPC:
+            raise DiskFullError("disk full while reserving space for the download") from None
+        return False  # EOPNOTSUPP, EINVAL on some filesystems: fine, just not reserved
+
+
+def fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def place_file(partial: Path, dest: Path) -> None:
+    """fsync the verified partial, rename it into place atomically, fsync the directory."""
+    fd = os.open(partial, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(partial, dest)
+    fsync_dir(dest.parent)
+    if partial.parent != dest.parent:
+        fsync_dir(partial.parent)
+
+
+def hint_page_cache(path: Path, length: int = WILLNEED_BYTES) -> None:
+    """Ask the kernel to read the start of the model so llama.cpp's first load starts fast."""
+    if not hasattr(os, "posix_fadvise"):
+        return
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.posix_fadvise(fd, 0, length, os.POSIX_FADV_WILLNEED)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

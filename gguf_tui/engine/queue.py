@@ -1,0 +1,650 @@
+"""The download queue: jobs, their states, commands in and events out.
+
+`Engine` is the narrow interface the CLI and the TUI share: async commands (enqueue, pause,
+resume, cancel, retry, move) and a stream of typed events. Progress is throttled here, a few
+events per second per job, never one per chunk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import AsyncIterator, Callable
+
+import aiohttp
+
+from gguf_tui.config import Config
+from gguf_tui.engine.errors import ChecksumMismatch, DownloadError, FatalDownloadError
+from gguf_tui.engine.events import (
+    EngineEvent,
+    JobError,
+    Notice,
+    Progress,
+    Retrying,
+    StateChanged,
+)
+from gguf_tui.engine.fetch import FileDownload
+from gguf_tui.engine.placement import DiskFullError, free_space, hint_page_cache, place_file
+from gguf_tui.engine.ratelimit import RateLimiter
+from gguf_tui.engine.resume import ResumeState, ResumeStateError
+from gguf_tui.fsutil import write_json_atomic
+from gguf_tui.engine.spec import FileRequest, JobSpec, JobState
+from gguf_tui.store.layout import StoreLayout, UnsafePathError
+from gguf_tui.store.locks import DownloadLock, LockHeld
+from gguf_tui.store.manifest import Manifest, ManifestError, ManifestFile
+from gguf_tui.textsafe import plain, redact_url
+
+USER_AGENT = "gguf-tui/0.1"
+ELSEWHERE_POLL = 2.0
+
+
+def make_session(config: Config, *, limit: int = 64) -> aiohttp.ClientSession:
+    """One session for every download: no total timeout, connect and stall (read) timeouts."""
+    timeout = aiohttp.ClientTimeout(
+        total=None,
+        sock_connect=config.downloads.connect_timeout,
+        sock_read=config.downloads.stall_timeout,
+    )
+    connector = aiohttp.TCPConnector(limit=limit, limit_per_host=limit, ttl_dns_cache=300)
+    return aiohttp.ClientSession(
+        timeout=timeout,
+        connector=connector,
+        headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity"},
+        auto_decompress=False,
+        read_bufsize=1 << 20,
+    )
+
+
+@dataclass
+class Job:
+    id: int
+    spec: JobSpec
+    state: JobState = JobState.QUEUED
+    message: str = ""
+    bytes_done: int = 0
+    total: int | None = None
+    speed: float = 0.0
+    eta: float | None = None
+    phase: str = "downloading"
+    retry_attempt: int = 0
+    retry_max: int = 0
+    retry_reason: str = ""
+    checksum_failures: int = 0
+    created_at: float = field(default_factory=time.time)
+    task: asyncio.Task | None = field(default=None, repr=False)
+    current: FileDownload | None = field(default=None, repr=False)
+    completed_bytes: int = 0
+    wanted_state: JobState | None = field(default=None, repr=False)
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+
+class EventStream:
+    """An async iterator over engine events for one subscriber."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self.queue: asyncio.Queue[EngineEvent] = asyncio.Queue()
+
+    def __aiter__(self) -> AsyncIterator[EngineEvent]:
+        return self
+
+    async def __anext__(self) -> EngineEvent:
+        return await self.queue.get()
+
+    def close(self) -> None:
+        self._engine._subscribers.discard(self)
+
+
+class Engine:
+    def __init__(
+        self,
+        config: Config,
+        *,
+        session: aiohttp.ClientSession | None = None,
+        connections: int | None = None,
+        max_rate: int | None = None,
+        auth_headers_for: Callable[[str], dict[str, str]] | None = None,
+    ) -> None:
+        self.config = config
+        self.settings = config.downloads
+        self.layout = StoreLayout(config.store)
+        self.connections = connections or self.settings.connections
+        self.limiter = RateLimiter(max_rate if max_rate is not None else self.settings.max_rate)
+        self.auth_headers_for = auth_headers_for
+        self._session = session
+        self._owns_session = session is None
+        self._jobs: dict[int, Job] = {}
+        self._order: list[int] = []
+        self._ids = itertools.count(1)
+        self._subscribers: set[EventStream] = set()
+        self._closed = False
+
+    # ---- lifecycle ---------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Engine:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info) -> None:
+        await self.close()
+
+    async def start(self) -> None:
+        self.layout.ensure()
+        if self._session is None:
+            self._session = make_session(self.config)
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        assert self._session is not None, "Engine.start() first"
+        return self._session
+
+    async def close(self) -> None:
+        """Pause every running job (saving resume state) and release the session."""
+        if self._closed:
+            return
+        self._closed = True
+        await self.shutdown()
+        if self._owns_session and self._session is not None:
+            await self._session.close()
+
+    async def shutdown(self) -> None:
+        running = [job for job in self._jobs.values() if job.task and not job.task.done()]
+        for job in running:
+            job.wanted_state = JobState.PAUSED
+            job.task.cancel()  # type: ignore[union-attr]
+        for job in running:
+            await asyncio.wait([job.task])  # type: ignore[list-item]
+
+    # ---- events ------------------------------------------------------------------------------
+
+    def subscribe(self) -> EventStream:
+        stream = EventStream(self)
+        self._subscribers.add(stream)
+        return stream
+
+    def _emit(self, event: EngineEvent) -> None:
+        for stream in list(self._subscribers):
+            stream.queue.put_nowait(event)
+
+    def _set_state(self, job: Job, state: JobState, message: str = "") -> None:
+        job.state = state
+        job.message = message
+        if state != JobState.RETRYING:
+            job.retry_reason = ""
+        self._emit(StateChanged(job.id, job.name, state, message))
+
+    # ---- queries -----------------------------------------------------------------------------
+
+    def jobs(self) -> list[Job]:
+        return [self._jobs[job_id] for job_id in self._order]
+
+    def get(self, job_id: int) -> Job:
+        try:
+            return self._jobs[job_id]
+        except KeyError:
+            raise KeyError(f"no download with id {job_id}") from None
+
+    def resume_states(self, job: Job) -> list[ResumeState]:
+        states = []
+        for request in job.spec.files:
+            try:
+                states.append(ResumeState.load(self.layout.state_path(request.key_hash)))
+            except ResumeStateError:
+                continue
+        return states
+
+    # ---- commands ----------------------------------------------------------------------------
+
+    async def enqueue(self, spec: JobSpec, *, paused: bool = False) -> int:
+        for request in spec.files:
+            try:
+                self.layout.dest_path(request.dest)
+            except UnsafePathError as exc:
+                raise FatalDownloadError(str(exc)) from None
+        for job in self._jobs.values():
+            if job.spec.name == spec.name and not job.state.is_final:
+                return job.id
+        job = Job(next(self._ids), spec, total=spec.total_size)
+        self._jobs[job.id] = job
+        self._order.append(job.id)
+        self._save_job_record(job)
+        self._set_state(job, JobState.PAUSED if paused else JobState.QUEUED)
+        self._schedule()
+        return job.id
+
+    async def pause(self, job_id: int) -> None:
+        job = self.get(job_id)
+        if job.state == JobState.QUEUED:
+            self._set_state(job, JobState.PAUSED)
+            return
+        if job.task and not job.task.done():
+            job.wanted_state = JobState.PAUSED
+            job.task.cancel()
+            await asyncio.wait([job.task])
+
+    async def resume(self, job_id: int) -> None:
+        job = self.get(job_id)
+        if job.state == JobState.PAUSED:
+            self._set_state(job, JobState.QUEUED)
+            self._schedule()
+
+    async def cancel(self, job_id: int) -> None:
+        """Stop the download and delete its partial files and state (next time starts from 0)."""
+        job = self.get(job_id)
+        if job.state == JobState.COMPLETED:
+            return
+        if job.task and not job.task.done():
+            job.wanted_state = JobState.CANCELLED
+            job.task.cancel()
+            await asyncio.wait([job.task])
+        else:
+            self._delete_partials(job)
+            self._set_state(job, JobState.CANCELLED)
+        self._schedule()
+
+    async def retry(self, job_id: int) -> None:
+        job = self.get(job_id)
+        if job.state in (JobState.FAILED, JobState.CANCELLED, JobState.PAUSED):
+            job.checksum_failures = 0
+            self._save_job_record(job)
+            self._set_state(job, JobState.QUEUED)
+            self._schedule()
+
+    async def move(self, job_id: int, delta: int) -> None:
+        """Move a download up (negative) or down (positive) in the queue order."""
+        index = self._order.index(job_id)
+        new_index = max(0, min(len(self._order) - 1, index + delta))
+        self._order.insert(new_index, self._order.pop(index))
+        self._emit(StateChanged(job_id, self.get(job_id).name, self.get(job_id).state, "moved"))
+        self._schedule()
+
+    async def remove(self, job_id: int) -> None:
+        """Forget a finished download (completed, failed or cancelled) from the list."""
+        job = self.get(job_id)
+        if job.state.is_final:
+            self._order.remove(job_id)
+            del self._jobs[job_id]
+
+    async def wait(self, job_id: int) -> Job:
+        """Wait until the job is completed, failed, cancelled, or paused."""
+        job = self.get(job_id)
+        while True:
+            if job.task is not None and not job.task.done():
+                await asyncio.wait([job.task])
+                continue
+            if job.state in (JobState.QUEUED,):
+                await asyncio.sleep(0.05)
+                continue
+            return job
+
+    # ---- scheduling --------------------------------------------------------------------------
+
+    def _schedule(self) -> None:
+        if self._closed:
+            return
+        running = sum(1 for job in self._jobs.values() if job.task and not job.task.done())
+        for job_id in self._order:
+            if running >= self.settings.concurrency:
+                break
+            job = self._jobs[job_id]
+            if job.state == JobState.QUEUED and (job.task is None or job.task.done()):
+                job.wanted_state = None
+                job.task = asyncio.ensure_future(self._run_job(job))
+                job.task.add_done_callback(lambda _t: self._schedule())
+                running += 1
+
+    # ---- running one job ---------------------------------------------------------------------
+
+    async def _run_job(self, job: Job) -> None:
+        ticker = asyncio.ensure_future(self._tick(job))
+        try:
+            await self._download_job(job)
+        except asyncio.CancelledError:
+            wanted = job.wanted_state or JobState.PAUSED
+            if job.current is not None:
+                if wanted == JobState.CANCELLED:
+                    job.current.discard_files()
+                else:
+                    job.current.save_state()
+            if wanted == JobState.CANCELLED:
+                self._delete_partials(job)
+                self._set_state(job, JobState.CANCELLED)
+            else:
+                self._set_state(job, JobState.PAUSED)
+        except DiskFullError as exc:
+            if job.current is not None:
+                job.current.save_state()
+            message = f"{exc}; the partial is kept: free some space, then resume"
+            self._emit(JobError(job.id, job.name, message))
+            self._set_state(job, JobState.PAUSED, message)
+        except (DownloadError, OSError) as exc:
+            if job.current is not None and job.current.state_path.exists():
+                job.current.save_state()
+            message = plain(str(exc)) if isinstance(exc, DownloadError) else _os_message(exc)
+            self._emit(JobError(job.id, job.name, message))
+            self._set_state(job, JobState.FAILED, message)
+        finally:
+            ticker.cancel()
+            job.current = None
+            job.speed = 0.0
+            job.eta = None
+
+    async def _tick(self, job: Job) -> None:
+        interval = 1.0 / max(1.0, self.config.ui.refresh_rate)
+        last_bytes, last_time = None, time.monotonic()
+        while True:
+            await asyncio.sleep(interval)
+            download = job.current
+            if download is None or job.state not in (JobState.DOWNLOADING, JobState.RETRYING):
+                last_bytes = None
+                continue
+            done = job.completed_bytes + download.bytes_done
+            now = time.monotonic()
+            if last_bytes is not None and now > last_time:
+                instant = max(0.0, (done - last_bytes) / (now - last_time))
+                job.speed = instant if job.speed == 0 else 0.7 * job.speed + 0.3 * instant
+            last_bytes, last_time = done, now
+            total = job.spec.total_size or (
+                job.completed_bytes + download.total if download.total else None
+            )
+            job.bytes_done, job.total = done, total
+            job.eta = (total - done) / job.speed if total and job.speed > 0 else None
+            rechecking = download.hashed < download.rechecking_until
+            job.phase = "re-checking" if rechecking else "downloading"
+            self._emit(
+                Progress(
+                    job.id,
+                    job.name,
+                    done,
+                    total,
+                    job.speed,
+                    job.eta,
+                    job.phase,
+                    download.request.dest,
+                )
+            )
+
+    def _manifest(self, job: Job) -> Manifest | None:
+        path = self.layout.manifest_path(job.name)
+        if not path.exists():
+            return None
+        try:
+            return Manifest.load(path)
+        except ManifestError as exc:
+            self._emit(Notice(job.id, job.name, plain(str(exc))))
+            return None
+
+    def _already_placed(self, request: FileRequest, manifest: Manifest | None) -> ManifestFile | None:
+        if manifest is None:
+            return None
+        for entry in manifest.files:
+            if entry.path != request.dest:
+                continue
+            dest = self.layout.root / entry.path
+            if not dest.is_file() or dest.stat().st_size != entry.size:
+                return None
+            if request.expected_sha256 and request.expected_sha256.lower() != entry.sha256:
+                return None
+            return entry
+        return None
+
+    def _preflight(self, job: Job, remaining: list[FileRequest]) -> None:
+        needed = 0
+        for request in remaining:
+            if request.expected_size is None:
+                continue
+            partial = self.layout.partial_path(request.key_hash)
+            try:
+                allocated = partial.stat().st_blocks * 512 if partial.exists() else 0
+            except OSError:
+                allocated = 0
+            needed += max(0, request.expected_size - allocated)
+        self._check_space(needed)
+
+    def _check_space(self, needed: int) -> None:
+        free = free_space(self.layout.root)
+        margin = self.settings.free_space_margin
+        if needed and needed + margin > free:
+            from gguf_tui.units import format_size
+
+            raise DiskFullError(
+                f"not enough disk space: needs {format_size(needed)} plus a "
+                f"{format_size(margin)} margin, {format_size(free)} free on {self.layout.root}"
+            )
+
+    async def _download_job(self, job: Job) -> None:
+        self._set_state(job, JobState.DOWNLOADING)
+        manifest = self._manifest(job)
+        placed: list[ManifestFile] = []
+        remaining: list[FileRequest] = []
+        for request in job.spec.files:
+            entry = self._already_placed(request, manifest)
+            if entry is not None:
+                placed.append(entry)
+            else:
+                dest = self.layout.dest_path(request.dest)
+                if dest.exists():
+                    raise FatalDownloadError(
+                        f"{request.dest} already exists in the store but is not managed: "
+                        f"adopt it with 'gguf-tui import' or remove it"
+                    )
+                remaining.append(request)
+        if not remaining:
+            job.completed_bytes = job.bytes_done = sum(entry.size for entry in placed)
+            self._finish_job_record(job)
+            self._set_state(job, JobState.COMPLETED, "already in the store")
+            return
+        self._preflight(job, remaining)
+        job.completed_bytes = sum(entry.size for entry in placed)
+        for request in remaining:
+            placed.append(await self._download_file(job, request))
+        self._write_manifest(job, placed, manifest)
+        self._finish_job_record(job)
+        job.bytes_done = job.completed_bytes
+        self._set_state(job, JobState.COMPLETED)
+
+    async def _download_file(self, job: Job, request: FileRequest) -> ManifestFile:
+        if not request.auth_headers and request.auth_origin and self.auth_headers_for:
+            request.auth_headers = self.auth_headers_for(request.auth_origin)
+        lock = DownloadLock(self.layout.lock_path(request.key_hash), what=request.dest)
+        await self._acquire(job, lock)
+        try:
+            dest = self.layout.dest_path(request.dest)
+            while True:
+                download = FileDownload(
+                    request,
+                    self.layout,
+                    self.settings,
+                    self.session,
+                    self.limiter,
+                    connections=self.connections,
+                    on_retry=lambda attempt, most, reason, delay: self._on_retry(
+                        job, attempt, most, reason, delay
+                    ),
+                    on_notice=lambda message: self._emit(Notice(job.id, job.name, message)),
+                    on_fresh_total=lambda total: self._check_space(total),
+                )
+                job.current = download
+                try:
+                    sha256 = await download.run()
+                except ChecksumMismatch as exc:
+                    download.discard_files()
+                    job.checksum_failures += 1
+                    if job.checksum_failures > self.settings.checksum_retries:
+                        attempts = job.checksum_failures
+                        raise FatalDownloadError(
+                            f"{exc} (failed {attempts} attempt{'s' if attempts > 1 else ''})"
+                        ) from None
+                    self._on_retry(
+                        job,
+                        job.checksum_failures,
+                        self.settings.checksum_retries,
+                        "checksum mismatch: download corrupted",
+                        0.0,
+                    )
+                    continue
+                break
+            self._set_state(job, JobState.VERIFYING)
+            place_file(download.partial_path, dest)
+            hint_page_cache(dest)
+            try:
+                download.state_path.unlink()
+            except FileNotFoundError:
+                pass
+            size = download.state.total_size or 0
+            job.completed_bytes += size
+            job.current = None
+            self._set_state(job, JobState.DOWNLOADING)
+            return ManifestFile(
+                path=request.dest,
+                size=size,
+                sha256=sha256,
+                role=request.role,
+                etag=download.state.etag,
+                last_modified=download.state.last_modified,
+                url=redact_url(request.url),
+                verified_at=time.time(),
+            )
+        finally:
+            lock.release()
+
+    async def _acquire(self, job: Job, lock: DownloadLock) -> None:
+        """Own the download; while another process has it, show 'downloading elsewhere' and wait."""
+        waiting = False
+        while True:
+            try:
+                lock.acquire()
+            except LockHeld as held:
+                if not waiting:
+                    self._set_state(job, JobState.ELSEWHERE, str(held))
+                    waiting = True
+                await asyncio.sleep(ELSEWHERE_POLL)
+                continue
+            if waiting:
+                self._set_state(job, JobState.DOWNLOADING)
+            return
+
+    def _on_retry(self, job: Job, attempt: int, most: int, reason: str, delay: float) -> None:
+        job.retry_attempt, job.retry_max, job.retry_reason = attempt, most, reason
+        self._emit(Retrying(job.id, job.name, attempt, most, plain(reason), delay))
+        if job.state != JobState.RETRYING:
+            job.state = JobState.RETRYING
+            self._emit(StateChanged(job.id, job.name, JobState.RETRYING, plain(reason)))
+        asyncio.get_running_loop().call_later(delay + 0.05, self._back_to_downloading, job)
+
+    def _back_to_downloading(self, job: Job) -> None:
+        if job.state == JobState.RETRYING:
+            self._set_state(job, JobState.DOWNLOADING)
+
+    def _write_manifest(self, job: Job, files: list[ManifestFile], old: Manifest | None) -> None:
+        facts: dict = {}
+        model_file = next((f for f in files if f.role != "mmproj"), files[0] if files else None)
+        if model_file is not None:
+            facts = _gguf_facts(self.layout.root / model_file.path)
+        manifest = Manifest(
+            name=job.name,
+            files=files,
+            source=job.spec.source,
+            license=job.spec.license or facts.get("license"),
+            gguf=facts,
+            added_at=old.added_at if old else time.time(),
+            last_used_at=old.last_used_at if old else None,
+        )
+        manifest.save(self.layout.manifest_path(job.name))
+
+    # ---- partials and job records ------------------------------------------------------------
+
+    def _delete_partials(self, job: Job) -> None:
+        for request in job.spec.files:
+            for path in (
+                self.layout.partial_path(request.key_hash),
+                self.layout.state_path(request.key_hash),
+            ):
+                try:
+                    path.unlink()
+                except FileNotFoundError:
+                    pass
+        self._finish_job_record(job)
+
+    def _job_record_path(self, job: Job) -> Path:
+        return self.layout.hidden / "jobs" / (self.layout.manifest_path(job.name).name)
+
+    def _save_job_record(self, job: Job) -> None:
+        """Remember the job (no secrets) so a restart can show it paused, ready to resume."""
+        record = {
+            "format": 1,
+            "name": job.spec.name,
+            "source": job.spec.source,
+            "license": job.spec.license,
+            "created_at": job.created_at,
+            "files": [
+                {
+                    "url": request.url,
+                    "dest": request.dest,
+                    "expected_sha256": request.expected_sha256,
+                    "expected_size": request.expected_size,
+                    "revision": request.revision,
+                    "role": request.role,
+                    "auth_origin": request.auth_origin,
+                }
+                for request in job.spec.files
+            ],
+        }
+        write_json_atomic(self._job_record_path(job), record)
+
+    def _finish_job_record(self, job: Job) -> None:
+        try:
+            self._job_record_path(job).unlink()
+        except FileNotFoundError:
+            pass
+
+    async def restore_jobs(self) -> list[int]:
+        """Add downloads left by earlier runs (interrupted or paused) to the queue, paused."""
+        restored = []
+        folder = self.layout.hidden / "jobs"
+        for path in sorted(folder.glob("*.json")) if folder.exists() else []:
+            try:
+                raw = json.loads(path.read_text(encoding="utf-8"))
+                spec = JobSpec(
+                    name=str(raw["name"]),
+                    files=[FileRequest(**entry) for entry in raw["files"]],
+                    source=dict(raw.get("source") or {}),
+                    license=raw.get("license"),
+                )
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                self._emit(Notice(0, path.name, f"ignored an unreadable queue record: {exc}"))
+                continue
+            if any(job.spec.name == spec.name for job in self._jobs.values()):
+                continue
+            job_id = await self.enqueue(spec, paused=True)
+            job = self.get(job_id)
+            job.created_at = float(raw.get("created_at") or job.created_at)
+            job.bytes_done = sum(state.bytes_done for state in self.resume_states(job))
+            restored.append(job_id)
+        return restored
+
+
+def _os_message(exc: OSError) -> str:
+    where = f": {exc.filename}" if exc.filename else ""
+    return f"{exc.strerror or exc}{where}"
+
+
+def _gguf_facts(path: Path) -> dict:
+    """GGUF header facts for the manifest; an unreadable header is recorded, never fatal."""
+    try:
+        from gguf_tui.gguf import GGUFError, read_gguf
+    except ImportError:
+        return {}
+    try:
+        return read_gguf(path).to_json()
+    except GGUFError as exc:
+        return {"error": plain(str(exc))}
+    except OSError as exc:
+        return {"error": _os_message(exc)}

@@ -1,0 +1,82 @@
+"""Per-model manifests: one JSON file per logical model under `.gguf-tui/manifests/`."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gguf_tui.fsutil import write_json_atomic
+
+MANIFEST_FORMAT = 1
+
+
+class ManifestError(Exception):
+    """A manifest file is unreadable or malformed; the model is shown as unmanaged."""
+
+
+@dataclass
+class ManifestFile:
+    path: str  # relative to the store root
+    size: int
+    sha256: str
+    role: str = "model"  # model, part, mmproj
+    etag: str | None = None
+    last_modified: str | None = None
+    url: str | None = None  # redacted: no query string, no credentials
+    verified_at: float | None = None
+
+
+@dataclass
+class Manifest:
+    name: str
+    files: list[ManifestFile]
+    source: dict[str, Any] = field(default_factory=dict)
+    license: str | None = None
+    gguf: dict[str, Any] = field(default_factory=dict)
+    added_at: float = field(default_factory=time.time)
+    last_used_at: float | None = None
+    format: int = MANIFEST_FORMAT
+
+    @property
+    def total_size(self) -> int:
+        return sum(f.size for f in self.files)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, raw: Any, origin: str = "manifest") -> Manifest:
+        try:
+            if not isinstance(raw, dict):
+                raise TypeError("not an object")
+            if raw.get("format") != MANIFEST_FORMAT:
+                raise ValueError(f"unknown manifest format {raw.get('format')!r}")
+            files = [ManifestFile(**entry) for entry in raw["files"]]
+            for entry in files:
+                if not isinstance(entry.path, str) or not isinstance(entry.size, int):
+                    raise TypeError("bad file entry")
+            return cls(
+                name=str(raw["name"]),
+                files=files,
+                source=dict(raw.get("source") or {}),
+                license=raw.get("license"),
+                gguf=dict(raw.get("gguf") or {}),
+                added_at=float(raw.get("added_at") or 0.0),
+                last_used_at=raw.get("last_used_at"),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ManifestError(f"{origin}: invalid manifest ({exc})") from None
+
+    @classmethod
+    def load(cls, path: Path) -> Manifest:
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ManifestError(f"{path}: unreadable manifest ({exc})") from None
+        return cls.from_json(raw, str(path))
+
+    def save(self, path: Path) -> None:
+        write_json_atomic(path, self.to_json())
