@@ -43,6 +43,7 @@ class DownloadsConfig:
     free_space_margin: int = 1024**3
     min_segment_size: int = 32 * 1024**2
     state_save_interval: float = 5.0
+    retry_backoff: float = 0.5
 
 
 @dataclass
@@ -158,6 +159,7 @@ _SECTIONS: dict[str, dict[str, Callable[[Any], Any]]] = {
         "free_space_margin": _size,
         "min_segment_size": _size,
         "state_save_interval": _seconds(0.1),
+        "retry_backoff": _seconds(0.01),
     },
     "hub": {
         "endpoint": _url,

@@ -132,7 +132,7 @@ class ProgressPrinter:
         if isinstance(event, StateChanged):
             if event.state in (JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED):
                 return  # reported at the end
-            if event.state in (JobState.QUEUED, JobState.DOWNLOADING, JobState.RETRYING):
+            if event.state in (JobState.QUEUED, JobState.DOWNLOADING, JobState.RETRYING, JobState.VERIFYING):
                 return
             text = f"{name}: {event.state.value}" + (f": {plain(event.message)}" if event.message else "")
         elif isinstance(event, Retrying):
@@ -202,8 +202,13 @@ async def _pull(args: argparse.Namespace, config: Config) -> int:
             interrupted.append(signum)
             main_task.cancel()  # type: ignore[union-attr]
 
+    handled = []
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        loop.add_signal_handler(signum, on_signal, signum)
+        try:
+            loop.add_signal_handler(signum, on_signal, signum)
+            handled.append(signum)
+        except (RuntimeError, ValueError):
+            pass  # not the main thread (tests run the CLI in a thread)
     printer = ProgressPrinter(args.json)
     engine = Engine(config, connections=args.connections, max_rate=args.max_rate)
     stream = engine.subscribe()
@@ -230,7 +235,7 @@ async def _pull(args: argparse.Namespace, config: Config) -> int:
         printer.finish()
         return _summarise(args, jobs, config)
     finally:
-        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        for signum in handled:
             loop.remove_signal_handler(signum)
         if pump is not None:
             pump.cancel()

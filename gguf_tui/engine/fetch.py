@@ -72,8 +72,8 @@ def parse_retry_after(value: str | None) -> float | None:
     return max(0.0, min(when.timestamp() - time.time(), 600.0))
 
 
-def backoff_delay(failures: int) -> float:
-    return min(30.0, 0.5 * (2 ** (failures - 1))) * (0.75 + random.random() * 0.5)
+def backoff_delay(failures: int, base: float = 0.5) -> float:
+    return min(30.0, base * (2 ** (failures - 1))) * (0.75 + random.random() * 0.5)
 
 
 @dataclass
@@ -371,10 +371,13 @@ class FileDownload:
     async def _fetch_segment(self, segment: Segment, probe: asyncio.Event) -> None:
         """Fill `segment` from one response; returns when it is complete."""
         asked_start = segment.received
-        response = await self._open(asked_start, segment.end)
+        asked_end = segment.end
+        if asked_end is not None and asked_end == self.state.total_size:
+            asked_end = None  # the tail: an open range reads the same and survives a size check
+        response = await self._open(asked_start, asked_end)
         try:
             self._check_status(response)
-            ranged = asked_start > 0 or segment.end is not None
+            ranged = asked_start > 0 or asked_end is not None
             if response.status == 416:
                 raise RestartFromZero("the server refused the byte range")
             if response.headers.get("Content-Encoding", "identity") not in ("identity", ""):
@@ -509,7 +512,7 @@ class FileDownload:
                     raise RetriesExhausted(
                         f"gave up after {failures} failed attempts: {exc.reason}"
                     ) from None
-                delay = exc.retry_after if exc.retry_after is not None else backoff_delay(failures)
+                delay = exc.retry_after if exc.retry_after is not None else backoff_delay(failures, self.settings.retry_backoff)
                 self.on_retry(failures, self.settings.retries, exc.reason, delay)
                 self.save_state()
                 await asyncio.sleep(delay)

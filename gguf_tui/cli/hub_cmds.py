@@ -1,0 +1,172 @@
+"""`gguf-tui search QUERY` and `gguf-tui files REPO`: the Hub catalog from the shell."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from typing import Any
+
+from gguf_tui.hub import HubClient, HubError, RepoFiles, SearchResult, parse_ref
+from gguf_tui.textsafe import plain
+from gguf_tui.units import format_size
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    search = subparsers.add_parser(
+        "search",
+        help="search the Hub for GGUF repos",
+        description="Search the Hugging Face Hub for GGUF repos, most downloaded first.",
+    )
+    search.add_argument("query", metavar="QUERY")
+    search.add_argument("--limit", type=_positive_int, default=None, metavar="N",
+                        help="at most N results (default: hub.search_limit)")  # fmt: skip
+    search.add_argument("--json", action="store_true", help="print JSON")
+    search.set_defaults(func=run_search)
+
+    files = subparsers.add_parser(
+        "files",
+        help="list a Hub repo's GGUF files by quantisation",
+        description="List a repo's GGUF files grouped by quant, with sizes, split parts and "
+        "whether an mmproj exists. REPO: owner/repo, optionally @REVISION or an hf.co prefix.",
+    )
+    files.add_argument("repo", metavar="REPO")
+    files.add_argument("--revision", default=None, metavar="REV", help="branch, tag or commit")
+    files.add_argument("--json", action="store_true", help="print JSON")
+    files.set_defaults(func=run_files)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _fail(exc: HubError) -> int:
+    print(f"gguf-tui: {plain(exc)}", file=sys.stderr)
+    return 1
+
+
+def _count(value: int) -> str:
+    for unit, size in (("M", 1_000_000), ("k", 1_000)):
+        if value >= size:
+            text = f"{value / size:.1f}".rstrip("0").rstrip(".")
+            return f"{text}{unit}"
+    return str(value)
+
+
+def _table(rows: list[list[str]], headers: list[str], right: set[int]) -> str:
+    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows)]
+    lines = []
+    for row in [headers, *rows]:
+        cells = [
+            str(cell).rjust(width) if index in right else str(cell).ljust(width)
+            for index, (cell, width) in enumerate(zip(row, widths))
+        ]
+        lines.append("  ".join(cells).rstrip())
+    return "\n".join(lines)
+
+
+# ---- search -------------------------------------------------------------------------------
+
+
+async def _search(config: Any, query: str, limit: int | None) -> list[SearchResult]:
+    async with HubClient.from_config(config) as client:
+        return await client.search(query, limit)
+
+
+def run_search(args: argparse.Namespace, config: Any) -> int:
+    try:
+        results = asyncio.run(_search(config, args.query, args.limit))
+    except HubError as exc:
+        return _fail(exc)
+    if args.json:
+        print(json.dumps([r.to_json() for r in results], indent=2))
+        return 0
+    if not results:
+        print(f"no GGUF repos match {plain(args.query)!r}")
+        return 0
+    rows = [
+        [
+            plain(r.id),
+            _count(r.downloads),
+            _count(r.likes),
+            (r.last_modified or "")[:10],
+            "gated" if r.gated else "",
+        ]
+        for r in results
+    ]
+    print(_table(rows, ["REPO", "DOWNLOADS", "LIKES", "UPDATED", ""], right={1, 2}))
+    return 0
+
+
+# ---- files --------------------------------------------------------------------------------
+
+
+async def _files(config: Any, repo: str, revision: str) -> RepoFiles:
+    async with HubClient.from_config(config) as client:
+        return await client.repo_files(repo, revision)
+
+
+def _describe(files: RepoFiles) -> str:
+    lines = [f"{files.repo} @ {plain(files.revision)}" + (f" ({files.commit[:12]})" if files.commit else "")]
+    if files.gated:
+        lines[0] += "  [gated: needs a token with access]"
+    if files.quants or files.other:
+        rows = []
+        for group in files.quants + files.other:
+            if group.complete:
+                state = ""
+            else:
+                state = "incomplete: missing part " + ",".join(map(str, group.missing_parts))
+            rows.append(
+                [
+                    group.quant or "?",
+                    format_size(group.total_size),
+                    f"{group.part_count} part{'s' if group.part_count > 1 else ''}"
+                    if group.part_count > 1
+                    else "1 file",
+                    group.name,
+                    state,
+                ]
+            )
+        lines.append(_table(rows, ["QUANT", "SIZE", "FILES", "NAME", ""], right={1}))
+    else:
+        lines.append("no GGUF model files")
+    if files.mmprojs:
+        projectors = ", ".join(f"{f.name} ({format_size(f.size)})" for f in files.mmprojs)
+        lines.append(f"mmproj: {projectors}")
+    else:
+        lines.append("mmproj: none")
+    if files.skipped:
+        lines.append(f"skipped {len(files.skipped)} unsafe path(s): " + ", ".join(
+            f"{s.path!r} ({s.reason})" for s in files.skipped[:5]
+        ))  # fmt: skip
+    return "\n".join(plain_lines(lines))
+
+
+def plain_lines(lines: list[str]) -> list[str]:
+    """Every line of output stripped of escapes (names come from the Hub)."""
+    return [plain(line) for text in lines for line in text.split("\n")]
+
+
+def run_files(args: argparse.Namespace, config: Any) -> int:
+    try:
+        ref = parse_ref(args.repo, config.hub.endpoint)
+        if ref.is_file or ref.quant:
+            raise HubError(
+                f"'files' takes a repo (owner/repo), not {plain(args.repo)!r}", kind="bad_ref"
+            )
+        files = asyncio.run(_files(config, ref.repo, args.revision or ref.revision))
+    except HubError as exc:
+        return _fail(exc)
+    if args.json:
+        print(json.dumps(files.to_json(), indent=2))
+    else:
+        print(_describe(files))
+    return 0

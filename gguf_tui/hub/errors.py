@@ -1,0 +1,136 @@
+"""The one exception the Hub client raises, and the messages users see for Hub error codes."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+
+from gguf_tui.textsafe import plain
+
+TOKEN_HINT = "give it via HF_TOKEN or the file $HF_HOME/token"
+
+
+class HubError(Exception):
+    """A Hub request or a REF resolution failed; `str()` is one line fit for stderr.
+
+    `kind` says what went wrong so callers can react without parsing text: "not_found",
+    "gated", "auth", "denied", "rate_limited", "http", "network", "bad_response", "unsafe_path",
+    "unknown_quant", "incomplete", "ambiguous", "bad_ref". `status` is the HTTP status if any.
+    Messages never contain tokens or signed URLs.
+    """
+
+    def __init__(self, message: str, *, kind: str = "http", status: int | None = None) -> None:
+        one_line = " ".join(plain(message).split())
+        super().__init__(one_line)
+        self.kind = kind
+        self.status = status
+
+    def __repr__(self) -> str:
+        return f"HubError({str(self)!r}, kind={self.kind!r}, status={self.status!r})"
+
+
+def gated_message(repo: str, repo_page: str, *, had_token: bool) -> str:
+    """The message for a gated repo: what is needed and where to put the token."""
+    if had_token:
+        return (
+            f"{repo} is a gated repo and the token given has no access to it: accept the terms "
+            f"on the repo page {repo_page} with the account that owns the token"
+        )
+    return (
+        f"{repo} is a gated repo: a token with granted access is needed; accept the terms on "
+        f"the repo page {repo_page}, then {TOKEN_HINT}"
+    )
+
+
+def error_for_code(
+    code: str,
+    *,
+    status: int,
+    repo: str | None,
+    revision: str | None,
+    path: str | None,
+    repo_page: str,
+    had_token: bool,
+) -> HubError | None:
+    """Map the Hub's `X-Error-Code` header to a HubError, or None for codes we do not know."""
+    what = repo or "the repository"
+    if code == "RepoNotFound":
+        hint = (
+            "check the name; a private repo needs a token with access"
+            if had_token
+            else f"check the name; a private repo also needs a token ({TOKEN_HINT})"
+        )
+        return HubError(f"Hub repository {what} not found ({hint})", kind="not_found", status=status)
+    if code == "EntryNotFound":
+        where = f" at revision {revision}" if revision else ""
+        return HubError(
+            f"file {plain(path or '?')!r} not found in {what}{where}", kind="not_found", status=status
+        )
+    if code == "RevisionNotFound":
+        return HubError(
+            f"revision {plain(revision or '?')!r} not found in {what}", kind="not_found", status=status
+        )
+    if code == "GatedRepo":
+        return HubError(gated_message(what, repo_page, had_token=had_token), kind="gated", status=status)
+    if code == "DisabledRepo":
+        return HubError(f"{what} has been disabled on the Hub", kind="denied", status=status)
+    return None
+
+
+def _server_message(headers: Mapping[str, str], body: bytes) -> str:
+    message = headers.get("X-Error-Message") or ""
+    if not message and body:
+        try:
+            data = json.loads(body)
+        except (ValueError, UnicodeDecodeError):
+            data = None
+        if isinstance(data, dict) and isinstance(data.get("error"), str):
+            message = data["error"]
+    return plain(message)[:200]
+
+
+def http_error(
+    status: int,
+    headers: Mapping[str, str],
+    body: bytes = b"",
+    *,
+    what: str,
+    repo: str | None = None,
+    revision: str | None = None,
+    path: str | None = None,
+    repo_page: str,
+    had_token: bool,
+    secret: str | None = None,
+) -> HubError:
+    """A HubError for a failed Hub reply: X-Error-Code first, then the status."""
+    known = error_for_code(
+        headers.get("X-Error-Code", ""),
+        status=status,
+        repo=repo,
+        revision=revision,
+        path=path,
+        repo_page=repo_page,
+        had_token=had_token,
+    )
+    if known is not None:
+        return known
+    server = _server_message(headers, body)
+    if secret:
+        server = server.replace(secret, "<token>")
+    suffix = f": {server}" if server else ""
+    if status == 401:
+        if had_token:
+            message = f"the Hub rejected the token (HTTP 401, {what}): check HF_TOKEN or $HF_HOME/token"
+        else:
+            message = f"the Hub needs a token for {what} (HTTP 401); {TOKEN_HINT}"
+        return HubError(message, kind="auth", status=401)
+    if status == 403:
+        hint = "" if had_token else f"; a token may be needed ({TOKEN_HINT})"
+        return HubError(
+            f"the Hub denied access to {what} (HTTP 403){suffix}{hint}", kind="denied", status=403
+        )
+    if status == 404:
+        return HubError(f"{what}: not found on the Hub (HTTP 404)", kind="not_found", status=404)
+    if status == 429:
+        return HubError(f"the Hub is rate limiting requests ({what})", kind="rate_limited", status=429)
+    return HubError(f"Hub request failed ({what}): HTTP {status}{suffix}", kind="http", status=status)
