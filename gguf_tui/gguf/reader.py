@@ -335,8 +335,8 @@ class _Parser:
                     pos += 8 + unpack(buf, pos)[0]
                 else:
                     walked = count
-            except struct.error:
-                pass  # the length prefix at `pos` is past the end of the buffer
+            except (struct.error, OverflowError):
+                pass  # `pos` is past the end of the buffer (or of any buffer)
             # The total bounds every single length, so only a huge total can hide an absurd one.
             if pos - start - 8 * walked > MAX_STRING_BYTES:
                 self.skip_strings_carefully(count)
