@@ -14,8 +14,13 @@ def write_json_atomic(path: Path, data: dict) -> None:
     payload = json.dumps(data, indent=1, sort_keys=True).encode()
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
-        os.write(fd, payload)
+        written = os.write(fd, payload)
+        if written != len(payload):
+            raise OSError(28, "No space left on device", str(tmp))
         os.fsync(fd)
-    finally:
+    except BaseException:
         os.close(fd)
+        tmp.unlink(missing_ok=True)
+        raise
+    os.close(fd)
     os.replace(tmp, path)

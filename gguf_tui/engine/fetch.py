@@ -42,6 +42,7 @@ from gguf_tui.textsafe import redact_url
 
 WRITE_BATCH = 4 * 1024 * 1024
 HASH_BLOCK = 8 * 1024 * 1024
+FLUSH_EVERY = 0.25  # seconds: slow links still show progress and save state
 MAX_REDIRECTS = 10
 MAX_RESOLVES = 3
 _CONTENT_RANGE_RE = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)$")
@@ -189,10 +190,17 @@ class FileDownload:
             if state.ranges[-1][1] > on_disk:
                 raise ResumeStateError("the partial file is shorter than its state says")
 
-    def save_state(self) -> None:
+    def save_state(self) -> bool:
+        """Write the resume state; on a full disk the previous state file stays valid."""
         self.state.expected_sha256 = self.expected_sha256
-        self.state.save(self.state_path)
+        try:
+            self.state.save(self.state_path)
+        except OSError as exc:
+            if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise
+            return False
         self._last_saved = time.monotonic()
+        return True
 
     def maybe_save_state(self) -> None:
         if time.monotonic() - self._last_saved >= self.settings.state_save_interval:
@@ -417,6 +425,7 @@ class FileDownload:
         batch: list[bytes] = []
         batch_start = segment.received
         batch_len = 0
+        last_flush = time.monotonic()
 
         async def flush() -> None:
             nonlocal pending, pending_range, batch, batch_start, batch_len
@@ -443,7 +452,9 @@ class FileDownload:
                         segment.received += len(data)
                         if self.limiter.rate:
                             await self.limiter.acquire(len(data))
-                    if batch_len >= WRITE_BATCH:
+                    now = time.monotonic()
+                    if batch_len >= WRITE_BATCH or (batch and now - last_flush >= FLUSH_EVERY):
+                        last_flush = now
                         await flush()
                         self.maybe_save_state()
                     if segment.end is not None and segment.received >= segment.end:
