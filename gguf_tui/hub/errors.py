@@ -58,7 +58,7 @@ def error_for_code(
         hint = (
             "check the name; a private repo needs a token with access"
             if had_token
-            else f"check the name; a private repo also needs a token ({TOKEN_HINT})"
+            else "check the name; a private repo also needs a token via HF_TOKEN or $HF_HOME/token"
         )
         return HubError(f"Hub repository {what} not found ({hint})", kind="not_found", status=status)
     if code == "EntryNotFound":

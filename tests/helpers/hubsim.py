@@ -1,0 +1,742 @@
+"""A local imitation of the Hugging Face Hub: the API on 127.0.0.1, a "CDN" on 127.0.0.2.
+
+What it imitates (enough for the Hub client, the download engine and the TUI):
+
+- `GET /api/models?search=&filter=&sort=downloads&direction=-1&limit=` with `Link: <...>;
+  rel="next"` paging (`cursor=` offsets; `search_page_size` per page).
+- `GET /api/models/{repo}` and `/api/models/{repo}/revision/{rev}`: id, sha, gated, cardData.
+- `GET /api/models/{repo}/tree/{rev}[/{folder}]?recursive=true`: entries with `lfs.oid`/`lfs.size`,
+  paged via Link (`tree_page_size`).
+- `GET|HEAD /{repo}/resolve/{rev}/{path}`: for LFS files a 302 to a signed CDN URL
+  (`?Expires=...&X-Amz-Signature=...`) with `X-Linked-Etag: "<sha256>"`, `X-Linked-Size`,
+  `X-Repo-Commit`; small non-LFS files are served directly. Errors carry `X-Error-Code`
+  (RepoNotFound, RevisionNotFound, EntryNotFound, GatedRepo) and `X-Error-Message`.
+- Gated repos: metadata and tree are public, file contents need `Authorization: Bearer <token>`
+  with a token in `HubSim.tokens` (none: 401 GatedRepo; another token: 403 GatedRepo).
+- The CDN (different host, so a client that leaks `Authorization` across hosts is caught):
+  GET/HEAD with single `Range` (206 + `Content-Range`), `If-Range`, `ETag: "<sha256>"`,
+  `Last-Modified`, 416 past the end, signatures and expiry checked (403 when bad or expired).
+
+Every request is recorded per host (`hub.requests_to("cdn")`), so tests can assert that the
+CDN never saw `Authorization`. Faults: `fail(...)` answers chosen requests with a status (429 +
+`Retry-After`, 500, ...), `expire_signed_urls()` / `signed_url_max_uses` / `signed_url_ttl`
+make signed URLs answer `expired_status` (403), `cdn_rate` throttles, `cdn_drop_after` cuts a
+response short, `cdn_corrupt_times` flips a byte, `cdn_ignore_range` answers 200 to Range.
+
+Use it from an async test:  `async with HubSim() as hub: hub.add_repo(...); hub.endpoint`
+from sync code (e.g. `gguf_tui.cli.main`, which runs its own event loop): `with HubSim() as hub:`
+(it then serves from a background thread), or from a shell:
+`python -m tests.helpers.hubsim --port 8765` (demo repos; prints the endpoint and a token).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import hmac
+import re
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from email.utils import formatdate
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from aiohttp import web
+
+DEFAULT_TOKEN = "hf_simTOKENdoNotLeak0123456789"
+_RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
+
+
+@dataclass
+class SimFile:
+    """A file in a simulated repo; `content` is bytes or a path read lazily.
+
+    `lfs=False` makes it a small git file served directly by the API host. `lfs_oid` overrides
+    the SHA-256 the Hub advertises (tree `lfs.oid` and `X-Linked-Etag`), e.g. to test bad oids
+    or checksum mismatches; the CDN always serves the real bytes.
+    """
+
+    path: str
+    content: bytes | Path
+    lfs: bool = True
+    lfs_oid: str | None = None
+    _sha256: str | None = field(default=None, repr=False)
+
+    @property
+    def size(self) -> int:
+        if isinstance(self.content, Path):
+            return self.content.stat().st_size
+        return len(self.content)
+
+    @property
+    def sha256(self) -> str:
+        """The real SHA-256 of the content."""
+        if self._sha256 is None:
+            digest = hashlib.sha256()
+            if isinstance(self.content, Path):
+                with self.content.open("rb") as handle:
+                    for block in iter(lambda: handle.read(1 << 20), b""):
+                        digest.update(block)
+            else:
+                digest.update(self.content)
+            self._sha256 = digest.hexdigest()
+        return self._sha256
+
+    @property
+    def advertised_sha256(self) -> str:
+        return self.lfs_oid if self.lfs_oid is not None else self.sha256
+
+    @property
+    def git_oid(self) -> str:
+        return hashlib.sha1(f"blob {self.size}\0".encode() + self.sha256.encode()).hexdigest()
+
+    def read(self, start: int, end: int) -> bytes:
+        """Bytes [start, end) of the content."""
+        if isinstance(self.content, Path):
+            with self.content.open("rb") as handle:
+                handle.seek(start)
+                return handle.read(end - start)
+        return self.content[start:end]
+
+
+@dataclass
+class SimRepo:
+    id: str
+    files: dict[str, SimFile] = field(default_factory=dict)
+    gated: bool = False
+    downloads: int = 0
+    likes: int = 0
+    tags: list[str] = field(default_factory=lambda: ["gguf"])
+    last_modified: str = "2025-05-01T12:00:00.000Z"
+    license: str | None = "apache-2.0"
+    sha: str = ""
+    revisions: dict[str, str] = field(default_factory=dict)  # name -> commit sha
+
+    def __post_init__(self) -> None:
+        if not self.sha:
+            self.sha = hashlib.sha1(f"commit:{self.id}".encode()).hexdigest()
+        self.revisions.setdefault("main", self.sha)
+
+    def commit_for(self, revision: str) -> str | None:
+        if revision in self.revisions:
+            return self.revisions[revision]
+        return revision if revision in self.revisions.values() else None
+
+
+@dataclass
+class RecordedRequest:
+    host: str  # "api" or "cdn"
+    method: str
+    path_qs: str
+    headers: dict[str, str]
+    status: int | None = None
+
+
+@dataclass
+class _Fault:
+    host: str
+    status: int
+    times: int
+    headers: dict[str, str]
+    path_contains: str | None
+    method: str | None
+    body: bytes
+
+
+@dataclass
+class _Signed:
+    key: str  # real sha256 of the content
+    expires: int
+    serial: int
+    uses: int = 0
+
+
+def gguf_bytes(**make_gguf_kwargs: Any) -> bytes:
+    """A real GGUF file's bytes, written by `tests.helpers.ggufgen.make_gguf`."""
+    import tempfile
+
+    from tests.helpers.ggufgen import make_gguf
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = make_gguf(Path(folder) / "model.gguf", **make_gguf_kwargs)
+        return path.read_bytes()
+
+
+class HubSim:
+    """The simulated Hub. Start with `async with` (same loop) or `with` (background thread)."""
+
+    def __init__(
+        self,
+        repos: Iterable[SimRepo] = (),
+        *,
+        token: str = DEFAULT_TOKEN,
+        api_host: str = "127.0.0.1",
+        cdn_host: str = "127.0.0.2",
+        api_port: int = 0,
+        cdn_port: int = 0,
+        search_page_size: int = 100,
+        tree_page_size: int = 1000,
+        signed_url_ttl: float = 3600.0,
+    ) -> None:
+        self.repos: dict[str, SimRepo] = {}
+        for repo in repos:
+            self.repos[repo.id.lower()] = repo
+        self.tokens: set[str] = {token} if token else set()
+        self.token = token
+        self.api_host, self.cdn_host = api_host, cdn_host
+        self.api_port, self.cdn_port = api_port, cdn_port
+        self.search_page_size = search_page_size
+        self.tree_page_size = tree_page_size
+        self.signed_url_ttl = signed_url_ttl
+        self.signed_url_max_uses: int | None = None
+        self.expired_status = 403
+        self.cdn_ignore_range = False
+        self.cdn_rate: int | None = None  # bytes per second per response
+        self.cdn_drop_after: int | None = None  # cut responses after this many body bytes
+        self.cdn_drop_times = 0  # ... for this many responses (0: forever while set)
+        self.cdn_corrupt_times = 0  # flip one byte in the next N CDN bodies
+        self.requests: list[RecordedRequest] = []
+        self._faults: list[_Fault] = []
+        self._signed: dict[str, _Signed] = {}
+        self._last_serial = 0
+        self._expired_up_to = 0
+        self._secret = hashlib.sha256(str(time.time_ns()).encode()).digest()
+        self._blobs: dict[str, SimFile] = {}
+        self._runners: list[web.AppRunner] = []
+        self._thread: threading.Thread | None = None
+        self._thread_loop: asyncio.AbstractEventLoop | None = None
+
+    # ---- configuration ------------------------------------------------------------------
+
+    def add_repo(
+        self, repo_id: str, files: dict[str, bytes | Path | SimFile] | None = None, **kwargs: Any
+    ) -> SimRepo:
+        """Add (or replace) a repo; `files` maps paths to bytes, Paths or SimFiles."""
+        repo = SimRepo(id=repo_id, **kwargs)
+        for path, content in (files or {}).items():
+            self.add_file(repo, path, content)
+        self.repos[repo_id.lower()] = repo
+        return repo
+
+    def add_file(self, repo: SimRepo | str, path: str, content: bytes | Path | SimFile) -> SimFile:
+        if isinstance(repo, str):
+            repo = self.repos[repo.lower()]
+        sim_file = content if isinstance(content, SimFile) else SimFile(path=path, content=content)
+        sim_file.path = path
+        repo.files[path] = sim_file
+        return sim_file
+
+    def fail(
+        self,
+        status: int,
+        *,
+        host: str = "api",
+        times: int = 1,
+        headers: dict[str, str] | None = None,
+        path_contains: str | None = None,
+        method: str | None = None,
+        body: bytes = b"",
+    ) -> None:
+        """Answer the next `times` matching requests on `host` with `status` instead."""
+        self._faults.append(
+            _Fault(host, status, times, dict(headers or {}), path_contains, method, body)
+        )
+
+    def expire_signed_urls(self) -> None:
+        """Every signed URL handed out so far answers `expired_status` from now on."""
+        self._expired_up_to = self._last_serial
+
+    def requests_to(self, host: str) -> list[RecordedRequest]:
+        return [r for r in self.requests if r.host == host]
+
+    def clear_requests(self) -> None:
+        self.requests.clear()
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://{self.api_host}:{self.api_port}"
+
+    @property
+    def cdn_origin(self) -> str:
+        return f"http://{self.cdn_host}:{self.cdn_port}"
+
+    def resolve_url(self, repo_id: str, path: str, revision: str = "main") -> str:
+        return f"{self.endpoint}/{repo_id}/resolve/{quote(revision, safe='')}/{quote(path)}"
+
+    # ---- lifecycle ----------------------------------------------------------------------
+
+    async def start(self) -> HubSim:
+        api = web.Application(middlewares=[self._middleware("api")])
+        api.router.add_get("/api/models", self._search)
+        api.router.add_get("/api/models/{owner}/{name}", self._info)
+        api.router.add_get("/api/models/{owner}/{name}/revision/{rev}", self._info)
+        api.router.add_get("/api/models/{owner}/{name}/tree/{rev}", self._tree)
+        api.router.add_get("/api/models/{owner}/{name}/tree/{rev}/{folder:.*}", self._tree)
+        api.router.add_route("*", "/{owner}/{name}/resolve/{rev}/{path:.*}", self._resolve)
+        cdn = web.Application(middlewares=[self._middleware("cdn")])
+        cdn.router.add_route("*", "/repos/{a}/{b}/{key}", self._cdn)
+        for app, host, port, attr in (
+            (api, self.api_host, self.api_port, "api_port"),
+            (cdn, self.cdn_host, self.cdn_port, "cdn_port"),
+        ):
+            runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
+            await runner.setup()
+            site = web.TCPSite(runner, host, port)
+            await site.start()
+            self._runners.append(runner)
+            sockets = site._server.sockets  # type: ignore[union-attr]
+            setattr(self, attr, sockets[0].getsockname()[1])
+        return self
+
+    async def stop(self) -> None:
+        for runner in self._runners:
+            await runner.cleanup()
+        self._runners.clear()
+
+    async def __aenter__(self) -> HubSim:
+        return await self.start()
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    def __enter__(self) -> HubSim:
+        """Serve from a background thread with its own event loop (for synchronous tests)."""
+        ready = threading.Event()
+        errors: list[BaseException] = []
+
+        def run() -> None:
+            loop = asyncio.new_event_loop()
+            self._thread_loop = loop
+            try:
+                loop.run_until_complete(self.start())
+            except BaseException as exc:  # noqa: BLE001 - reported to the caller below
+                errors.append(exc)
+                ready.set()
+                return
+            ready.set()
+            loop.run_forever()
+            loop.run_until_complete(self.stop())
+            loop.close()
+
+        self._thread = threading.Thread(target=run, name="hubsim", daemon=True)
+        self._thread.start()
+        ready.wait(30)
+        if errors:
+            raise errors[0]
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._thread_loop is not None and self._thread is not None:
+            self._thread_loop.call_soon_threadsafe(self._thread_loop.stop)
+            self._thread.join(30)
+            self._thread = None
+            self._thread_loop = None
+
+    # ---- plumbing -----------------------------------------------------------------------
+
+    def _middleware(self, host: str):
+        @web.middleware
+        async def middleware(request: web.Request, handler):
+            record = RecordedRequest(host, request.method, request.path_qs, dict(request.headers))
+            self.requests.append(record)
+            fault = self._take_fault(host, request)
+            if fault is not None:
+                response = web.Response(status=fault.status, headers=fault.headers, body=fault.body)
+            else:
+                response = await handler(request)
+            record.status = response.status
+            return response
+
+        return middleware
+
+    def _take_fault(self, host: str, request: web.Request) -> _Fault | None:
+        for fault in self._faults:
+            if fault.host != host or fault.times <= 0:
+                continue
+            if fault.path_contains and fault.path_contains not in request.path_qs:
+                continue
+            if fault.method and fault.method != request.method:
+                continue
+            fault.times -= 1
+            return fault
+        return None
+
+    def _repo(self, request: web.Request) -> SimRepo | None:
+        return self.repos.get(f"{request.match_info['owner']}/{request.match_info['name']}".lower())
+
+    @staticmethod
+    def _error(status: int, code: str | None, message: str) -> web.Response:
+        headers = {"X-Error-Message": message}
+        if code:
+            headers["X-Error-Code"] = code
+        return web.json_response({"error": message}, status=status, headers=headers)
+
+    def _not_found(self, request: web.Request) -> web.Response:
+        return self._error(404, "RepoNotFound", "Repository not found")
+
+    def _page_link(self, request: web.Request, cursor: int) -> str:
+        query = dict(request.query)
+        query["cursor"] = str(cursor)
+        return f'<{self.endpoint}{request.path}?{urlencode(query)}>; rel="next"'
+
+    # ---- API ----------------------------------------------------------------------------
+
+    async def _search(self, request: web.Request) -> web.Response:
+        query = request.query.get("search", "").lower()
+        tag = request.query.get("filter")
+        matches = [
+            repo
+            for repo in self.repos.values()
+            if query in repo.id.lower() and (not tag or tag in repo.tags)
+        ]
+        reverse = request.query.get("direction", "-1") == "-1"
+        matches.sort(key=lambda r: (r.downloads, r.id), reverse=reverse)
+        limit = int(request.query.get("limit") or self.search_page_size)
+        page_size = max(1, min(limit, self.search_page_size))
+        cursor = int(request.query.get("cursor") or 0)
+        page = matches[cursor : cursor + page_size]
+        headers = {}
+        if cursor + page_size < len(matches):
+            headers["Link"] = self._page_link(request, cursor + page_size)
+        body = [
+            {
+                "_id": hashlib.md5(r.id.encode()).hexdigest()[:24],
+                "id": r.id,
+                "downloads": r.downloads,
+                "likes": r.likes,
+                "gated": "manual" if r.gated else False,
+                "lastModified": r.last_modified,
+                "tags": r.tags,
+                "private": False,
+            }
+            for r in page
+        ]
+        return web.json_response(body, headers=headers)
+
+    async def _info(self, request: web.Request) -> web.Response:
+        repo = self._repo(request)
+        if repo is None:
+            return self._not_found(request)
+        revision = request.match_info.get("rev", "main")
+        commit = repo.commit_for(revision)
+        if commit is None:
+            return self._error(404, "RevisionNotFound", f"Invalid rev id: {revision}")
+        return web.json_response(
+            {
+                "_id": hashlib.md5(repo.id.encode()).hexdigest()[:24],
+                "id": repo.id,
+                "modelId": repo.id,
+                "sha": commit,
+                "gated": "manual" if repo.gated else False,
+                "private": False,
+                "downloads": repo.downloads,
+                "likes": repo.likes,
+                "tags": repo.tags,
+                "lastModified": repo.last_modified,
+                "cardData": {"license": repo.license} if repo.license else {},
+                "siblings": [{"rfilename": path} for path in repo.files],
+            }
+        )
+
+    async def _tree(self, request: web.Request) -> web.Response:
+        repo = self._repo(request)
+        if repo is None:
+            return self._not_found(request)
+        if repo.commit_for(request.match_info["rev"]) is None:
+            return self._error(404, "RevisionNotFound", "Invalid rev id")
+        folder = request.match_info.get("folder", "").strip("/")
+        recursive = request.query.get("recursive", "").lower() in ("true", "1")
+        entries: list[dict[str, Any]] = []
+        folders: set[str] = set()
+        for path, sim_file in repo.files.items():
+            if folder and not path.startswith(folder + "/"):
+                continue
+            relative = path[len(folder) + 1 :] if folder else path
+            parts = relative.split("/")
+            for depth in range(1, len(parts)):
+                folders.add("/".join(([folder] if folder else []) + parts[:depth]))
+            if not recursive and len(parts) > 1:
+                continue
+            entry: dict[str, Any] = {
+                "type": "file",
+                "oid": sim_file.git_oid,
+                "size": sim_file.size,
+                "path": path,
+            }
+            if sim_file.lfs:
+                entry["lfs"] = {
+                    "oid": sim_file.advertised_sha256,
+                    "size": sim_file.size,
+                    "pointerSize": 134,
+                }
+            entries.append(entry)
+        for name in sorted(folders):
+            if recursive or "/" not in name[len(folder) + 1 if folder else 0 :]:
+                entries.append({"type": "directory", "oid": "0" * 40, "size": 0, "path": name})
+        entries.sort(key=lambda e: (e["type"] != "directory", e["path"]))
+        cursor = int(request.query.get("cursor") or 0)
+        page = entries[cursor : cursor + self.tree_page_size]
+        headers = {}
+        if cursor + self.tree_page_size < len(entries):
+            headers["Link"] = self._page_link(request, cursor + self.tree_page_size)
+        return web.json_response(page, headers=headers)
+
+    async def _resolve(self, request: web.Request) -> web.StreamResponse:
+        if request.method not in ("GET", "HEAD"):
+            return web.Response(status=405)
+        repo = self._repo(request)
+        if repo is None:
+            return self._not_found(request)
+        if repo.gated:
+            auth = request.headers.get("Authorization", "")
+            token = auth[7:] if auth.startswith("Bearer ") else None
+            if token not in self.tokens:
+                message = (
+                    f"Access to model {repo.id} is restricted. You must have access to it and "
+                    "be authenticated to access it. Please log in."
+                )
+                return self._error(403 if token else 401, "GatedRepo", message)
+        commit = repo.commit_for(request.match_info["rev"])
+        if commit is None:
+            return self._error(404, "RevisionNotFound", "Invalid rev id")
+        sim_file = repo.files.get(request.match_info["path"])
+        if sim_file is None:
+            return self._error(404, "EntryNotFound", "Entry not found")
+        headers = {"X-Repo-Commit": commit}
+        if not sim_file.lfs:
+            headers["ETag"] = f'"{sim_file.git_oid}"'
+            return await self._serve(request, sim_file, headers, etag=headers["ETag"])
+        location = self._sign(sim_file)
+        headers.update(
+            {
+                "Location": location,
+                "X-Linked-Etag": f'"{sim_file.advertised_sha256}"',
+                "X-Linked-Size": str(sim_file.size),
+                "ETag": f'"{sim_file.git_oid}"',
+            }
+        )
+        return web.Response(status=302, headers=headers)
+
+    # ---- CDN ----------------------------------------------------------------------------
+
+    def _signature(self, key: str, expires: int, serial: int) -> str:
+        message = f"{key}|{expires}|{serial}".encode()
+        return hmac.new(self._secret, message, hashlib.sha256).hexdigest()
+
+    def _sign(self, sim_file: SimFile) -> str:
+        key = sim_file.sha256
+        self._blobs[key] = sim_file
+        self._last_serial += 1
+        serial = self._last_serial
+        expires = int(time.time() + self.signed_url_ttl)
+        signature = self._signature(key, expires, serial)
+        self._signed[signature] = _Signed(key, expires, serial)
+        name = quote(sim_file.path.rsplit("/", 1)[-1])
+        query = urlencode(
+            {
+                "response-content-disposition": f"attachment; filename*=UTF-8''{name}",
+                "Expires": expires,
+                "X-Amz-Credential": f"sim/{serial}",
+                "X-Amz-Signature": signature,
+            }
+        )
+        return f"{self.cdn_origin}/repos/{key[:2]}/{key[2:4]}/{key}?{query}"
+
+    async def _cdn(self, request: web.Request) -> web.StreamResponse:
+        if request.method not in ("GET", "HEAD"):
+            return web.Response(status=405)
+        signature = request.query.get("X-Amz-Signature", "")
+        signed = self._signed.get(signature)
+        key = request.match_info["key"]
+        if (
+            signed is None
+            or signed.key != key
+            or str(signed.expires) != request.query.get("Expires")
+        ):
+            return web.Response(status=403, text="<Error><Code>SignatureDoesNotMatch</Code></Error>")
+        signed.uses += 1
+        expired = (
+            signed.expires < time.time()
+            or signed.serial <= self._expired_up_to
+            or (self.signed_url_max_uses is not None and signed.uses > self.signed_url_max_uses)
+        )
+        if expired:
+            return web.Response(
+                status=self.expired_status,
+                text="<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>",
+            )
+        sim_file = self._blobs[key]
+        headers = {"Last-Modified": formatdate(1_700_000_000, usegmt=True)}
+        return await self._serve(request, sim_file, headers, etag=f'"{sim_file.sha256}"', cdn=True)
+
+    async def _serve(
+        self,
+        request: web.Request,
+        sim_file: SimFile,
+        headers: dict[str, str],
+        *,
+        etag: str,
+        cdn: bool = False,
+    ) -> web.StreamResponse:
+        size = sim_file.size
+        headers = {**headers, "ETag": etag, "Accept-Ranges": "bytes"}
+        start, end, status = 0, size, 200
+        range_header = request.headers.get("Range")
+        if_range = request.headers.get("If-Range")
+        use_range = range_header and not (cdn and self.cdn_ignore_range)
+        if use_range and if_range and if_range not in (etag, headers.get("Last-Modified")):
+            use_range = False
+        if use_range:
+            match = _RANGE_RE.match(range_header.strip())
+            if match and (match.group(1) or match.group(2)):
+                first, last = match.group(1), match.group(2)
+                if first:
+                    start = int(first)
+                    end = min(size, int(last) + 1) if last else size
+                else:
+                    start, end = max(0, size - int(last)), size
+                if start >= size or end <= start:
+                    return web.Response(status=416, headers={"Content-Range": f"bytes */{size}"})
+                status = 206
+                headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
+        headers["Content-Length"] = str(end - start)
+        response = web.StreamResponse(status=status, headers=headers)
+        await response.prepare(request)
+        if request.method == "HEAD":
+            return response
+        await self._stream_body(request, response, sim_file, start, end, cdn)
+        return response
+
+    async def _stream_body(
+        self,
+        request: web.Request,
+        response: web.StreamResponse,
+        sim_file: SimFile,
+        start: int,
+        end: int,
+        cdn: bool,
+    ) -> None:
+        drop_after = None
+        if cdn and self.cdn_drop_after is not None:
+            drop_after = self.cdn_drop_after
+            if self.cdn_drop_times:
+                self.cdn_drop_times -= 1
+                if self.cdn_drop_times == 0:
+                    self.cdn_drop_after = None
+        corrupt = cdn and self.cdn_corrupt_times > 0
+        if corrupt:
+            self.cdn_corrupt_times -= 1
+        sent = 0
+        chunk_size = 64 * 1024
+        position = start
+        while position < end:
+            chunk = sim_file.read(position, min(end, position + chunk_size))
+            if corrupt and position == start:
+                chunk = bytes([chunk[0] ^ 0xFF]) + chunk[1:]
+            if drop_after is not None and sent + len(chunk) > drop_after:
+                await response.write(chunk[: max(0, drop_after - sent)])
+                if request.transport is not None:
+                    request.transport.close()
+                return
+            await response.write(chunk)
+            sent += len(chunk)
+            position += len(chunk)
+            if cdn and self.cdn_rate:
+                await asyncio.sleep(len(chunk) / self.cdn_rate)
+        await response.write_eof()
+
+
+def hub_config(endpoint: str, store: Path | str) -> Any:
+    """A default Config pointed at `endpoint` and `store`, untouched by the user's files or env."""
+    from gguf_tui.config import Config
+
+    config = Config(store=Path(store).absolute())
+    config.hub.endpoint = endpoint.rstrip("/")
+    return config
+
+
+def demo_hub(size_mib: float = 2.0, **kwargs: Any) -> HubSim:
+    """A HubSim with demo repos: one with Q4_K_M/Q8_0 + mmproj, a 3-part split, a gated one."""
+    hub = HubSim(**kwargs)
+    unit = max(16 * 1024, int(size_mib * 1024 * 1024))
+    hub.add_repo(
+        "demo/Tiny-GGUF",
+        {
+            "Tiny-Q4_K_M.gguf": gguf_bytes(tensor_bytes=unit, name="Tiny", seed=1),
+            "Tiny-Q8_0.gguf": gguf_bytes(tensor_bytes=2 * unit, name="Tiny", seed=2),
+            "mmproj-Tiny-F16.gguf": gguf_bytes(tensor_bytes=unit // 4, arch="clip", seed=3),
+            "README.md": SimFile("README.md", b"# Tiny demo model\n", lfs=False),
+        },
+        downloads=120_000,
+        likes=42,
+        tags=["gguf", "text-generation", "license:apache-2.0"],
+    )
+    hub.add_repo(
+        "demo/Split-GGUF",
+        {
+            **{
+                f"Q4_K_M/Split-Q4_K_M-{i:05d}-of-00003.gguf": gguf_bytes(
+                    tensor_bytes=unit, name="Split", seed=10 + i
+                )
+                for i in (1, 2, 3)
+            },
+            "Split-Q8_0.gguf": gguf_bytes(tensor_bytes=2 * unit, name="Split", seed=20),
+        },
+        downloads=8_000,
+        likes=7,
+        license="mit",
+    )
+    hub.add_repo(
+        "demo/Gated-GGUF",
+        {"Gated-Q4_K_M.gguf": gguf_bytes(tensor_bytes=unit, name="Gated", seed=30)},
+        gated=True,
+        downloads=500,
+        likes=3,
+        license="llama3.1",
+    )
+    return hub
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m tests.helpers.hubsim", description="Serve a local imitation of the Hub."
+    )
+    parser.add_argument("--port", type=int, default=8765, help="API port on 127.0.0.1")
+    parser.add_argument("--cdn-port", type=int, default=0, help="CDN port on 127.0.0.2 (0: any)")
+    parser.add_argument("--host", default="127.0.0.1", help="API host")
+    parser.add_argument("--cdn-host", default="127.0.0.2", help="CDN host (must differ)")
+    parser.add_argument("--size-mib", type=float, default=2.0, help="size unit of demo files")
+    parser.add_argument("--token", default=DEFAULT_TOKEN, help="token that opens gated repos")
+    parser.add_argument("--rate", default=None, type=int, help="CDN throttle, bytes/s")
+    args = parser.parse_args(argv)
+    hub = demo_hub(
+        args.size_mib,
+        token=args.token,
+        api_host=args.host,
+        cdn_host=args.cdn_host,
+        api_port=args.port,
+        cdn_port=args.cdn_port,
+    )
+    hub.cdn_rate = args.rate
+
+    async def serve() -> None:
+        async with hub:
+            print(f"hubsim: API {hub.endpoint}  CDN {hub.cdn_origin}", flush=True)
+            print(f"  export HF_ENDPOINT={hub.endpoint}", flush=True)
+            print(f"  export HF_TOKEN={hub.token}   # opens demo/Gated-GGUF", flush=True)
+            print("  repos: " + ", ".join(r.id for r in hub.repos.values()), flush=True)
+            await asyncio.Event().wait()
+
+    try:
+        asyncio.run(serve())
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
