@@ -11,11 +11,13 @@ import aiohttp
 
 from gguf_tui import __version__
 from gguf_tui.hub.auth import origin_of
+from gguf_tui.hub.client import parse_retry_after
 from gguf_tui.hub.errors import HubError, http_error
 from gguf_tui.textsafe import redact_url
 
 INITIAL_BYTES = 256 * 1024
 MAX_HEADER_BYTES = 128 * 1024 * 1024
+MAX_RETRY_AFTER = 60.0
 _REDIRECTS = (301, 302, 303, 307, 308)
 _CONTENT_RANGE_RE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)|bytes\s+\*/(\d+)", re.IGNORECASE)
 _RESOLVE_RE = re.compile(r"/([^/]+/[^/]+)/resolve/([^/]+)/(.+)$")
@@ -76,8 +78,15 @@ class _Fetcher:
                     self.target = None  # the signed URL expired: resolve again
                     raise _Retry("signed URL expired", 0)
                 if response.status == 429:
-                    wait = response.headers.get("Retry-After", "1")
-                    raise _Retry("rate limited", float(wait) if wait.isdigit() else 1.0)
+                    wait = parse_retry_after(response.headers.get("Retry-After"))
+                    wait = 1.0 if wait is None else wait
+                    if wait > MAX_RETRY_AFTER:
+                        raise HubError(
+                            f"the Hub is rate limiting requests; try again in {round(wait)} s",
+                            kind="rate_limited",
+                            status=429,
+                        )
+                    raise _Retry("rate limited", wait)
                 if response.status >= 500:
                     raise _Retry(f"HTTP {response.status}", 1.0)
                 if response.status == 416:

@@ -108,3 +108,17 @@ async def test_truncated_remote_file_is_a_gguf_error(plain_model: bytes) -> None
         async with aiohttp.ClientSession() as session:
             with pytest.raises(GGUFError):
                 await read_remote_gguf(hub.resolve_url("o/r", "cut-Q4_K_M.gguf"), session)
+
+
+async def test_rate_limit_on_resolve_is_waited_out(plain_model: bytes) -> None:
+    async with HubSim() as hub:
+        hub.add_repo("o/r", {"m-Q4_K_M.gguf": plain_model})
+        hub.fail(429, headers={"Retry-After": "0"}, path_contains="/resolve/", times=2)
+        async with aiohttp.ClientSession() as session:
+            info, _ = await read_remote_gguf(hub.resolve_url("o/r", "m-Q4_K_M.gguf"), session)
+        assert info.architecture == "llama"
+        assert [r.status for r in hub.requests_to("api")] == [429, 429, 302]
+        hub.fail(429, headers={"Retry-After": "3600"}, path_contains="/resolve/")
+        async with aiohttp.ClientSession() as session:
+            with pytest.raises(HubError, match="rate limiting"):
+                await read_remote_gguf(hub.resolve_url("o/r", "m-Q4_K_M.gguf"), session)
