@@ -84,13 +84,17 @@ class Segment:
     start: int
     end: int | None  # exclusive; None = until the end of the body (size unknown)
     received: int = 0  # absolute offset up to which bytes were received
+    requested_end: int = 0  # end of the range asked for by the request in flight
 
     def __post_init__(self) -> None:
-        self.received = self.start
+        self.received = self.requested_end = self.start
 
     @property
-    def remaining(self) -> int | None:
-        return None if self.end is None else self.end - self.received
+    def stealable(self) -> int:
+        """Bytes at the end of the segment that no request has asked for yet."""
+        if self.end is None:
+            return 0
+        return max(0, self.end - max(self.requested_end, self.received))
 
 
 class FileDownload:
@@ -115,6 +119,7 @@ class FileDownload:
         self.session = session
         self.limiter = limiter
         self.connections = max(1, connections)
+        self.request_size = max(settings.min_segment_size, 4 * 1024 * 1024)
         self.on_retry = on_retry or (lambda *_: None)
         self.on_notice = on_notice or (lambda _: None)
         self.on_fresh_total = on_fresh_total or (lambda _: None)
@@ -380,8 +385,13 @@ class FileDownload:
         """Fill `segment` from one response; returns when it is complete."""
         asked_start = segment.received
         asked_end = segment.end
+        if self.connections > 1:
+            # Bounded requests: ranges never overlap, and what is not yet asked can be stolen.
+            limit = asked_start + self.request_size
+            asked_end = limit if asked_end is None else min(asked_end, limit)
         if asked_end is not None and asked_end == self.state.total_size:
             asked_end = None  # the tail: an open range reads the same and survives a size check
+        segment.requested_end = asked_end if asked_end is not None else (segment.end or 2**63)
         response = await self._open(asked_start, asked_end)
         try:
             self._check_status(response)
@@ -396,6 +406,8 @@ class FileDownload:
                     raise RestartFromZero("the server sent a different byte range than asked")
                 if match.group(3) != "*":
                     self._set_total(int(match.group(3)))
+                    if segment.end is None:
+                        segment.end = self.state.total_size
                 etag = response.headers.get("ETag")
                 if self.state.etag and etag and etag != self.state.etag:
                     raise RestartFromZero("the file changed on the server")
@@ -413,13 +425,18 @@ class FileDownload:
                 if length is not None:
                     self._set_total(length)
                 segment.end = self.state.total_size
+                segment.requested_end = segment.end if segment.end is not None else 2**63
+                asked_end = None
                 self._can_split = False
             probe.set()
-            await self._stream_body(response, segment)
+            await self._stream_body(response, segment, asked_end)
         finally:
             response.release()
 
-    async def _stream_body(self, response: aiohttp.ClientResponse, segment: Segment) -> None:
+    async def _stream_body(
+        self, response: aiohttp.ClientResponse, segment: Segment, stop_at: int | None
+    ) -> None:
+        limit = stop_at if stop_at is not None else segment.end
         pending: asyncio.Future | None = None
         pending_range = (0, 0)
         batch: list[bytes] = []
@@ -442,8 +459,8 @@ class FileDownload:
         try:
             try:
                 async for data in response.content.iter_any():
-                    if segment.end is not None:
-                        room = segment.end - segment.received
+                    if limit is not None:
+                        room = limit - segment.received
                         if len(data) >= room:
                             data = data[:room]
                     if data:
@@ -457,7 +474,7 @@ class FileDownload:
                         last_flush = now
                         await flush()
                         self.maybe_save_state()
-                    if segment.end is not None and segment.received >= segment.end:
+                    if limit is not None and segment.received >= limit:
                         break
             except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
                 await flush()
@@ -474,9 +491,10 @@ class FileDownload:
                 else:
                     unwritten_from = pending_range[0]
             segment.received = max(unwritten_from, segment.start)
-        if segment.end is None:
+        if limit is None:
             self._set_total_at_eof(segment.received)
-        elif segment.received < segment.end:
+            segment.end = segment.received
+        elif segment.received < limit:
             raise RetryableError("the connection closed before the range was complete")
 
     def _set_total_at_eof(self, size: int) -> None:
@@ -493,14 +511,14 @@ class FileDownload:
             return segment
         if not self._can_split:
             return None
-        candidates = [s for s in self._segments if s.end is not None and s.remaining]
-        if not candidates:
+        victim = max(self._segments, key=lambda s: s.stealable, default=None)
+        if victim is None or victim.end is None:
             return None
-        victim = max(candidates, key=lambda s: s.remaining or 0)
-        remaining = victim.remaining or 0
+        remaining = victim.stealable
         if remaining < 2 * self.settings.min_segment_size:
             return None
-        middle = victim.received + remaining // 2
+        base = victim.end - remaining
+        middle = base + remaining // 2
         middle -= middle % (1024 * 1024) if middle % (1024 * 1024) < remaining // 4 else 0
         stolen = Segment(middle, victim.end)
         victim.end = middle
@@ -513,8 +531,10 @@ class FileDownload:
         while segment is not None:
             progress_mark = segment.received
             try:
-                if segment.end is None or segment.received < segment.end:
+                while segment.end is None or segment.received < segment.end:
                     await self._fetch_segment(segment, probe)
+                    if segment.end is None:
+                        break
             except RetryableError as exc:
                 if segment.received > progress_mark:
                     failures = 0
@@ -523,7 +543,9 @@ class FileDownload:
                     raise RetriesExhausted(
                         f"gave up after {failures} failed attempts: {exc.reason}"
                     ) from None
-                delay = exc.retry_after if exc.retry_after is not None else backoff_delay(failures, self.settings.retry_backoff)
+                delay = exc.retry_after
+                if delay is None:
+                    delay = backoff_delay(failures, self.settings.retry_backoff)
                 self.on_retry(failures, self.settings.retries, exc.reason, delay)
                 self.save_state()
                 await asyncio.sleep(delay)
