@@ -408,6 +408,9 @@ class FileDownload:
                     self._set_total(int(match.group(3)))
                     if segment.end is None:
                         segment.end = self.state.total_size
+                total = self.state.total_size
+                if asked_end is not None and total is not None and asked_end > total:
+                    asked_end = segment.requested_end = total  # a file shorter than one request
                 etag = response.headers.get("ETag")
                 if self.state.etag and etag and etag != self.state.etag:
                     raise RestartFromZero("the file changed on the server")

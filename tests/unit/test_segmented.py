@@ -1,0 +1,152 @@
+"""One file over several connections: ranges, work stealing, faults, resume (issue: speed)."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import re
+
+import pytest
+
+from gguf_tui.engine import Engine, FileRequest, JobSpec, JobState
+from gguf_tui.engine.resume import ResumeState
+from tests.conftest import sha256_of, visible_files
+from tests.helpers.fileserver import Behaviour
+from tests.helpers.ggufgen import make_gguf
+
+MiB = 1024 * 1024
+
+
+@pytest.fixture(scope="module")
+def big_gguf(tmp_path_factory) -> bytes:
+    path = make_gguf(tmp_path_factory.mktemp("seg") / "big.gguf", tensor_bytes=24 * MiB, seed=7)
+    return path.read_bytes()
+
+
+@pytest.fixture
+def seg_config(config):
+    config.downloads.min_segment_size = 1 * MiB
+    config.downloads.connections = 4
+    return config
+
+
+def _requested(records) -> list[tuple[int, int | None]]:
+    ranges = []
+    for record in records:
+        match = re.match(r"bytes=(\d+)-(\d*)", record.headers.get("Range", "bytes=0-"))
+        ranges.append((int(match.group(1)), int(match.group(2)) + 1 if match.group(2) else None))
+    return ranges
+
+
+async def _pull(engine: Engine, url: str, name: str = "big") -> JobState:
+    spec = JobSpec(name, [FileRequest(url=url, dest=f"{name}.gguf")])
+    job = await engine.wait(await engine.enqueue(spec))
+    return job
+
+
+async def test_clean_segmented_download_ranges_tile_the_file(server, seg_config, store, big_gguf):
+    url = server.add("/big.gguf", big_gguf)
+    async with Engine(seg_config) as engine:
+        job = await _pull(engine, url)
+    assert job.state == JobState.COMPLETED, job.message
+    assert sha256_of(store / "big.gguf") == server.sha256("/big.gguf")
+    records = server.requests("/big.gguf")
+    assert len(records) > 4  # several connections, several bounded requests
+    ranges = sorted(
+        (start, end if end is not None else len(big_gguf)) for start, end in _requested(records)
+    )
+    position = 0
+    for start, end in ranges:  # no overlap, no hole
+        assert start == position, (start, position, ranges)
+        position = end
+    assert position == len(big_gguf)
+    assert server.bytes_sent("/big.gguf") == len(big_gguf)
+
+
+async def test_server_without_ranges_uses_one_stream(server, seg_config, store, big_gguf):
+    url = server.add("/big.gguf", big_gguf, Behaviour(ignore_range=True))
+    async with Engine(seg_config) as engine:
+        job = await _pull(engine, url)
+    assert job.state == JobState.COMPLETED, job.message
+    assert len(server.requests("/big.gguf")) == 1
+    assert sha256_of(store / "big.gguf") == server.sha256("/big.gguf")
+
+
+async def test_small_file_is_not_split(server, seg_config, store, gguf_bytes):
+    seg_config.downloads.min_segment_size = 4 * MiB  # 3 MiB file: not worth splitting
+    url = server.add("/small.gguf", gguf_bytes)
+    async with Engine(seg_config) as engine:
+        job = await _pull(engine, url, "small")
+    assert job.state == JobState.COMPLETED
+    assert len(server.requests("/small.gguf")) == 1
+
+
+async def test_stalled_connection_is_taken_over(server, seg_config, store, big_gguf):
+    # The second request goes silent after 100 kB; the others finish and the stalled one resumes.
+    url = server.add("/big.gguf", big_gguf, Behaviour(stall_after=[10**12, 100_000]))
+    async with Engine(seg_config) as engine:
+        job = await _pull(engine, url)
+    assert job.state == JobState.COMPLETED, job.message
+    assert sha256_of(store / "big.gguf") == server.sha256("/big.gguf")
+
+
+@pytest.mark.parametrize("seed", range(6))
+async def test_random_faults_always_end_with_the_right_file(server, seg_config, store, big_gguf, seed):
+    rng = random.Random(seed)
+    resets = [rng.choice([10**12, rng.randrange(1, 2 * MiB)]) for _ in range(30)]
+    stalls = [10**12] * 30
+    stalls[rng.randrange(0, 6)] = rng.randrange(0, MiB)
+    behaviour = Behaviour(reset_after=resets, stall_after=stalls, rate=40 * MiB)
+    url = server.add("/big.gguf", big_gguf, behaviour)
+    seg_config.downloads.retries = 30
+    async with Engine(seg_config) as engine:
+        spec = JobSpec("big", [FileRequest(url=url, dest="big.gguf")])
+        job_id = await engine.enqueue(spec)
+        state_path = engine.layout.state_path(spec.files[0].key_hash)
+        # Pause ("kill") at a random moment, then resume from the saved state.
+        await asyncio.sleep(rng.uniform(0.05, 0.4))
+        await engine.pause(job_id)
+        if state_path.exists():
+            saved = ResumeState.load(state_path)
+            assert saved.bytes_done <= len(big_gguf)
+        await engine.resume(job_id)
+        job = await engine.wait(job_id)
+    assert job.state == JobState.COMPLETED, job.message
+    assert sha256_of(store / "big.gguf") == server.sha256("/big.gguf")
+    assert visible_files(store) == ["big.gguf"]
+
+
+async def test_resume_of_segmented_partial_fetches_only_the_holes(server, seg_config, store, big_gguf):
+    behaviour = Behaviour(rate=8 * MiB)
+    url = server.add("/big.gguf", big_gguf, behaviour)
+    async with Engine(seg_config) as engine:
+        spec = JobSpec("big", [FileRequest(url=url, dest="big.gguf")])
+        job_id = await engine.enqueue(spec)
+        state_path = engine.layout.state_path(spec.files[0].key_hash)
+        while not state_path.exists() or len(ResumeState.load(state_path).ranges) < 2:
+            await asyncio.sleep(0.02)
+        await engine.pause(job_id)
+        saved = ResumeState.load(state_path)
+        assert len(saved.ranges) >= 2  # out-of-order ranges were recorded
+        before = len(server.requests("/big.gguf"))
+        behaviour.rate = None
+        await engine.resume(job_id)
+        job = await engine.wait(job_id)
+    assert job.state == JobState.COMPLETED, job.message
+    for start, end in _requested(server.requests("/big.gguf")[before:]):
+        end = end if end is not None else len(big_gguf)
+        for done_start, done_end in saved.ranges:  # never asks again for saved bytes
+            assert end <= done_start or start >= done_end, (start, end, saved.ranges)
+    assert sha256_of(store / "big.gguf") == server.sha256("/big.gguf")
+
+
+async def test_rate_limit_is_shared(server, seg_config, store, gguf_bytes):
+    from gguf_tui.engine.ratelimit import RateLimiter
+
+    limiter = RateLimiter(1 * MiB)
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    await asyncio.gather(*(limiter.acquire(256 * 1024) for _ in range(8)))
+    elapsed = loop.time() - start
+    # 2 MiB at 1 MiB/s with a 0.25 s burst allowance: clearly throttled, not instantaneous.
+    assert elapsed >= 1.5
