@@ -25,6 +25,10 @@ from gguf_tui.units import format_eta, format_rate, format_size, parse_size
 PLAIN_PROGRESS_EVERY = 5.0
 
 
+class PullRefused(Exception):
+    """A REF could not be resolved (Hub error, unsafe path): exit 1 with the message."""
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     pull = subparsers.add_parser(
         "pull",
@@ -49,13 +53,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 # ---- building job specs ------------------------------------------------------------------------
 
 
-def is_url(ref: str) -> bool:
-    return ref.startswith(("http://", "https://")) and not _is_hub_url(ref)
+def is_plain_url(ref: str, endpoint: str) -> bool:
+    """An http(s) URL that is not a Hub page or resolve URL (those go through the Hub client)."""
+    if not ref.startswith(("http://", "https://")):
+        return False
+    from gguf_tui.hub.refs import is_hub_ref
 
-
-def _is_hub_url(ref: str) -> bool:
-    host = (urlsplit(ref).hostname or "").lower()
-    return host in ("huggingface.co", "hf.co", "www.huggingface.co")
+    return not is_hub_ref(ref, endpoint)
 
 
 def url_spec(url: str, *, sha256: str | None, name: str | None) -> JobSpec:
@@ -74,14 +78,15 @@ def url_spec(url: str, *, sha256: str | None, name: str | None) -> JobSpec:
 async def build_specs(args: argparse.Namespace, config: Config, engine: Engine) -> list[JobSpec]:
     specs = []
     for ref in args.refs:
-        if is_url(ref):
+        if is_plain_url(ref, config.hub.endpoint):
             specs.append(url_spec(ref, sha256=args.sha256, name=args.name))
             continue
+        from gguf_tui.hub import HubError, resolve_ref
+
         try:
-            from gguf_tui.hub import resolve_ref
-        except ImportError:
-            raise UsageError(f"not an http(s) URL: {plain(ref)}") from None
-        spec = await resolve_ref(ref, config, engine.session, no_mmproj=args.no_mmproj)
+            spec = await resolve_ref(ref, config, engine.session, no_mmproj=args.no_mmproj)
+        except HubError as exc:
+            raise PullRefused(plain(str(exc))) from None
         if args.name:
             spec.name = args.name
         if args.sha256:
@@ -217,7 +222,12 @@ async def _pull(args: argparse.Namespace, config: Config) -> int:
         await engine.start()
         pump = asyncio.ensure_future(_pump(stream, printer))
         try:
-            specs = await build_specs(args, config, engine)
+            try:
+                specs = await build_specs(args, config, engine)
+            except PullRefused as exc:
+                printer.finish()
+                _say(args, {"event": "failed", "message": str(exc)}, str(exc))
+                return EXIT_FAILED
             job_ids = [await engine.enqueue(spec) for spec in specs]
             jobs = [await engine.wait(job_id) for job_id in job_ids]
         except asyncio.CancelledError:
