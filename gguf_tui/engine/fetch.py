@@ -120,6 +120,8 @@ class FileDownload:
         self.limiter = limiter
         self.connections = max(1, connections)
         self.request_size = max(settings.min_segment_size, 4 * 1024 * 1024)
+        # Memory stays flat whatever the connection count: about 8 MiB of batches in flight.
+        self.write_batch = max(1024 * 1024, WRITE_BATCH // self.connections)
         self.on_retry = on_retry or (lambda *_: None)
         self.on_notice = on_notice or (lambda _: None)
         self.on_fresh_total = on_fresh_total or (lambda _: None)
@@ -473,7 +475,7 @@ class FileDownload:
                         if self.limiter.rate:
                             await self.limiter.acquire(len(data))
                     now = time.monotonic()
-                    if batch_len >= WRITE_BATCH or (batch and now - last_flush >= FLUSH_EVERY):
+                    if batch_len >= self.write_batch or (batch and now - last_flush >= FLUSH_EVERY):
                         last_flush = now
                         await flush()
                         self.maybe_save_state()

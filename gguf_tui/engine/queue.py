@@ -55,7 +55,7 @@ def make_session(config: Config, *, limit: int = 64) -> aiohttp.ClientSession:
         connector=connector,
         headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity"},
         auto_decompress=False,
-        read_bufsize=1 << 20,
+        read_bufsize=256 * 1024,
     )
 
 

@@ -1,0 +1,282 @@
+"""Download benchmark: gguf-tui pull against curl, aria2c and huggingface_hub, in one run.
+
+    .venv/bin/python bench/bench_download.py [--size 2G] [--runs 3] [--quick]
+
+Starts a local nginx (installing the Debian package if missing) on a port above 20000 with two
+server blocks: one unlimited, one with `limit_rate 25m` per connection. Writes a GGUF-sized file,
+then runs every tool in alternation (so machine noise hits all of them alike) on both servers,
+and prints median wall time, MB/s, CPU seconds per GB (user + system of the tool's process
+tree) and peak RSS, plus the ratios gguf-tui/curl and gguf-tui/aria2c. Then a scaling run of
+gguf-tui with 1, 2, 4, 8 and 16 connections on the capped server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+FAST_PORT = 20871
+CAPPED_PORT = 20872
+
+NGINX_CONF = """
+worker_processes 1;
+daemon off;
+pid {work}/nginx.pid;
+error_log {work}/error.log;
+events {{ worker_connections 1024; }}
+http {{
+    access_log off;
+    sendfile on;
+    tcp_nopush on;
+    keepalive_requests 100000;
+    client_body_temp_path {work}/tmp;
+    proxy_temp_path {work}/tmp;
+    fastcgi_temp_path {work}/tmp;
+    uwsgi_temp_path {work}/tmp;
+    scgi_temp_path {work}/tmp;
+    server {{ listen 127.0.0.1:{fast}; root {root}; }}
+    server {{ listen 127.0.0.1:{capped}; root {root}; limit_rate 25m; }}
+}}
+"""
+
+HF_SCRIPT = """
+import sys
+from huggingface_hub.file_download import http_get
+with open(sys.argv[2], "wb") as out:
+    http_get(sys.argv[1], out)
+"""
+
+
+@dataclass
+class Sample:
+    wall: float
+    cpu: float
+    rss_kib: int
+
+
+@dataclass
+class Tool:
+    name: str
+    argv: list[str]
+    output: Path
+    samples: list[Sample] = field(default_factory=list)
+
+
+def ensure_installed(binary: str, package: str) -> None:
+    if shutil.which(binary):
+        return
+    print(f"installing {package} ...", file=sys.stderr)
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    subprocess.run(["apt-get", "update", "-qq"], check=False, env=env)
+    subprocess.run(["apt-get", "install", "-y", "-qq", package], check=True, env=env)
+
+
+def ensure_python_package(module: str, package: str) -> None:
+    try:
+        __import__(module)
+    except ImportError:
+        subprocess.run([PYTHON, "-m", "pip", "install", "-q", package], check=True)
+
+
+def make_file(path: Path, size: int) -> str:
+    """A GGUF-sized file: a real GGUF header, then pseudo-random bytes (not compressible)."""
+    digest = hashlib.sha256()
+    block = hashlib.sha256(b"seed").digest() * (1 << 15)  # 1 MiB
+    with open(path, "wb") as out:
+        header = b"GGUF" + (3).to_bytes(4, "little") + bytes(16)
+        out.write(header)
+        digest.update(header)
+        written = len(header)
+        counter = 0
+        while written < size:
+            counter += 1
+            chunk = counter.to_bytes(8, "little") + block[8 : min(len(block), size - written)]
+            chunk = chunk[: size - written]
+            out.write(chunk)
+            digest.update(chunk)
+            written += len(chunk)
+    return digest.hexdigest()
+
+
+def run_measured(argv: list[str], env: dict | None = None) -> Sample:
+    start = time.perf_counter()
+    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    _, status, usage = os.wait4(process.pid, 0)
+    wall = time.perf_counter() - start
+    stderr = process.stderr.read().decode(errors="replace") if process.stderr else ""
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode != 0:
+        raise RuntimeError(f"{argv[0]} failed ({process.returncode}): {stderr[-500:]}")
+    return Sample(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss)
+
+
+def drop_output(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+    for extra in path.parent.glob(path.name + ".aria2"):
+        extra.unlink()
+
+
+def tools_for(url: str, sha: str, work: Path, connections: int | None) -> list[Tool]:
+    store = work / "store"
+    config = work / "bench-config.yaml"
+    config.write_text("downloads:\n  free_space_margin: 0\n")
+    pull = [
+        str(REPO / ".venv" / "bin" / "gguf-tui")
+        if (REPO / ".venv" / "bin" / "gguf-tui").exists()
+        else PYTHON,
+    ]
+    if pull[0] == PYTHON:
+        pull += ["-m", "gguf_tui"]
+    pull += ["--config", str(config), "--store", str(store), "pull", url, "--sha256", sha]
+    if connections:
+        pull += ["--connections", str(connections)]
+    out = work / "out.bin"
+    return [
+        Tool("gguf-tui pull (sha256)", pull, store),
+        Tool("curl -o FILE", ["curl", "-s", "-o", str(out), url], out),
+        Tool(
+            "aria2c -x8 -s8",
+            ["aria2c", "-q", "-x8", "-s8", "--file-allocation=none", "-d", str(work), "-o",
+             "aria.bin", "--allow-overwrite=true", url],
+            work / "aria.bin",
+        ),
+        Tool(
+            "aria2c -x8 -s8 --checksum",
+            ["aria2c", "-q", "-x8", "-s8", "--file-allocation=none", "-d", str(work), "-o",
+             "aria.bin", "--allow-overwrite=true", f"--checksum=sha-256={sha}", url],
+            work / "aria.bin",
+        ),
+        Tool("huggingface_hub http_get", [PYTHON, "-c", HF_SCRIPT, url, str(out)], out),
+    ]
+
+
+def report(title: str, tools: list[Tool], size: int) -> dict[str, float]:
+    gb = size / 1e9
+    print(f"\n== {title} ({size / 2**30:.2f} GiB, {len(tools[0].samples)} runs each, medians)")
+    print(f"{'tool':<28}{'wall s':>9}{'MB/s':>9}{'CPU-s/GB':>10}{'peak RSS MiB':>14}")
+    medians = {}
+    for tool in tools:
+        wall = statistics.median(s.wall for s in tool.samples)
+        cpu = statistics.median(s.cpu for s in tool.samples)
+        rss = max(s.rss_kib for s in tool.samples) / 1024
+        medians[tool.name] = wall
+        print(f"{tool.name:<28}{wall:>9.2f}{size / wall / 1e6:>9.0f}{cpu / gb:>10.2f}{rss:>14.1f}")
+    ours = medians[tools[0].name]
+    print(f"ratio gguf-tui/curl wall time:              {ours / medians['curl -o FILE']:.2f}x")
+    print(f"ratio gguf-tui/aria2c -x8 -s8 wall time:    {ours / medians['aria2c -x8 -s8']:.2f}x")
+    print(
+        "ratio gguf-tui/aria2c --checksum wall time: "
+        f"{ours / medians['aria2c -x8 -s8 --checksum']:.2f}x"
+    )
+    print(
+        "ratio gguf-tui/huggingface_hub wall time:   "
+        f"{ours / medians['huggingface_hub http_get']:.2f}x"
+    )
+    return medians
+
+
+def bench_server(title: str, url: str, sha: str, work: Path, runs: int, size: int,
+                 connections: int | None, skip: set[str]) -> None:
+    tools = [t for t in tools_for(url, sha, work, connections) if t.name not in skip]
+    for run in range(runs):
+        for tool in tools:
+            drop_output(tool.output)
+            tool.samples.append(run_measured(tool.argv))
+            drop_output(tool.output)
+        print(f"  {title}: run {run + 1}/{runs} done", file=sys.stderr)
+    if skip:
+        for tool in tools:
+            print(f"{tool.name}: median {statistics.median(s.wall for s in tool.samples):.2f} s")
+        return
+    report(title, tools, size)
+
+
+def bench_scaling(url: str, sha: str, work: Path, size: int, runs: int) -> None:
+    print(f"\n== scaling on the capped server (25 MB/s per connection), medians of {runs}")
+    print(f"{'connections':<14}{'wall s':>9}{'MB/s':>9}{'CPU-s/GB':>10}{'peak RSS MiB':>14}")
+    for connections in (1, 2, 4, 8, 16):
+        tool = tools_for(url, sha, work, connections)[0]
+        for _ in range(runs):
+            drop_output(tool.output)
+            tool.samples.append(run_measured(tool.argv))
+            drop_output(tool.output)
+        wall = statistics.median(s.wall for s in tool.samples)
+        cpu = statistics.median(s.cpu for s in tool.samples)
+        rss = max(s.rss_kib for s in tool.samples) / 1024
+        print(f"{connections:<14}{wall:>9.2f}{size / wall / 1e6:>9.0f}{cpu / (size / 1e9):>10.2f}{rss:>14.1f}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", default="2G", help="file size, e.g. 2G or 512M")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--scaling-size", default="512M", help="file size for the scaling run")
+    parser.add_argument("--connections", type=int, default=None,
+                        help="gguf-tui connections on both servers (default: its config)")
+    parser.add_argument("--quick", action="store_true", help="256M file, 1 run, no capped runs")
+    args = parser.parse_args()
+    sys.path.insert(0, str(REPO))
+    from gguf_tui.units import parse_size
+
+    size = parse_size("256M" if args.quick else args.size)
+    scaling_size = parse_size(args.scaling_size)
+    runs = 1 if args.quick else args.runs
+    ensure_installed("nginx", "nginx-light")
+    ensure_installed("curl", "curl")
+    ensure_installed("aria2c", "aria2")
+    ensure_python_package("huggingface_hub", "huggingface_hub")
+
+    work = Path(tempfile.mkdtemp(prefix="gguf-tui-bench-", dir=os.environ.get("BENCH_DIR")))
+    work.chmod(0o755)
+    root = work / "www"
+    root.mkdir()
+    (work / "tmp").mkdir()
+    print(f"writing a {size / 2**30:.2f} GiB test file ...", file=sys.stderr)
+    sha = make_file(root / "model.gguf", size)
+    scaling_sha = make_file(root / "scaling.gguf", scaling_size) if not args.quick else ""
+    conf = work / "nginx.conf"
+    conf.write_text(NGINX_CONF.format(work=work, root=root, fast=FAST_PORT, capped=CAPPED_PORT))
+    nginx = subprocess.Popen(["nginx", "-c", str(conf), "-p", str(work)])
+    try:
+        time.sleep(0.5)
+        if nginx.poll() is not None:
+            print("nginx did not start; see", work / "error.log", file=sys.stderr)
+            return 1
+        fast = f"http://127.0.0.1:{FAST_PORT}/model.gguf"
+        capped = f"http://127.0.0.1:{CAPPED_PORT}/model.gguf"
+        bench_server("uncapped server", fast, sha, work, runs, size, args.connections, set())
+        if not args.quick:
+            # 25 MB/s per connection: single-stream tools take minutes on 2 GiB, so the capped
+            # comparison runs on the scaling file (same behaviour, shorter wall time).
+            capped_scaling = f"http://127.0.0.1:{CAPPED_PORT}/scaling.gguf"
+            skip_slow = set()
+            bench_server(
+                "capped server, 25 MB/s per connection",
+                capped_scaling, scaling_sha, work, max(1, runs - 1), scaling_size,
+                args.connections or 8, skip_slow,
+            )
+            bench_scaling(capped_scaling, scaling_sha, work, scaling_size, max(1, runs - 1))
+        del capped
+    finally:
+        nginx.terminate()
+        nginx.wait(5)
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
