@@ -41,7 +41,7 @@ from gguf_tui.store.layout import StoreLayout
 from gguf_tui.textsafe import redact_url
 
 WRITE_BATCH = 4 * 1024 * 1024
-HASH_BLOCK = 8 * 1024 * 1024
+HASH_BLOCK = 4 * 1024 * 1024
 FLUSH_EVERY = 0.25  # seconds: slow links still show progress and save state
 MAX_REDIRECTS = 10
 MAX_RESOLVES = 3
@@ -119,7 +119,10 @@ class FileDownload:
         self.session = session
         self.limiter = limiter
         self.connections = max(1, connections)
-        self.request_size = max(settings.min_segment_size, 4 * 1024 * 1024)
+        # Requests of at most 16 MiB: a connection's in-flight range stays short, so the tail
+        # of a download can be shared out; stealing splits unrequested ranges down to 8 MiB.
+        self.request_size = min(max(settings.min_segment_size, 4 * 1024 * 1024), 16 * 1024 * 1024)
+        self.steal_min = min(settings.min_segment_size, 4 * 1024 * 1024)
         # Memory stays flat whatever the connection count: about 8 MiB of batches in flight.
         self.write_batch = max(1024 * 1024, WRITE_BATCH // self.connections)
         self.on_retry = on_retry or (lambda *_: None)
@@ -520,7 +523,7 @@ class FileDownload:
         if victim is None or victim.end is None:
             return None
         remaining = victim.stealable
-        if remaining < 2 * self.settings.min_segment_size:
+        if remaining < 2 * self.steal_min:
             return None
         base = victim.end - remaining
         middle = base + remaining // 2

@@ -28,6 +28,7 @@ from gguf_tui.engine.events import (
     StateChanged,
 )
 from gguf_tui.engine.fetch import FileDownload
+from gguf_tui.engine.memory import tune_malloc
 from gguf_tui.engine.placement import DiskFullError, free_space, hint_page_cache, place_file
 from gguf_tui.engine.ratelimit import RateLimiter
 from gguf_tui.engine.resume import ResumeState, ResumeStateError
@@ -136,6 +137,7 @@ class Engine:
         await self.close()
 
     async def start(self) -> None:
+        tune_malloc()
         self.layout.ensure()
         if self._session is None:
             self._session = make_session(self.config)
