@@ -329,6 +329,8 @@ class Engine:
         except (DownloadError, OSError) as exc:
             if job.current is not None and job.current.state_path.exists():
                 job.current.save_state()
+            if not any(state.bytes_done for state in self.resume_states(job)):
+                self._delete_partials(job)  # nothing worth keeping for a retry
             message = plain(str(exc)) if isinstance(exc, DownloadError) else _os_message(exc)
             self._emit(JobError(job.id, job.name, message))
             self._set_state(job, JobState.FAILED, message)
