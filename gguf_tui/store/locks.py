@@ -176,3 +176,15 @@ def active_lock_owner(path: Path) -> LockOwner | None:
     if is_stale(owner, path):
         return None
     return owner
+
+
+def live_locks(locks_dir: Path) -> list[tuple[Path, LockOwner]]:
+    """Every lock in `locks_dir` held by a live owner (stale and unreadable ones left out)."""
+    if not locks_dir.is_dir():
+        return []
+    held = []
+    for path in sorted(locks_dir.glob("*.lock")):
+        owner = active_lock_owner(path)
+        if owner is not None:
+            held.append((path, owner))
+    return held

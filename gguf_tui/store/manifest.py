@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,15 @@ class ManifestFile:
     last_modified: str | None = None
     url: str | None = None  # redacted: no query string, no credentials
     verified_at: float | None = None
+    verify_failed_at: float | None = None  # the last re-hash found other bytes (cleared on success)
+
+    @classmethod
+    def from_json(cls, entry: Any) -> ManifestFile:
+        """A file entry; keys this version does not know are ignored (forward compatible)."""
+        if not isinstance(entry, dict):
+            raise TypeError("file entry is not an object")
+        known = {f.name for f in fields(cls)}
+        return cls(**{key: value for key, value in entry.items() if key in known})
 
 
 @dataclass
@@ -54,10 +63,16 @@ class Manifest:
                 raise TypeError("not an object")
             if raw.get("format") != MANIFEST_FORMAT:
                 raise ValueError(f"unknown manifest format {raw.get('format')!r}")
-            files = [ManifestFile(**entry) for entry in raw["files"]]
+            if not isinstance(raw["files"], list):
+                raise TypeError("files is not a list")
+            files = [ManifestFile.from_json(entry) for entry in raw["files"]]
             for entry in files:
                 if not isinstance(entry.path, str) or not isinstance(entry.size, int):
                     raise TypeError("bad file entry")
+                if not isinstance(entry.sha256, str):
+                    raise TypeError("bad sha256")
+                entry.verified_at = _opt_time(entry.verified_at)
+                entry.verify_failed_at = _opt_time(entry.verify_failed_at)
             return cls(
                 name=str(raw["name"]),
                 files=files,
@@ -65,7 +80,7 @@ class Manifest:
                 license=raw.get("license"),
                 gguf=dict(raw.get("gguf") or {}),
                 added_at=float(raw.get("added_at") or 0.0),
-                last_used_at=raw.get("last_used_at"),
+                last_used_at=_opt_time(raw.get("last_used_at")),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ManifestError(f"{origin}: invalid manifest ({exc})") from None
@@ -80,3 +95,11 @@ class Manifest:
 
     def save(self, path: Path) -> None:
         write_json_atomic(path, self.to_json())
+
+
+def _opt_time(value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"bad time {value!r}")
+    return float(value)

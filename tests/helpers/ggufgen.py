@@ -218,3 +218,58 @@ def make_mmproj_gguf(
     writer.add_tensor("mm.0.bias", tensor_data((128,), GGMLQuantizationType.F32))
     _finish(writer)
     return path
+
+
+# --- a store with managed models, as the engine leaves it ------------------------------------
+
+
+def add_managed_model(
+    store: Path,
+    name: str,
+    files: dict[str, Path],
+    *,
+    roles: dict[str, str] | None = None,
+    added_at: float | None = None,
+    last_used_at: float | None = None,
+    verified: bool = True,
+) -> Path:
+    """Copy real GGUF files to `store/<relative>` and write the manifest the engine would write
+    for one logical model holding them. Returns the manifest's path."""
+    import hashlib
+    import shutil
+    import time
+
+    from gguf_tui.gguf import read_gguf
+    from gguf_tui.store.layout import StoreLayout
+    from gguf_tui.store.manifest import Manifest, ManifestFile
+
+    layout = StoreLayout(store)
+    layout.ensure()
+    now = time.time()
+    entries = []
+    for relative, source in files.items():
+        dest = store / relative
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, dest)
+        data = dest.read_bytes()
+        entries.append(
+            ManifestFile(
+                path=relative,
+                size=len(data),
+                sha256=hashlib.sha256(data).hexdigest(),
+                role=(roles or {}).get(relative, "model"),
+                verified_at=now if verified else None,
+            )
+        )
+    main = next(e for e in entries if e.role != "mmproj")
+    manifest = Manifest(
+        name=name,
+        files=entries,
+        source={"kind": "test"},
+        gguf=read_gguf(store / main.path).to_json(),
+        added_at=now if added_at is None else added_at,
+        last_used_at=last_used_at,
+    )
+    path = layout.manifest_path(name)
+    manifest.save(path)
+    return path

@@ -1,0 +1,477 @@
+"""`gguf-tui ls | info | verify | rm | prune | import | path`: the model store from a shell."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from gguf_tui.cli import EXIT_FAILED, EXIT_OK, UsageError
+from gguf_tui.config import Config
+from gguf_tui.gguf import GGUFError
+from gguf_tui.store.fileio import read_header
+from gguf_tui.store.importer import StoreImportError, import_paths
+from gguf_tui.store.layout import StoreLayout
+from gguf_tui.store.ops import (
+    NothingToVerify,
+    StoreBusyError,
+    delete_model,
+    record_use,
+    remove_manifest,
+    verify_model,
+)
+from gguf_tui.store.prune import carry_out, plan_prune
+from gguf_tui.store.scan import ModelLookupError, StoreModel, StoreSnapshot, find_model, scan_store
+from gguf_tui.store.usage import active_downloads
+from gguf_tui.textsafe import plain
+from gguf_tui.units import format_size, parse_duration, parse_size
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    ls = subparsers.add_parser("ls", help="list the store's models, their size and state")
+    ls.add_argument("--json", action="store_true")
+    ls.set_defaults(func=run_ls)
+
+    info = subparsers.add_parser("info", help="one model: manifest and GGUF header facts")
+    info.add_argument("model", metavar="MODEL", help="a name, a path, or a unique prefix")
+    info.add_argument("--json", action="store_true")
+    info.set_defaults(func=run_info)
+
+    verify = subparsers.add_parser("verify", help="re-hash files against their recorded SHA-256")
+    verify.add_argument("models", nargs="*", metavar="MODEL", help="default: every managed model")
+    verify.add_argument("--json", action="store_true")
+    verify.set_defaults(func=run_verify)
+
+    rm = subparsers.add_parser("rm", help="delete models with all their files (parts, mmproj)")
+    rm.add_argument("models", nargs="+", metavar="MODEL")
+    rm.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
+    rm.add_argument("--json", action="store_true")
+    rm.set_defaults(func=run_rm)
+
+    prune = subparsers.add_parser("prune", help="free space by policy")
+    prune.add_argument("--max-size", metavar="SIZE", help="delete least recently used until the models fit, e.g. 200G")
+    prune.add_argument("--unused-for", metavar="DURATION", help="delete models not used for this long, e.g. 30d")
+    prune.add_argument("--partials", action="store_true", help="delete abandoned partial downloads")
+    prune.add_argument("--dry-run", action="store_true", help="only list what would go")
+    prune.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
+    prune.add_argument("--json", action="store_true")
+    prune.set_defaults(func=run_prune)
+
+    imp = subparsers.add_parser("import", help="adopt GGUF files already on disk")
+    imp.add_argument("paths", nargs="+", metavar="PATH", help="GGUF files or folders holding them")
+    how = imp.add_mutually_exclusive_group()
+    how.add_argument("--link", dest="mode", action="store_const", const="link", help="hard-link (else stop and say why)")
+    how.add_argument("--move", dest="mode", action="store_const", const="move")
+    how.add_argument("--copy", dest="mode", action="store_const", const="copy")
+    imp.add_argument("--name", help="import every PATH as one model with this name")
+    imp.add_argument("--json", action="store_true")
+    imp.set_defaults(func=run_import, mode="auto")
+
+    path = subparsers.add_parser("path", help="print a model's file path (for scripts)")
+    path.add_argument("model", metavar="MODEL")
+    which = path.add_mutually_exclusive_group()
+    which.add_argument("--mmproj", action="store_true", help="the vision projector's path")
+    which.add_argument("--all", action="store_true", help="every file, one per line")
+    path.set_defaults(func=run_path)
+
+
+# ---- shared helpers ----------------------------------------------------------------------------
+
+
+def _snapshot(config: Config, warn: bool = True) -> tuple[StoreLayout, StoreSnapshot]:
+    layout = StoreLayout(config.store)
+    snapshot = scan_store(layout)
+    if warn:
+        for problem in snapshot.problems:
+            print(f"gguf-tui: warning: {plain(problem.message)}", file=sys.stderr)
+    return layout, snapshot
+
+
+def _lookup(snapshot: StoreSnapshot, query: str) -> StoreModel:
+    try:
+        return find_model(snapshot, query)
+    except ModelLookupError as exc:
+        raise _Failed(plain(str(exc))) from None
+
+
+class _Failed(Exception):
+    """An operation failed: one line on stderr, exit 1."""
+
+
+def _failing(func):
+    def run(args: argparse.Namespace, config: Config) -> int:
+        try:
+            return func(args, config)
+        except _Failed as exc:
+            print(f"gguf-tui: {exc}", file=sys.stderr)
+            return EXIT_FAILED
+
+    return run
+
+
+def _ago(when: float | None, now: float | None = None) -> str:
+    if when is None:
+        return "never"
+    seconds = max(0, (time.time() if now is None else now) - when)
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{int(seconds // size)}{unit} ago"
+    return "just now"
+
+
+def _params(count: int | None) -> str:
+    if not count:
+        return "?"
+    for unit, size in (("T", 1e12), ("B", 1e9), ("M", 1e6), ("k", 1e3)):
+        if count >= size:
+            return f"{count / size:.1f}{unit}"
+    return str(count)
+
+
+def _cut(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _confirm(args: argparse.Namespace, question: str) -> bool:
+    if args.yes:
+        return True
+    if not sys.stdin.isatty():
+        raise UsageError(f"refusing to {question.rstrip('?')} without confirmation: "
+                         "no terminal to ask on; pass --yes")
+    try:
+        answer = input(f"{question} [y/N] ")
+    except EOFError:
+        return False
+    return answer.strip().lower() in ("y", "yes")
+
+
+class _Progress:
+    """Hashing progress on stderr: one updating line on a TTY, a line every few seconds otherwise."""
+
+    def __init__(self, every: float = 2.0) -> None:
+        self.tty = sys.stderr.isatty()
+        self.every = every
+        self.last = 0.0
+        self.last_line = ""
+        self.shown = False
+
+    def __call__(self, label: str, done: int, total: int) -> None:
+        percent = f"{100 * done / total:5.1f}%" if total else "100.0%"
+        line = f"{plain(label)}: {percent} {format_size(done)} of {format_size(total)}"
+        if self.tty:
+            sys.stderr.write("\r" + line[:150] + "\x1b[K")
+            sys.stderr.flush()
+            self.shown = True
+            return
+        now = time.monotonic()
+        if (now - self.last >= self.every or done == total) and line != self.last_line:
+            self.last, self.last_line = now, line
+            print(line, file=sys.stderr, flush=True)
+
+    def clear(self) -> None:
+        if self.shown:
+            sys.stderr.write("\r\x1b[K")
+            sys.stderr.flush()
+            self.shown = False
+
+
+# ---- ls / info / path --------------------------------------------------------------------------
+
+
+def _footer(snapshot: StoreSnapshot) -> str:
+    count = len(snapshot.models)
+    partials = len(snapshot.partials)
+    return (
+        f"{count} model{'s' if count != 1 else ''} · {format_size(snapshot.total_size)} in "
+        f"{snapshot.root} · {format_size(snapshot.free_space)} free · "
+        f"{format_size(snapshot.partials_size)} in {partials} partial download{'s' if partials != 1 else ''}"
+    )
+
+
+@_failing
+def run_ls(args: argparse.Namespace, config: Config) -> int:
+    _layout, snapshot = _snapshot(config)
+    if args.json:
+        print(json.dumps(snapshot.to_json(), indent=1))
+        return EXIT_OK
+    if snapshot.models:
+        columns = shutil.get_terminal_size((100, 24)).columns
+        width = max(12, min(max(len(m.name) for m in snapshot.models), columns - 63))
+        print(f"{'NAME':<{width}}  {'QUANT':<8} {'ARCH':<8} {'SIZE':>9} {'FILES':>5}  {'STATE':<15} LAST USED")
+        for model in snapshot.models:
+            state = model.state
+            if state == "verified":
+                state = f"verified {_ago(model.verified_at).removesuffix(' ago').replace('just ', '')}"
+            print(
+                f"{_cut(plain(model.name), width):<{width}}  {_cut(plain(model.quant or '?'), 8):<8} "
+                f"{_cut(plain(model.architecture or '?'), 8):<8} {format_size(model.size):>9} "
+                f"{len(model.files):>5}  {_cut(state, 15):<15} {_ago(model.last_used_at)}"
+            )
+    else:
+        print("no models in the store")
+    print(_footer(snapshot))
+    return EXIT_OK
+
+
+@_failing
+def run_info(args: argparse.Namespace, config: Config) -> int:
+    _layout, snapshot = _snapshot(config)
+    model = _lookup(snapshot, args.model)
+    headers = {}
+    for entry in model.files:
+        try:
+            headers[entry.relative] = read_header(entry.path).to_json()
+        except GGUFError as exc:
+            headers[entry.relative] = {"error": str(exc)}
+    record_use(model)
+    if args.json:
+        print(json.dumps({**model.to_json(), "headers": headers}, indent=1))
+        return EXIT_OK
+    facts = [
+        plain(model.architecture or "?"),
+        f"{_params(model.parameter_count)} params",
+        f"ctx {model.context_length or '?'}",
+        plain(model.quant or "?"),
+    ]
+    print(f"name      {plain(model.name)}")
+    managed = "managed" if model.managed else "unmanaged: adopt it with 'gguf-tui import'"
+    print(f"state     {model.state} ({managed})")
+    print(f"model     {' · '.join(facts)}")
+    if model.license:
+        print(f"license   {plain(model.license)}")
+    if model.source:
+        source = model.source
+        where = source.get("repo") or source.get("url") or ", ".join(source.get("from", []))
+        revision = f" @ {str(source['revision'])[:12]}" if source.get("revision") else ""
+        print(f"source    {plain(source.get('kind', '?'))} {plain(where)}{revision}")
+    if model.added_at:
+        print(f"added     {_ago(model.added_at)}")
+    print(f"last used {_ago(model.last_used_at)}")
+    print(f"size      {format_size(model.size)} in {len(model.files)} file{'s' if len(model.files) != 1 else ''}")
+    for entry in model.files:
+        header = headers[entry.relative]
+        if "error" in header:
+            detail = plain(header["error"])
+        else:
+            bits = [plain(header.get("architecture") or "?"), plain(header.get("quantization") or "?")]
+            if header.get("split_count"):
+                bits.append(f"part {header['split_index'] + 1} of {header['split_count']}")
+            if header.get("projector_type"):
+                bits.append(f"projector {plain(header['projector_type'])}")
+            detail = " · ".join(bits)
+        flags = "" if entry.exists else " MISSING"
+        flags += " (symlink)" if entry.is_symlink else ""
+        print(f"  {plain(entry.relative)}  {format_size(entry.size)}  {entry.role}{flags}")
+        print(f"    {detail}")
+        if entry.sha256:
+            checked = f"verified {_ago(entry.verified_at)}" if entry.verified_at else "not verified yet"
+            if entry.verify_failed_at:
+                checked = f"MISMATCH found {_ago(entry.verify_failed_at)}"
+            print(f"    sha256 {entry.sha256[:16]}… {checked}")
+    return EXIT_OK
+
+
+@_failing
+def run_path(args: argparse.Namespace, config: Config) -> int:
+    _layout, snapshot = _snapshot(config)
+    model = _lookup(snapshot, args.model)
+    if args.all:
+        chosen = model.files
+    elif args.mmproj:
+        if model.mmproj is None:
+            raise _Failed(f"{plain(model.name)} has no mmproj file")
+        chosen = [model.mmproj]
+    else:
+        chosen = [model.main_file]
+    missing = [entry.relative for entry in chosen if not entry.exists]
+    if missing:
+        raise _Failed(f"{plain(model.name)}: {plain(missing[0])} is missing from the store")
+    record_use(model)
+    for entry in chosen:
+        print(entry.path)
+    return EXIT_OK
+
+
+# ---- verify ------------------------------------------------------------------------------------
+
+
+@_failing
+def run_verify(args: argparse.Namespace, config: Config) -> int:
+    _layout, snapshot = _snapshot(config)
+    if args.models:
+        models = list(dict.fromkeys(_lookup(snapshot, query).name for query in args.models))
+        chosen = [m for m in snapshot.models if m.name in models]
+    else:
+        chosen = [m for m in snapshot.models if m.managed]
+        if not chosen:
+            print("no managed models to verify", file=sys.stderr)
+    progress = _Progress()
+    results, code = [], EXIT_OK
+    for model in chosen:
+        try:
+            result = verify_model(
+                model, progress=lambda rel, done, total: progress(f"verifying {rel}", done, total)
+            )
+        except NothingToVerify as exc:
+            progress.clear()
+            print(f"gguf-tui: {plain(str(exc))}", file=sys.stderr)
+            code = EXIT_FAILED
+            continue
+        progress.clear()
+        results.append(result)
+        if not args.json:
+            ok = "ok" if result.ok else "FAILED"
+            print(f"{plain(model.name)}: {ok} ({len(result.checks)} file{'s' if len(result.checks) != 1 else ''})")
+        for check in result.checks:
+            if not check.ok:
+                code = EXIT_FAILED
+                print(f"gguf-tui: {plain(model.name)}: {plain(check.path)}: {check.message}", file=sys.stderr)
+    if args.json:
+        print(json.dumps({"results": [r.to_json() for r in results]}, indent=1))
+    return code
+
+
+# ---- rm ----------------------------------------------------------------------------------------
+
+
+@_failing
+def run_rm(args: argparse.Namespace, config: Config) -> int:
+    layout, snapshot = _snapshot(config)
+    models: list[StoreModel] = []
+    stale = []
+    for query in args.models:
+        gone = [m for m in snapshot.stale_manifests if m.name == query]
+        if gone and not any(m.name == query for m in snapshot.models):
+            stale.extend(gone)
+            continue
+        model = _lookup(snapshot, query)
+        if all(model is not chosen for chosen in models):
+            models.append(model)
+    active = active_downloads(layout)
+    for model in models:
+        for entry in model.files:
+            reason = active.busy_reason(entry.relative)
+            if reason:
+                raise _Failed(f"not deleting {plain(model.name)}: {plain(entry.relative)}: {reason}")
+    for model in models:
+        print(f"{plain(model.name)}: {len(model.files)} file{'s' if len(model.files) != 1 else ''}, "
+              f"{format_size(model.disk_bytes)}", file=sys.stderr)
+        for entry in model.files:
+            link = " (symlink: only the link is removed)" if entry.is_symlink else ""
+            print(f"  {plain(entry.relative)}{link}", file=sys.stderr)
+    total = sum(m.disk_bytes for m in models)
+    if models and not _confirm(args, f"delete {len(models)} model{'s' if len(models) != 1 else ''} ({format_size(total)})?"):
+        print("nothing deleted", file=sys.stderr)
+        return EXIT_FAILED
+    results, code = [], EXIT_OK
+    for manifest in stale:
+        remove_manifest(layout.manifest_path(manifest.name))
+        print(f"removed the manifest of {plain(manifest.name)} (its files were already gone)")
+    for model in models:
+        try:
+            result = delete_model(layout, model, snapshot=snapshot)
+        except StoreBusyError as exc:
+            print(f"gguf-tui: {plain(str(exc))}", file=sys.stderr)
+            code = EXIT_FAILED
+            continue
+        results.append(result)
+        for path, why in result.kept:
+            print(f"gguf-tui: kept {plain(path)}: {plain(why)}", file=sys.stderr)
+            if not why.startswith("also a file of"):
+                code = EXIT_FAILED
+        if not args.json:
+            links = f", {len(result.links_removed)} symlink(s) removed, targets kept" if result.links_removed else ""
+            print(f"removed {plain(model.name)}: {len(result.removed)} file(s), {format_size(result.freed)} freed{links}")
+    if args.json:
+        print(json.dumps({"deleted": [r.to_json() for r in results]}, indent=1))
+    return code
+
+
+# ---- prune -------------------------------------------------------------------------------------
+
+
+@_failing
+def run_prune(args: argparse.Namespace, config: Config) -> int:
+    if args.max_size is None and args.unused_for is None and not args.partials:
+        raise UsageError("prune needs a policy: --max-size SIZE, --unused-for DURATION and/or --partials")
+    try:
+        max_size = parse_size(args.max_size) if args.max_size is not None else None
+        unused_for = parse_duration(args.unused_for) if args.unused_for is not None else None
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    layout, snapshot = _snapshot(config)
+    plan = plan_prune(snapshot, layout, max_size=max_size, unused_for=unused_for, partials=args.partials)
+    for name, why in plan.skipped:
+        print(f"gguf-tui: keeping {plain(name)}: {plain(why)}", file=sys.stderr)
+    if args.json and args.dry_run:
+        print(json.dumps({"dry_run": True, **plan.to_json()}, indent=1))
+        return EXIT_OK
+    out = sys.stderr if args.json else sys.stdout
+    verb = "would delete" if args.dry_run else "deleting"
+    for item in plan.models:
+        model = item.model
+        kind = "" if model.managed else ", unmanaged"
+        print(f"{verb} {plain(model.name)}: {format_size(model.disk_bytes)}, last used "
+              f"{_ago(model.last_used_at)} ({item.reason}{kind})", file=out)
+    for partial in plan.partials:
+        what = plain(partial.dest or partial.key)
+        print(f"{verb} partial download {what}: {format_size(partial.size)}, "
+              f"saved {_ago(partial.updated_at)}", file=out)
+    if not plan.models and not plan.partials:
+        print("nothing to prune", file=out)
+        if args.json:
+            print(json.dumps(plan.to_json() | {"dry_run": False}, indent=1))
+        return EXIT_OK
+    if max_size is not None and not plan.fits:
+        print(f"gguf-tui: warning: the models will still take more than {format_size(max_size)}",
+              file=sys.stderr)
+    if args.dry_run:
+        print(f"would free {format_size(plan.freed)}", file=out)
+        return EXIT_OK
+    if not _confirm(args, f"delete these ({format_size(plan.freed)})?"):
+        print("nothing deleted", file=sys.stderr)
+        return EXIT_FAILED
+    result = carry_out(layout, plan, snapshot)
+    code = EXIT_OK
+    for what, why in result.refused:
+        print(f"gguf-tui: kept {plain(what)}: {plain(why)}", file=sys.stderr)
+        code = EXIT_FAILED
+    if args.json:
+        print(json.dumps({"dry_run": False, **result.to_json()}, indent=1))
+    else:
+        print(f"freed {format_size(result.freed)}")
+    return code
+
+
+# ---- import ------------------------------------------------------------------------------------
+
+
+@_failing
+def run_import(args: argparse.Namespace, config: Config) -> int:
+    layout = StoreLayout(config.store)
+    progress = _Progress()
+    try:
+        outcomes = import_paths(
+            layout, [Path(p) for p in args.paths], mode=args.mode, name=args.name, progress=progress
+        )
+    except StoreImportError as exc:
+        progress.clear()
+        raise _Failed(plain(str(exc))) from None
+    except OSError as exc:
+        progress.clear()
+        raise _Failed(f"import failed: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": ")) from None
+    progress.clear()
+    if args.json:
+        print(json.dumps({"imported": [o.to_json() for o in outcomes]}, indent=1))
+        return EXIT_OK
+    for outcome in outcomes:
+        for note in outcome.notes:
+            print(f"  {plain(note)}", file=sys.stderr)
+        if outcome.action == "duplicate":
+            print(f"{plain(outcome.name)}: already in the store, nothing stored twice")
+        else:
+            print(f"{plain(outcome.name)}: {outcome.action} ({len(outcome.files)} file{'s' if len(outcome.files) != 1 else ''})")
+    return EXIT_OK

@@ -1,0 +1,322 @@
+"""Changing the store: delete a model safely, record a use, re-verify a model's files.
+
+Deleting walks from the root one folder at a time with O_NOFOLLOW, so a symlinked folder can
+never lead it out of the store, and it unlinks the last component itself: a symlink is removed
+as a link, its target is never touched. Files that a download in progress owns are refused.
+"""
+
+from __future__ import annotations
+
+import errno
+import hmac
+import os
+import stat as stat_module
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from gguf_tui.store.fileio import HashCancelled, HashProgress, sha256_file
+from gguf_tui.store.layout import StoreLayout, UnsafePathError, check_relative_path
+from gguf_tui.store.manifest import Manifest, ManifestError
+from gguf_tui.store.scan import StoreModel, StoreSnapshot
+from gguf_tui.store.usage import ActiveDownloads, active_downloads
+
+
+class StoreBusyError(Exception):
+    """A file of the model is being written by a download in progress; nothing was deleted."""
+
+
+class UnsafeDeleteError(Exception):
+    """A path would lead outside the store (e.g. through a symlinked folder)."""
+
+
+# ---- deleting ----------------------------------------------------------------------------------
+
+
+def _open_parent(root: Path, relative: str) -> tuple[int, str]:
+    """An fd of the folder holding `relative`, reached without following any symlink below root."""
+    relative = check_relative_path(relative)
+    *folders, name = relative.split("/")
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for folder in folders:
+            try:
+                next_fd = os.open(
+                    folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd
+                )
+            except OSError as exc:
+                if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                    raise UnsafeDeleteError(
+                        f"refusing to delete {relative}: '{folder}' is a symlink or not a folder "
+                        f"(deleting never follows a link out of the store)"
+                    ) from None
+                raise
+            os.close(fd)
+            fd = next_fd
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd, name
+
+
+def unlink_in_store(root: Path, relative: str) -> str:
+    """Remove one store entry; returns "file", "link" or "missing". Never follows a symlink."""
+    try:
+        fd, name = _open_parent(root, relative)
+    except FileNotFoundError:
+        return "missing"
+    except UnsafePathError as exc:
+        raise UnsafeDeleteError(str(exc)) from None
+    try:
+        try:
+            stat = os.stat(name, dir_fd=fd, follow_symlinks=False)
+        except FileNotFoundError:
+            return "missing"
+        if stat_module.S_ISDIR(stat.st_mode):
+            raise UnsafeDeleteError(f"refusing to delete {relative}: it is a folder")
+        os.unlink(name, dir_fd=fd)
+        return "link" if stat_module.S_ISLNK(stat.st_mode) else "file"
+    finally:
+        os.close(fd)
+
+
+def remove_empty_folders(root: Path, relative: str) -> None:
+    """Remove the now-empty folders a deleted file lived in (owner/repo/), up to the root."""
+    parts = relative.split("/")[:-1]
+    while parts:
+        try:
+            fd, name = _open_parent(root, "/".join(parts))
+        except (OSError, UnsafeDeleteError, UnsafePathError):
+            return
+        try:
+            os.rmdir(name, dir_fd=fd)
+        except OSError:
+            return  # not empty, or not ours to remove
+        finally:
+            os.close(fd)
+        parts.pop()
+
+
+@dataclass
+class DeleteResult:
+    name: str
+    removed: list[str] = field(default_factory=list)  # store-relative paths of files deleted
+    links_removed: list[str] = field(default_factory=list)  # symlinks removed (targets kept)
+    kept: list[tuple[str, str]] = field(default_factory=list)  # (path, why it was kept)
+    freed: int = 0  # store bytes no longer used
+    manifest_removed: bool = False
+
+    def to_json(self) -> dict:
+        return {
+            "name": self.name,
+            "removed": self.removed,
+            "links_removed": self.links_removed,
+            "kept": [{"path": path, "reason": why} for path, why in self.kept],
+            "freed": self.freed,
+            "manifest_removed": self.manifest_removed,
+        }
+
+
+def busy_files(model: StoreModel, active: ActiveDownloads) -> list[tuple[str, str]]:
+    """(path, reason) for each file of the model that a download in progress owns."""
+    found = []
+    for entry in model.files:
+        reason = active.busy_reason(entry.relative)
+        if reason:
+            found.append((entry.relative, reason))
+    return found
+
+
+def delete_model(
+    layout: StoreLayout,
+    model: StoreModel,
+    *,
+    snapshot: StoreSnapshot | None = None,
+    active: ActiveDownloads | None = None,
+) -> DeleteResult:
+    """Delete every file of the model and its manifest.
+
+    Raises StoreBusyError (deleting nothing) when a download in progress owns one of its files.
+    A file another managed model also lists is kept; a symlink is removed, never its target; a
+    path through a symlinked folder is refused (kept, with the reason).
+    """
+    active = active if active is not None else active_downloads(layout)
+    busy = busy_files(model, active)
+    if busy:
+        path, reason = busy[0]
+        raise StoreBusyError(f"not deleting {model.name}: {path}: {reason}")
+    result = DeleteResult(model.name)
+    refused = False
+    for entry in model.files:
+        others = [
+            m.name for m in (snapshot.claims(entry.relative) if snapshot else []) if m.name != model.name
+        ]
+        if others:
+            result.kept.append((entry.relative, f"also a file of {others[0]}"))
+            continue
+        try:
+            outcome = unlink_in_store(layout.root, entry.relative)
+        except UnsafeDeleteError as exc:
+            result.kept.append((entry.relative, str(exc)))
+            refused = True
+            continue
+        except OSError as exc:
+            result.kept.append((entry.relative, exc.strerror or str(exc)))
+            refused = True
+            continue
+        if outcome == "file":
+            result.removed.append(entry.relative)
+            result.freed += entry.disk_bytes
+        elif outcome == "link":
+            result.links_removed.append(entry.relative)
+        remove_empty_folders(layout.root, entry.relative)
+    # A file that could not be deleted keeps the manifest, so the model stays visible.
+    if model.manifest_path is not None and not refused:
+        remove_manifest(model.manifest_path)
+        result.manifest_removed = True
+    return result
+
+
+def remove_manifest(path: Path) -> None:
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        pass
+
+
+# ---- recording use and verification -----------------------------------------------------------
+
+
+def update_manifest(model: StoreModel, change: Callable[[Manifest], None]) -> Manifest | None:
+    """Re-read the model's manifest, apply `change`, write it back atomically.
+
+    Re-reading right before writing keeps what another process wrote meanwhile. Returns None for
+    an unmanaged model; raises ManifestError if the manifest became unreadable.
+    """
+    if model.manifest_path is None:
+        return None
+    manifest = Manifest.load(model.manifest_path)
+    change(manifest)
+    manifest.save(model.manifest_path)
+    return manifest
+
+
+def record_use(model: StoreModel, when: float | None = None) -> bool:
+    """Remember that the model was used now (info, verify, path); False if it has no manifest."""
+    when = time.time() if when is None else when
+
+    def touch(manifest: Manifest) -> None:
+        manifest.last_used_at = when
+
+    try:
+        return update_manifest(model, touch) is not None
+    except (ManifestError, OSError):
+        return False
+
+
+@dataclass
+class FileCheck:
+    path: str
+    ok: bool
+    message: str = ""  # why it failed
+    sha256: str | None = None
+
+
+@dataclass
+class VerifyResult:
+    name: str
+    checks: list[FileCheck] = field(default_factory=list)
+    verified_at: float | None = None
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.checks) and all(check.ok for check in self.checks)
+
+    def to_json(self) -> dict:
+        return {
+            "name": self.name,
+            "ok": self.ok,
+            "verified_at": self.verified_at,
+            "files": [
+                {"path": c.path, "ok": c.ok, "message": c.message, "sha256": c.sha256}
+                for c in self.checks
+            ],
+        }
+
+
+class NothingToVerify(Exception):
+    """The model has no recorded SHA-256 (an unmanaged model)."""
+
+
+# (store-relative path, bytes done, total bytes of that file)
+VerifyProgress = Callable[[str, int, int], None]
+
+
+def verify_model(
+    model: StoreModel,
+    *,
+    progress: VerifyProgress | None = None,
+    stop: threading.Event | None = None,
+) -> VerifyResult:
+    """Re-hash every file against its recorded SHA-256 and record the outcome in the manifest.
+
+    Blocking (run it in a thread from async code); `stop` cancels (raises HashCancelled).
+    Success sets each file's verified time and the model's last use; a mismatch marks the file.
+    """
+    if not model.managed:
+        raise NothingToVerify(
+            f"{model.name} has no recorded SHA-256: adopt it first with 'gguf-tui import'"
+        )
+    result = VerifyResult(model.name)
+    for entry in model.files:
+        if not entry.sha256:
+            result.checks.append(FileCheck(entry.relative, False, "no recorded SHA-256"))
+            continue
+        if not entry.path.exists():
+            result.checks.append(FileCheck(entry.relative, False, "file is missing"))
+            continue
+        reporter: HashProgress | None = None
+        if progress is not None:
+            reporter = (lambda rel: lambda done, total: progress(rel, done, total))(entry.relative)
+        try:
+            digest = sha256_file(entry.path, progress=reporter, stop=stop)
+        except HashCancelled:
+            raise
+        except OSError as exc:
+            result.checks.append(FileCheck(entry.relative, False, f"cannot read: {exc.strerror or exc}"))
+            continue
+        if hmac.compare_digest(digest.encode(), entry.sha256.lower().encode()):
+            result.checks.append(FileCheck(entry.relative, True, sha256=digest))
+        else:
+            result.checks.append(
+                FileCheck(
+                    entry.relative,
+                    False,
+                    f"SHA-256 mismatch: expected {entry.sha256[:16]}…, got {digest[:16]}…",
+                    sha256=digest,
+                )
+            )
+    now = time.time()
+    outcome = {check.path: check for check in result.checks}
+
+    def record(manifest: Manifest) -> None:
+        for file_entry in manifest.files:
+            check = outcome.get(file_entry.path)
+            if check is None or check.sha256 is None:
+                continue
+            if check.ok:
+                file_entry.verified_at = now
+                file_entry.verify_failed_at = None
+            else:
+                file_entry.verify_failed_at = now
+        manifest.last_used_at = now
+
+    try:
+        update_manifest(model, record)
+    except (ManifestError, OSError):
+        pass  # the result stands; the manifest could not take the record
+    if result.ok:
+        result.verified_at = now
+    return result

@@ -1,0 +1,507 @@
+"""What is in the store: models from manifests plus GGUF files found on disk, and the totals.
+
+`scan_store(root)` is what `ls` prints and what the TUI's catalog and status bar show. It never
+raises for what it finds: a corrupt manifest becomes a `problem` (its files are then listed as
+unmanaged), a vanished file marks its model incomplete, a model whose files are all gone is not
+listed. `find_model(snapshot, query)` resolves a name, a path, or a unique prefix.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gguf_tui.gguf import GGUFError
+from gguf_tui.store.fileio import cached_header
+from gguf_tui.store.layout import HIDDEN_DIR_NAME, StoreLayout, UnsafePathError, check_relative_path
+from gguf_tui.store.manifest import Manifest, ManifestError
+from gguf_tui.store.usage import (
+    PartialDownload,
+    active_downloads,
+    free_space,
+    job_records,
+    list_partials,
+)
+
+SPLIT_RE = re.compile(r"^(?P<stem>.+)-(?P<index>\d{5})-of-(?P<count>\d{5})\.gguf$", re.IGNORECASE)
+QUANT_IN_NAME_RE = re.compile(
+    r"(?<![A-Za-z0-9])(I?Q\d_[A-Z0-9_]+?|Q\d_\d|BF16|F16|F32|TQ\d_\d|MXFP4(?:_MOE)?)"
+    r"(?=$|[-_.](?!\d))",
+    re.IGNORECASE,
+)
+# An access time counts as a use only when it is later than the last write by this much: the
+# engine reads a header right after placing a file, and copying sets atime to the copy's start.
+ATIME_SLACK = 2.0
+
+# Model states, in the order a user should care about them.
+STATE_VERIFIED = "verified"
+STATE_UNVERIFIED = "unverified"
+STATE_CORRUPT = "corrupt"  # the last verify found other bytes
+STATE_MODIFIED = "modified"  # a file's size differs from the manifest
+STATE_INCOMPLETE = "incomplete"  # some files are missing
+STATE_UNMANAGED = "unmanaged"
+STATE_DOWNLOADING = "downloading"  # files of a download still in progress
+STATE_PAUSED = "download paused"  # files already placed by an unfinished download
+
+
+@dataclass
+class StoreFile:
+    """One file of a model as it is on disk now."""
+
+    relative: str  # '/'-separated path under the root
+    path: Path  # absolute
+    role: str = "model"  # model, part, mmproj
+    size: int = 0  # bytes (a symlink: its target's size)
+    expected_size: int | None = None  # from the manifest
+    sha256: str | None = None
+    verified_at: float | None = None
+    verify_failed_at: float | None = None
+    exists: bool = True
+    is_symlink: bool = False
+    inode: tuple[int, int] | None = None  # (device, inode) of the file itself (lstat)
+    links: int = 1  # hard links: >1 means deleting this one frees no disk space
+    mtime: float | None = None
+    atime: float | None = None
+
+    @property
+    def disk_bytes(self) -> int:
+        """Bytes this entry takes in the store (a symlink's target lives elsewhere)."""
+        return 0 if self.is_symlink or not self.exists else self.size
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "path": self.relative,
+            "role": self.role,
+            "size": self.size,
+            "sha256": self.sha256,
+            "verified_at": self.verified_at,
+            "verify_failed_at": self.verify_failed_at,
+            "exists": self.exists,
+            "symlink": self.is_symlink,
+        }
+
+
+@dataclass
+class StoreModel:
+    """One logical model: a managed manifest, or unmanaged GGUF file(s) found on disk."""
+
+    name: str
+    files: list[StoreFile]
+    managed: bool
+    state: str
+    quant: str | None = None
+    architecture: str | None = None
+    parameter_count: int | None = None
+    context_length: int | None = None
+    added_at: float | None = None
+    last_used_at: float | None = None
+    manifest_path: Path | None = None
+    source: dict[str, Any] = field(default_factory=dict)
+    license: str | None = None
+    gguf: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None  # why the header could not be read (unmanaged files)
+
+    @property
+    def size(self) -> int:
+        return sum(f.size for f in self.files if f.exists)
+
+    @property
+    def disk_bytes(self) -> int:
+        return sum(f.disk_bytes for f in self.files)
+
+    @property
+    def verified_at(self) -> float | None:
+        """When every file was last verified (the oldest of their times), if all were."""
+        times = [f.verified_at for f in self.files]
+        if not self.managed or not times or any(t is None for t in times):
+            return None
+        return min(times)  # type: ignore[type-var]
+
+    @property
+    def main_file(self) -> StoreFile:
+        """The file a runner loads: the first split part or the model, never the mmproj."""
+        for entry in self.files:
+            if entry.role != "mmproj":
+                return entry
+        return self.files[0]
+
+    @property
+    def mmproj(self) -> StoreFile | None:
+        return next((f for f in self.files if f.role == "mmproj"), None)
+
+    @property
+    def lru_time(self) -> float:
+        """The time prune sorts by: last use, else when it was added, else its newest write."""
+        if self.last_used_at is not None:
+            return self.last_used_at
+        if self.added_at is not None:
+            return self.added_at
+        return max((f.mtime or 0.0) for f in self.files) if self.files else 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "managed": self.managed,
+            "state": self.state,
+            "files": [f.to_json() for f in self.files],
+            "size": self.size,
+            "quant": self.quant,
+            "architecture": self.architecture,
+            "parameter_count": self.parameter_count,
+            "context_length": self.context_length,
+            "verified_at": self.verified_at,
+            "added_at": self.added_at,
+            "last_used_at": self.last_used_at,
+            "manifest": str(self.manifest_path) if self.manifest_path else None,
+            "source": self.source,
+            "license": self.license,
+            "error": self.error,
+        }
+
+
+@dataclass
+class ManifestProblem:
+    manifest: Path
+    message: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"manifest": str(self.manifest), "error": self.message}
+
+
+@dataclass
+class StoreSnapshot:
+    """The store at one moment: its models and what the disk looks like."""
+
+    root: Path
+    models: list[StoreModel]
+    total_size: int  # bytes of model files in the store (hard links once, symlinks not)
+    free_space: int
+    partials: list[PartialDownload]
+    problems: list[ManifestProblem]  # manifests that could not be used
+    stale_manifests: list[Manifest]  # manifests whose files are all gone
+    scanned_at: float = field(default_factory=time.time)
+
+    @property
+    def partials_size(self) -> int:
+        return sum(p.size for p in self.partials)
+
+    def claims(self, relative: str) -> list[StoreModel]:
+        """The managed models that list `relative` among their files."""
+        return [m for m in self.models if m.managed and any(f.relative == relative for f in m.files)]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "store": str(self.root),
+            "models": [m.to_json() for m in self.models],
+            "total_size": self.total_size,
+            "free_space": self.free_space,
+            "partials_size": self.partials_size,
+            "partials": len(self.partials),
+            "problems": [p.to_json() for p in self.problems],
+            "stale_manifests": [m.name for m in self.stale_manifests],
+        }
+
+
+# ---- scanning ----------------------------------------------------------------------------------
+
+
+def walk_gguf(root: Path) -> list[str]:
+    """Relative paths of the *.gguf files under root: hidden entries and symlinked folders skipped."""
+    found: list[str] = []
+
+    def visit(folder: Path, prefix: str) -> None:
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            return
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue  # the store's own folder, and other tools' temp files
+            relative = f"{prefix}{entry.name}"
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    visit(Path(entry.path), relative + "/")
+                elif entry.name.lower().endswith(".gguf") and (
+                    entry.is_file() or entry.is_symlink()
+                ):
+                    found.append(relative)
+            except OSError:
+                continue
+
+    visit(root, "")
+    return sorted(found)
+
+
+def _file_on_disk(root: Path, relative: str, **known: Any) -> StoreFile:
+    path = root / relative
+    entry = StoreFile(relative=relative, path=path, **known)
+    try:
+        link_stat = path.lstat()
+    except OSError:
+        entry.exists = False
+        return entry
+    entry.is_symlink = path.is_symlink()
+    entry.inode = (link_stat.st_dev, link_stat.st_ino)
+    entry.links = link_stat.st_nlink
+    try:
+        stat = path.stat() if entry.is_symlink else link_stat
+    except OSError:
+        stat = link_stat  # a dangling link: the link exists, its target does not
+    entry.size = stat.st_size if not (entry.is_symlink and stat is link_stat) else 0
+    # A symlink's own mtime says when it appeared in the store; reads show on its target.
+    entry.mtime = link_stat.st_mtime
+    entry.atime = stat.st_atime
+    return entry
+
+
+def _used_by_atime(files: list[StoreFile]) -> float | None:
+    used = [
+        f.atime
+        for f in files
+        if f.exists and f.atime is not None and f.mtime is not None and f.atime > f.mtime + ATIME_SLACK
+    ]
+    return max(used) if used else None
+
+
+def _later(a: float | None, b: float | None) -> float | None:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return max(a, b)
+
+
+def quant_from_name(name: str) -> str | None:
+    match = None
+    for match in QUANT_IN_NAME_RE.finditer(Path(name).name):
+        pass
+    return match.group(1).upper() if match else None
+
+
+def model_from_manifest(root: Path, manifest: Manifest, path: Path) -> StoreModel:
+    files = [
+        _file_on_disk(
+            root,
+            entry.path,
+            role=entry.role,
+            expected_size=entry.size,
+            sha256=entry.sha256,
+            verified_at=entry.verified_at,
+            verify_failed_at=entry.verify_failed_at,
+        )
+        for entry in manifest.files
+    ]
+    for entry in files:
+        if not entry.exists:
+            entry.size = entry.expected_size or 0
+    if any(not f.exists for f in files):
+        state = STATE_INCOMPLETE
+    elif any(f.verify_failed_at is not None for f in files):
+        state = STATE_CORRUPT
+    elif any(f.size != f.expected_size for f in files):
+        state = STATE_MODIFIED
+    elif all(f.verified_at is not None for f in files):
+        state = STATE_VERIFIED
+    else:
+        state = STATE_UNVERIFIED
+    facts = manifest.gguf or {}
+    return StoreModel(
+        name=manifest.name,
+        files=files,
+        managed=True,
+        state=state,
+        quant=facts.get("quantization") or manifest.source.get("quant"),
+        architecture=facts.get("architecture"),
+        parameter_count=facts.get("parameter_count"),
+        context_length=facts.get("context_length"),
+        added_at=manifest.added_at or None,
+        last_used_at=_later(manifest.last_used_at, _used_by_atime(files)),
+        manifest_path=path,
+        source=manifest.source,
+        license=manifest.license,
+        gguf=facts,
+    )
+
+
+def _unmanaged_model(root: Path, name: str, relatives: list[str], state: str) -> StoreModel:
+    files = [_file_on_disk(root, relative) for relative in relatives]
+    model = StoreModel(name=name, files=files, managed=False, state=state)
+    facts = []
+    for entry in files:
+        info = cached_header(entry.path) if entry.exists else None
+        if isinstance(info, GGUFError):
+            model.error = model.error or str(info)
+            continue
+        if info is None:
+            continue
+        if info.is_mmproj:
+            entry.role = "mmproj"
+        elif info.split_count and info.split_count > 1 or len(files) > 1:
+            entry.role = "part"
+        facts.append((entry, info))
+    # Facts from the model itself, not its projector; split parts after the first may lack them.
+    main = [info for entry, info in facts if entry.role != "mmproj"] or [i for _, i in facts]
+    if main:
+        first = main[0]
+        model.architecture = first.architecture
+        model.quant = first.quantization
+        model.context_length = first.context_length
+        counts = [info.parameter_count for info in main]
+        if "general.parameter_count" in first.metadata or None in counts:
+            model.parameter_count = first.parameter_count
+        else:
+            model.parameter_count = sum(counts)  # type: ignore[arg-type]
+        model.gguf = first.to_json()
+    model.quant = model.quant or quant_from_name(relatives[0])
+    model.last_used_at = _used_by_atime(files)
+    return model
+
+
+def _group_unmanaged(relatives: list[str], owned_by_job: dict[str, str]) -> list[tuple[str, list[str]]]:
+    """Unmanaged files as models: split parts of one stem together, a pending job's files together."""
+    groups: dict[str, list[str]] = {}
+    for relative in relatives:
+        if relative in owned_by_job:
+            groups.setdefault(owned_by_job[relative], []).append(relative)
+            continue
+        folder, _, file_name = relative.rpartition("/")
+        split = SPLIT_RE.match(file_name)
+        stem = split.group("stem") if split else file_name[: -len(".gguf")]
+        name = f"{folder}/{stem}" if folder else stem
+        groups.setdefault(name, []).append(relative)
+    return sorted((name, sorted(files)) for name, files in groups.items())
+
+
+def scan_store(root: Path | StoreLayout) -> StoreSnapshot:
+    """Everything `ls` shows. Reads manifests and the headers of unmanaged files (cached)."""
+    layout = root if isinstance(root, StoreLayout) else StoreLayout(Path(root))
+    root = layout.root
+    problems: list[ManifestProblem] = []
+    stale: list[Manifest] = []
+    models: list[StoreModel] = []
+    claimed: set[str] = set()
+    manifest_paths = sorted(layout.manifests_dir.glob("*.json")) if layout.manifests_dir.is_dir() else []
+    for path in manifest_paths:
+        try:
+            manifest = Manifest.load(path)
+            for entry in manifest.files:
+                check_relative_path(entry.path)
+        except (ManifestError, UnsafePathError) as exc:
+            problems.append(ManifestProblem(path, _problem_text(path, exc)))
+            continue
+        model = model_from_manifest(root, manifest, path)
+        if not any(f.exists for f in model.files):
+            stale.append(manifest)
+            continue
+        claimed.update(f.relative for f in model.files)
+        models.append(model)
+
+    records = job_records(layout)
+    active = active_downloads(layout, records)
+    owned_by_job: dict[str, str] = {}
+    running: set[str] = set()
+    for record in records:
+        for dest in record.dests:
+            owned_by_job.setdefault(dest, record.name)
+            if dest in active.jobs or dest in active.owners:
+                running.add(record.name)
+    unclaimed = [relative for relative in walk_gguf(root) if relative not in claimed]
+    for name, relatives in _group_unmanaged(unclaimed, owned_by_job):
+        if relatives[0] in owned_by_job:
+            state = STATE_DOWNLOADING if name in running else STATE_PAUSED
+        else:
+            state = STATE_UNMANAGED
+        models.append(_unmanaged_model(root, name, relatives, state))
+
+    models.sort(key=lambda m: m.name.lower())
+    seen: set[tuple[int, int]] = set()
+    total = 0
+    for model in models:
+        for entry in model.files:
+            if entry.disk_bytes and entry.inode not in seen:
+                seen.add(entry.inode)  # type: ignore[arg-type]
+                total += entry.disk_bytes
+    return StoreSnapshot(
+        root=root,
+        models=models,
+        total_size=total,
+        free_space=free_space(root),
+        partials=list_partials(layout),
+        problems=problems,
+        stale_manifests=stale,
+    )
+
+
+def _problem_text(path: Path, exc: Exception) -> str:
+    text = str(exc)
+    if isinstance(exc, UnsafePathError):
+        text = f"{path}: invalid manifest ({text})"
+    return f"{text}; its files are shown as unmanaged"
+
+
+# ---- lookup ------------------------------------------------------------------------------------
+
+
+class ModelLookupError(LookupError):
+    """No model, or more than one, answers to what the user typed."""
+
+
+class ModelNotFound(ModelLookupError):
+    pass
+
+
+class AmbiguousModel(ModelLookupError):
+    def __init__(self, query: str, candidates: list[StoreModel]) -> None:
+        names = ", ".join(m.name for m in candidates[:8])
+        more = f" and {len(candidates) - 8} more" if len(candidates) > 8 else ""
+        super().__init__(f"'{query}' matches {len(candidates)} models: {names}{more}; be more specific")
+        self.candidates = candidates
+
+
+def _short_name(name: str) -> str:
+    """'owner/Repo-GGUF:Q4_K_M' -> 'Repo-GGUF:Q4_K_M': prefixes may skip the owner."""
+    return name.split("/", 1)[1] if "/" in name else name
+
+
+def find_model(snapshot: StoreSnapshot, query: str, cwd: Path | None = None) -> StoreModel:
+    """The model named `query`, holding the file at path `query`, or with `query` as a unique
+    name prefix (case-insensitive, with or without the owner). Raises ModelLookupError."""
+    models = snapshot.models
+    exact = [m for m in models if m.name == query]
+    if exact:
+        return exact[0]
+    by_path = _by_path(snapshot, query, cwd)
+    if by_path is not None:
+        return by_path
+    by_file = [m for m in models if any(Path(f.relative).name == query for f in m.files)]
+    if len(by_file) == 1:
+        return by_file[0]
+    lowered = query.lower()
+    for candidates in (
+        [m for m in models if m.name.lower() == lowered],
+        [m for m in models if m.name.lower().startswith(lowered)],
+        [m for m in models if _short_name(m.name).lower().startswith(lowered)],
+        by_file,
+    ):
+        if len(candidates) == 1:
+            return candidates[0]
+        if len(candidates) > 1:
+            raise AmbiguousModel(query, candidates)
+    raise ModelNotFound(f"no model '{query}' in the store {snapshot.root} (see 'gguf-tui ls')")
+
+
+def _by_path(snapshot: StoreSnapshot, query: str, cwd: Path | None) -> StoreModel | None:
+    if "/" not in query and not query.lower().endswith(".gguf"):
+        return None
+    candidates = [snapshot.root / query, Path(query) if Path(query).is_absolute() else (cwd or Path.cwd()) / query]
+    for candidate in candidates:
+        wanted = os.path.normpath(os.path.abspath(candidate))
+        for model in snapshot.models:
+            for entry in model.files:
+                if os.path.normpath(os.path.abspath(entry.path)) == wanted:
+                    return model
+    return None

@@ -1,0 +1,190 @@
+"""Disk usage outside the models: free space, partial downloads, and downloads in progress.
+
+Everything here reads the store's hidden folder only; it never imports the engine (the engine
+sits above the store), so the few fields it needs from resume state and queue records are read
+from their JSON directly.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from gguf_tui.store.layout import PARTIAL_SUFFIX, STATE_SUFFIX, StoreLayout
+from gguf_tui.store.locks import DownloadLock, LockHeld, LockOwner, active_lock_owner, live_locks
+
+
+def free_space(root: Path) -> int:
+    """Bytes an unprivileged user can still write on the store's filesystem."""
+    probe = root
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    try:
+        return shutil.disk_usage(probe).free
+    except OSError:
+        return 0
+
+
+def allocated_bytes(stat: os.stat_result) -> int:
+    """Space a file really holds (a preallocated partial holds its whole size from the start)."""
+    blocks = getattr(stat, "st_blocks", None)
+    return blocks * 512 if blocks is not None else stat.st_size
+
+
+@dataclass
+class PartialDownload:
+    """One partial download: its `.part` file, its resume state, and who (if anyone) owns it."""
+
+    key: str
+    files: list[Path]
+    size: int  # bytes allocated on disk
+    dest: str | None  # store-relative destination, from the resume state
+    total: int | None
+    bytes_done: int | None
+    updated_at: float  # newest mtime of its files
+    owner: LockOwner | None = None
+
+    @property
+    def abandoned(self) -> bool:
+        return self.owner is None
+
+    def to_json(self) -> dict:
+        return {
+            "key": self.key,
+            "files": [str(path) for path in self.files],
+            "size": self.size,
+            "dest": self.dest,
+            "total": self.total,
+            "bytes_done": self.bytes_done,
+            "updated_at": self.updated_at,
+            "owner": self.owner.describe() if self.owner else None,
+        }
+
+
+def _partial_key(name: str) -> str:
+    # "<key>.part", "<key>.state.json", and temp files ".<key>.state.json.<pid>.tmp"
+    return name.lstrip(".").split(".", 1)[0]
+
+
+def list_partials(layout: StoreLayout) -> list[PartialDownload]:
+    """Every partial download in the store, grouped by resume key, with its live owner."""
+    folder = layout.partials_dir
+    if not folder.is_dir():
+        return []
+    groups: dict[str, list[tuple[Path, os.stat_result]]] = {}
+    for entry in os.scandir(folder):
+        if not entry.is_file(follow_symlinks=False):
+            continue
+        try:
+            stat = entry.stat(follow_symlinks=False)
+        except OSError:
+            continue
+        groups.setdefault(_partial_key(entry.name), []).append((Path(entry.path), stat))
+    partials = []
+    for key, members in sorted(groups.items()):
+        dest = total = done = None
+        state_path = layout.partials_dir / f"{key}{STATE_SUFFIX}"
+        try:
+            raw = json.loads(state_path.read_text(encoding="utf-8"))
+            dest = raw.get("dest") if isinstance(raw.get("dest"), str) else None
+            total = raw.get("total_size") if isinstance(raw.get("total_size"), int) else None
+            done = raw.get("bytes_done") if isinstance(raw.get("bytes_done"), int) else None
+        except (OSError, ValueError, AttributeError):
+            pass
+        partials.append(
+            PartialDownload(
+                key=key,
+                files=sorted(path for path, _ in members),
+                size=sum(allocated_bytes(stat) for _, stat in members),
+                dest=dest,
+                total=total,
+                bytes_done=done,
+                updated_at=max(stat.st_mtime for _, stat in members),
+                owner=active_lock_owner(layout.lock_path(key)),
+            )
+        )
+    return partials
+
+
+def remove_partial(layout: StoreLayout, partial: PartialDownload) -> bool:
+    """Delete an abandoned partial and its state while holding its lock; False if now owned."""
+    lock = DownloadLock(layout.lock_path(partial.key), what="prune")
+    try:
+        lock.acquire()
+    except LockHeld:
+        return False
+    try:
+        for path in partial.files:
+            try:
+                path.unlink()
+            except FileNotFoundError:
+                pass
+    finally:
+        lock.release()
+    return True
+
+
+@dataclass
+class JobRecord:
+    """A download the engine has queued or paused (`.gguf-tui/jobs/`): its name and targets."""
+
+    name: str
+    dests: list[str] = field(default_factory=list)
+
+
+def job_records(layout: StoreLayout) -> list[JobRecord]:
+    folder = layout.hidden / "jobs"
+    if not folder.is_dir():
+        return []
+    records = []
+    for path in sorted(folder.glob("*.json")):
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+            dests = [str(entry["dest"]) for entry in raw["files"]]
+            records.append(JobRecord(str(raw["name"]), dests))
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    return records
+
+
+@dataclass
+class ActiveDownloads:
+    """Store paths a download in progress (in any process) owns right now."""
+
+    owners: dict[str, LockOwner] = field(default_factory=dict)  # dest -> owner of that file
+    jobs: dict[str, str] = field(default_factory=dict)  # dest -> name of a running job
+
+    def owner_of(self, relative: str) -> LockOwner | None:
+        return self.owners.get(relative)
+
+    def busy_reason(self, relative: str) -> str | None:
+        owner = self.owners.get(relative)
+        if owner is not None:
+            return f"a download in progress is writing it ({owner.describe()})"
+        if relative in self.jobs:
+            return f"it belongs to '{self.jobs[relative]}', which is downloading"
+        return None
+
+
+def active_downloads(layout: StoreLayout, records: list[JobRecord] | None = None) -> ActiveDownloads:
+    """Which store files are being written: a live lock's `what`, and its job's other files."""
+    active = ActiveDownloads()
+    for _path, owner in live_locks(layout.locks_dir):
+        if owner.what:
+            active.owners[owner.what] = owner
+    if active.owners:
+        for record in job_records(layout) if records is None else records:
+            if any(dest in active.owners for dest in record.dests):
+                for dest in record.dests:
+                    active.jobs.setdefault(dest, record.name)
+    return active
+
+
+def age_seconds(when: float | None, now: float | None = None) -> float | None:
+    if when is None:
+        return None
+    return max(0.0, (time.time() if now is None else now) - when)
