@@ -1,0 +1,639 @@
+"""The dashboard: Catalog, Queue and Detail panes over the engine, the store and the Hub.
+
+The app talks to the engine only through its commands (enqueue, pause, resume, cancel, retry,
+move, remove) and its event stream. Workers stay thin: they await one engine, store or Hub call
+and post a message (`tui/messages.py`); the handlers here own every piece of state and update
+the widgets. Errors become notifications or detail-pane text, never a crash.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import signal
+import time
+from typing import Any, Callable
+
+from rich.style import Style
+from rich.text import Text
+from textual import on, work
+from textual.app import App, ComposeResult, SystemCommand
+from textual.color import Color, ColorParseError
+from textual.containers import Horizontal
+from textual.events import DescendantFocus
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer
+from textual.worker import Worker, WorkerState
+
+from gguf_tui.config import Config
+from gguf_tui.engine.events import JobError, Notice, Progress, Retrying, StateChanged
+from gguf_tui.engine.spec import JobState
+from gguf_tui.textsafe import plain
+from gguf_tui.tui import keys, messages as msg
+from gguf_tui.tui.actions import ActionsMixin
+from gguf_tui.tui.catalog import CatalogRow, CatalogTable, SearchState, build_rows, quant_status
+from gguf_tui.tui.detail import (
+    HELP_TEXT,
+    DetailPane,
+    heading_detail,
+    mmproj_detail,
+    quant_detail,
+    repo_detail,
+)
+from gguf_tui.tui.queue import QueueTable
+from gguf_tui.tui.render import DIM, clean, job_detail, local_detail
+from gguf_tui.tui.screens.prune import PruneScreen
+from gguf_tui.tui.statusbar import StatusBar, StoreStatus
+from gguf_tui.tui.storeport import StorePort
+from gguf_tui.tui.theming import DEFAULT_THEME, STATE_VARIABLE_DEFAULTS, load_themes
+from gguf_tui.tui.views import JobView
+
+def while_running(handler: Callable[..., Any]) -> Callable[..., Any]:
+    """Skip a handler once the app is shutting down (its widgets may already be gone)."""
+
+    @functools.wraps(handler)
+    def guarded(self: GgufApp, *args: Any) -> Any:
+        if not self.is_running or self._quitting_done:
+            return None
+        return handler(self, *args)
+
+    return guarded
+
+
+EXIT_OK = 0
+EXIT_INTERRUPTED = 130
+DETAIL_REFRESH_EVERY = 1.0  # seconds between detail repaints of a downloading job
+FREE_SPACE_EVERY = 3.0
+SHUTDOWN_TIMEOUT = 15.0
+
+
+class MainScreen(Screen):
+    """The dashboard's screen; its tab order is catalog, queue, detail (not the DOM order)."""
+
+    BINDINGS = keys.bindings(keys.SCREEN)
+
+
+PANES = ("#catalog", "#queue", "#detail")
+
+
+class GgufApp(ActionsMixin, App[int]):
+    CSS_PATH = "app.tcss"
+    TITLE = "gguf-tui"
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide")]
+    BINDINGS = keys.bindings(keys.APP)
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        engine: Any = None,
+        store: StorePort | None = None,
+        hub: Any = None,
+        clock: Callable[[], float] = time.time,
+        handle_signals: bool = False,
+    ) -> None:
+        super().__init__()
+        self.animation_level = "none"
+        self.config = config
+        self.clock = clock
+        self.handle_signals = handle_signals
+        self.store = store or StorePort(config)
+        self.hub = hub if hub is not None else _make_hub(config)
+        self.engine = engine if engine is not None else _make_engine(config, self.hub)
+        self.jobs: dict[int, JobView] = {}
+        self.job_order: list[int] = []
+        self.snapshot: Any = None
+        self.search: SearchState | None = None
+        self.facts: dict[str, Any] = {}
+        self.detail_source = "catalog"
+        self.exit_code = EXIT_OK
+        self._quitting = False
+        self._quitting_done = False
+        self._engine_ready = False
+        self._scanning = False
+        self._rescan_again = False
+        self._detail_painted_at = 0.0
+        self._reported_problems: set[str] = set()
+        self._styles: dict[str, Style] = {}
+        self.startup_notes: list[str] = []
+        self._setup_themes()
+        self._setup_keymap()
+
+    # ---- setup -------------------------------------------------------------------------------
+
+    def _setup_themes(self) -> None:
+        loaded = load_themes(self.config.ui.theme_dirs)
+        for theme in loaded.themes:
+            self.register_theme(theme)
+        self.startup_notes += [f"theme file skipped: {problem}" for problem in loaded.problems]
+        wanted = self.config.ui.theme
+        if wanted not in self.available_themes:
+            self.startup_notes.append(
+                f"ui.theme: no theme named '{plain(wanted)}'; using {DEFAULT_THEME} "
+                f"(the palette's Theme command lists them)"
+            )
+            wanted = DEFAULT_THEME
+        self.theme = wanted
+
+    def _setup_keymap(self) -> None:
+        known, warnings = keys.check_keymap(self.config.ui.keymap)
+        self.keymap = known
+        self.startup_notes += warnings
+        if known:
+            self.set_keymap(known)
+
+    def get_default_screen(self) -> Screen:
+        return MainScreen(id="main")
+
+    def action_cycle_pane(self, step: int) -> None:
+        focused = self.focused
+        ids = [f"#{focused.id}"] if focused is not None and focused.id else []
+        index = PANES.index(ids[0]) if ids and ids[0] in PANES else -step
+        self.query_one(PANES[(index + step) % len(PANES)]).focus()
+
+    def get_theme_variable_defaults(self) -> dict[str, str]:
+        return dict(STATE_VARIABLE_DEFAULTS)
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="top"):
+            yield CatalogTable(id="catalog")
+            yield DetailPane(id="detail")
+        yield QueueTable(id="queue")
+        yield StatusBar(id="status")
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        self.query_one("#catalog").border_title = "Catalog"
+        self.query_one("#queue").border_title = "Queue"
+        self.query_one("#detail").border_title = "Detail"
+        self.theme_changed_signal.subscribe(self, lambda _theme: self._restyle())
+        self._restyle()
+        for note in self.startup_notes:
+            self.notify(note, severity="warning", timeout=10, markup=False)
+        self.refresh_catalog()
+        self.update_status()
+        self.query_one(CatalogTable).focus()
+        self.start_engine()
+        self.rescan()
+        self.watch_store()
+        self.set_interval(FREE_SPACE_EVERY, self._refresh_free_space)
+        if self.handle_signals:
+            loop = asyncio.get_running_loop()
+            for signum in (signal.SIGTERM, signal.SIGHUP):
+                try:
+                    loop.add_signal_handler(signum, self._on_signal, signum)
+                except (RuntimeError, ValueError, NotImplementedError):
+                    pass
+
+    def _on_signal(self, signum: int) -> None:
+        """SIGTERM or SIGHUP (the SSH connection dropped): pause, save, exit."""
+        self.exit_code = EXIT_INTERRUPTED
+        self.run_worker(self.action_quit(), group="quit", exit_on_error=False)
+
+    async def on_unmount(self) -> None:
+        await self.shutdown_engine()
+
+    # ---- workers (thin: one call, one message) -----------------------------------------------
+
+    @work(group="engine-start", exit_on_error=False)
+    async def start_engine(self) -> None:
+        try:
+            await self.engine.start()
+        except OSError as exc:
+            self.post_message(msg.EngineFailed(f"cannot open the store {self.config.store}: {exc.strerror or exc}"))
+            return
+        self.run_worker(self._pump(self.engine.subscribe()), group="pump", exit_on_error=False)
+        restored = await self.engine.restore_jobs()
+        self.post_message(msg.EngineReady(restored))
+
+    async def _pump(self, stream: Any) -> None:
+        async for event in stream:
+            if isinstance(event, Progress):
+                self.post_message(msg.JobProgress(event))
+            else:
+                self.post_message(msg.EngineEventPosted(event))
+
+    def rescan(self) -> None:
+        """Scan the store again (in a thread); scans asked for meanwhile coalesce into one."""
+        if self._scanning:
+            self._rescan_again = True
+            return
+        self._scanning = True
+        self._scan()
+
+    @work(thread=True, group="scan", exit_on_error=False)
+    def _scan(self) -> None:
+        snapshot = self.store.scan()
+        self.post_message(msg.StoreScanned(snapshot))
+
+    @work(group="watch", exit_on_error=False)
+    async def watch_store(self) -> None:
+        changes = self.store.watch()
+        if changes is None:
+            return
+        async for change in changes:
+            self.post_message(msg.StoreChanged(change))
+
+    def _refresh_free_space(self) -> None:
+        if self.snapshot is None:
+            return
+        free = self.store.free_space()
+        if free != self.snapshot.free_space:
+            import dataclasses
+
+            self.snapshot = dataclasses.replace(self.snapshot, free_space=free)
+            self.update_status()
+
+    async def shutdown_engine(self) -> None:
+        """Pause running downloads and save their resume state (idempotent)."""
+        try:
+            await asyncio.wait_for(self.engine.close(), SHUTDOWN_TIMEOUT)
+        except Exception as exc:  # noqa: BLE001 - shutting down: report, never hang or crash
+            self.log.error(f"engine shutdown: {exc!r}")
+        try:
+            await self.hub.close()
+        except Exception:  # noqa: BLE001
+            pass
+
+    @on(Worker.StateChanged)
+    def _worker_failed(self, event: Worker.StateChanged) -> None:
+        """Every worker error lands here: one notification, the app keeps running."""
+        if event.state != WorkerState.ERROR:
+            return
+        worker = event.worker
+        if worker.group == "scan":
+            self._scanning = False
+        error = worker.error
+        text = clean(f"{type(error).__name__}: {error}" if error else "unknown error", 400)
+        self.notify(f"{worker.group or 'task'} failed: {text}", severity="error", timeout=10, markup=False)
+
+    # ---- engine events -----------------------------------------------------------------------
+
+    @while_running
+    def on_engine_ready(self, message: msg.EngineReady) -> None:
+        self._engine_ready = True
+        self.sync_jobs()
+        if message.restored:
+            count = len(message.restored)
+            self.notify(
+                f"{count} unfinished download{'s' if count != 1 else ''} from earlier: paused, "
+                f"space in the queue resumes",
+                markup=False,
+            )
+
+    @while_running
+    def on_engine_failed(self, message: msg.EngineFailed) -> None:
+        self.notify(message.error, severity="error", timeout=15, markup=False)
+        self.show_detail(Text(message.error))
+
+    def sync_jobs(self, cursor_job: int | None = None) -> None:
+        """Take the engine's job list and order once (start, reorder)."""
+        jobs = self.engine.jobs()
+        for job in jobs:
+            if job.id not in self.jobs:
+                self.jobs[job.id] = JobView.from_job(job)
+        self.job_order = [job.id for job in jobs]
+        self.jobs = {job_id: self.jobs[job_id] for job_id in self.job_order}
+        self.query_one(QueueTable).set_jobs([self.jobs[i] for i in self.job_order], cursor_job=cursor_job)
+        self._queue_changed()
+
+    @while_running
+    def on_job_progress(self, message: msg.JobProgress) -> None:
+        event = message.event
+        view = self.jobs.get(event.job_id)
+        if view is None:
+            return
+        view = view.apply(event)
+        self.jobs[event.job_id] = view
+        self.query_one(QueueTable).update_job(view)
+        self.update_status()
+        if self.detail_source == "queue" and self.current_job_id() == event.job_id:
+            now = time.monotonic()
+            if now - self._detail_painted_at >= DETAIL_REFRESH_EVERY:
+                self.show_job_detail()
+
+    @while_running
+    def on_engine_event_posted(self, message: msg.EngineEventPosted) -> None:
+        event = message.event
+        if isinstance(event, JobError):
+            self.notify(f"{clean(event.name, 80)}: {clean(event.message, 300)}", severity="error", timeout=10, markup=False)
+            return
+        if isinstance(event, Notice):
+            self.notify(f"{clean(event.name, 80)}: {clean(event.message, 300)}", timeout=8, markup=False)
+            return
+        if not isinstance(event, (StateChanged, Retrying)):
+            return
+        view = self.jobs.get(event.job_id)
+        if view is None:
+            try:
+                job = self.engine.get(event.job_id)
+            except KeyError:
+                return
+            view = JobView.from_job(job)
+            self.jobs[event.job_id] = view
+            self.job_order.append(event.job_id)
+            self.query_one(QueueTable).update_job(view)
+        view = view.apply(event)
+        self.jobs[event.job_id] = view
+        if isinstance(event, StateChanged) and event.message == "moved":
+            self.sync_jobs(cursor_job=event.job_id)
+            return
+        self.query_one(QueueTable).update_job(view)
+        if isinstance(event, StateChanged):
+            if event.state == JobState.COMPLETED:
+                note = "already in the store" if event.message == "already in the store" else "downloaded and verified"
+                self.notify(f"{clean(event.name, 80)}: {note}", markup=False)
+                self.rescan()
+            self._queue_changed()
+        if self.detail_source == "queue" and self.current_job_id() == event.job_id:
+            self.show_job_detail()
+
+    @while_running
+    def on_job_removed(self, message: msg.JobRemoved) -> None:
+        self.jobs.pop(message.job_id, None)
+        self.job_order = [i for i in self.job_order if i != message.job_id]
+        self.query_one(QueueTable).remove_job(message.job_id)
+        self._queue_changed()
+
+    def _queue_changed(self) -> None:
+        self.update_status()
+        self.refresh_catalog()
+        queue = self.query_one(QueueTable)
+        counts = {}
+        for view in self.jobs.values():
+            word = "active" if view.is_active else view.state.value
+            counts[word] = counts.get(word, 0) + 1
+        parts = [f"{counts[w]} {w}" for w in ("active", "queued", "paused", "failed") if counts.get(w)]
+        queue.border_subtitle = " · ".join(parts) if self.jobs else "empty: d on a quantisation downloads it"
+        if self.detail_source == "queue":
+            self.show_job_detail()
+
+    # ---- store -------------------------------------------------------------------------------
+
+    @while_running
+    def on_store_scanned(self, message: msg.StoreScanned) -> None:
+        self._scanning = False
+        self.snapshot = message.snapshot
+        for problem in message.snapshot.problems:
+            if problem.message not in self._reported_problems:
+                self._reported_problems.add(problem.message)
+                self.notify(clean(problem.message, 300), severity="warning", timeout=10, markup=False)
+        self.refresh_catalog()
+        self.update_status()
+        if isinstance(self.screen, PruneScreen):
+            self.screen.set_snapshot(message.snapshot, self.queued_partial_keys())
+        if self._rescan_again:
+            self._rescan_again = False
+            self.rescan()
+
+    @while_running
+    def on_store_changed(self, _message: msg.StoreChanged) -> None:
+        self.rescan()
+
+    @while_running
+    def on_store_op_done(self, message: msg.StoreOpDone) -> None:
+        self.notify(message.text, severity=message.severity, timeout=10, markup=False)  # type: ignore[arg-type]
+        self.rescan()
+
+    def queued_partial_keys(self) -> set[str]:
+        """Partials that belong to downloads in this queue (cancel those there, not in prune)."""
+        return {
+            f.key_hash
+            for view in self.jobs.values()
+            if not view.state.is_final
+            for f in view.files
+            if f.key_hash
+        }
+
+    # ---- Hub ---------------------------------------------------------------------------------
+
+    @while_running
+    def on_search_finished(self, message: msg.SearchFinished) -> None:
+        if self.search is None or self.search.query != message.query:
+            return
+        self.search.results = message.results
+        self.search.error = message.error
+        if message.error:
+            self.notify(f"search failed: {clean(message.error, 300)}", severity="error", timeout=10, markup=False)
+        self.refresh_catalog()
+        catalog = self.query_one(CatalogTable)
+        first_repo = next((row.key for row in catalog.catalog_rows if row.kind == "repo"), None)
+        catalog.select_key(first_repo or "h:hub")
+        catalog.focus()
+
+    @while_running
+    def on_repo_loaded(self, message: msg.RepoLoaded) -> None:
+        if self.search is None or message.repo not in self.search.opened:
+            return
+        state = self.search.opened[message.repo]
+        state.files, state.error = message.files, message.error
+        if message.error:
+            self.notify(clean(message.error, 300), severity="error", timeout=10, markup=False)
+        self.refresh_catalog()
+
+    @while_running
+    def on_facts_loaded(self, message: msg.FactsLoaded) -> None:
+        self.facts[message.key] = message.facts
+        if self.detail_source == "catalog":
+            self.show_catalog_detail()
+
+    @while_running
+    def on_enqueued(self, message: msg.Enqueued) -> None:
+        if message.error is not None:
+            self.notify(clean(message.error, 400), severity="error", timeout=12, markup=False)
+            return
+        self.notify(f"queued {clean(message.name, 100)}", markup=False)
+        if message.job_id is not None and message.job_id not in self.jobs:
+            self.sync_jobs()
+        status = self.status()
+        if not status.fits:
+            self.notify("the queue needs more space than the disk has free", severity="warning", markup=False)
+
+    # ---- panes -------------------------------------------------------------------------------
+
+    def refresh_catalog(self) -> None:
+        job_states = {view.name: view.state for view in self.jobs.values()}
+        rows = build_rows(self.snapshot, self.search, job_states, self.clock())
+        catalog = self.query_one(CatalogTable)
+        catalog.show_rows(rows)
+        title = Text("Catalog")
+        if self.search is not None:
+            title.append(f" · hub: \"{clean(self.search.query, 40)}\"")
+        catalog.border_title = title  # type: ignore[assignment]
+        if self.detail_source == "catalog":
+            self.show_catalog_detail()
+
+    def show_detail(self, text: Text) -> None:
+        self.query_one(DetailPane).show(text)
+
+    def current_job_id(self) -> int | None:
+        return self.query_one(QueueTable).current_job_id
+
+    def current_row(self) -> CatalogRow | None:
+        return self.query_one(CatalogTable).current
+
+    def show_job_detail(self) -> None:
+        job_id = self.current_job_id()
+        if job_id is None or job_id not in self.jobs:
+            self.show_detail(Text("No downloads. Highlight a quantisation in the catalog and press d.", style=DIM))
+            return
+        view = self.jobs[job_id]
+        try:
+            states = self.engine.resume_states(self.engine.get(job_id)) if not view.state.is_final else []
+        except (KeyError, OSError):
+            states = []
+        self._detail_painted_at = time.monotonic()
+        self.show_detail(job_detail(view, states, self.clock(), self.style_for))
+
+    def show_catalog_detail(self) -> None:
+        row = self.current_row()
+        if row is None:
+            self.show_detail(Text(HELP_TEXT, style=DIM))
+            return
+        self.show_detail(self.catalog_detail(row))
+        if row.kind in ("quant", "mmproj"):
+            key = row.key
+            if key not in self.facts:
+                self.set_timer(0.25, lambda: self._fetch_facts_if_current(key))
+
+    def catalog_detail(self, row: CatalogRow) -> Text:
+        now = self.clock()
+        if row.kind == "local" and row.model is not None:
+            return local_detail(row.model, now)
+        if row.kind == "repo" and row.repo is not None:
+            opened = self.search.opened.get(row.repo) if self.search else None
+            files = opened.files if opened else None
+            error = opened.error if opened else None
+            return repo_detail(row.result, row.repo, files, error)
+        job_states = {view.name: view.state for view in self.jobs.values()}
+        if row.kind == "quant" and row.files is not None and row.group is not None:
+            from gguf_tui.hub import pick_mmproj
+            from gguf_tui.tui.catalog import job_name_for
+
+            mmproj = pick_mmproj(row.files.mmprojs, self.config.hub.prefer_mmproj)
+            local_paths = self._local_paths()
+            status = quant_status(row.files, row.group.files, local_paths, job_states, job_name_for(row.files, row.group))
+            return quant_detail(row.files, row.group, mmproj, self.facts.get(row.key), status)
+        if row.kind == "mmproj" and row.files is not None and row.hub_file is not None:
+            name = f"{row.files.repo}/{row.hub_file.display}"
+            status = quant_status(row.files, (row.hub_file,), self._local_paths(), job_states, name)
+            return mmproj_detail(row.files, row.hub_file, self.facts.get(row.key), status)
+        if row.key == "h:local":
+            return heading_detail(self.snapshot)
+        if row.kind == "heading":
+            return Text.assemble(row.label, "\n\n", Text("enter on a repo lists its quantisations", style=DIM))
+        return row.label.copy()
+
+    def _local_paths(self) -> set[str]:
+        if self.snapshot is None:
+            return set()
+        return {f.relative for m in self.snapshot.models if m.managed for f in m.files if f.exists}
+
+    def _fetch_facts_if_current(self, key: str) -> None:
+        row = self.current_row()
+        if row is None or row.key != key or key in self.facts or row.files is None:
+            return
+        hub_file = row.hub_file if row.kind == "mmproj" else (row.group.files[0] if row.group else None)
+        if hub_file is None:
+            return
+        self.facts[key] = None  # reading
+        self.read_facts(key, row.files.repo, hub_file.path, row.files.commit or row.files.revision)
+
+    @on(DataTable.RowHighlighted)
+    @while_running
+    def _row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        table = event.data_table
+        if isinstance(table, CatalogTable) and (table.has_focus or self.detail_source == "catalog"):
+            self.detail_source = "catalog"
+            self.show_catalog_detail()
+        elif isinstance(table, QueueTable) and (table.has_focus or self.detail_source == "queue"):
+            self.detail_source = "queue"
+            self.show_job_detail()
+
+    @on(DataTable.RowSelected)
+    @while_running
+    def _row_clicked(self, event: DataTable.RowSelected) -> None:
+        if isinstance(event.data_table, CatalogTable):
+            self.action_open()
+
+    @while_running
+    def on_descendant_focus(self, event: DescendantFocus) -> None:
+        widget = event.widget
+        self.screen.set_class(isinstance(widget, DetailPane), "-detail-focused")
+        if isinstance(widget, CatalogTable):
+            self.detail_source = "catalog"
+            self.show_catalog_detail()
+        elif isinstance(widget, QueueTable):
+            self.detail_source = "queue"
+            self.show_job_detail()
+
+    # ---- status and colours ------------------------------------------------------------------
+
+    def status(self) -> StoreStatus:
+        views = list(self.jobs.values())
+        return StoreStatus(
+            store_size=self.snapshot.total_size if self.snapshot is not None else None,
+            free_space=self.snapshot.free_space if self.snapshot is not None else None,
+            queue_needs=sum(v.remaining for v in views),
+            margin=self.config.downloads.free_space_margin,
+            active=sum(1 for v in views if v.state.is_active),
+            queued=sum(1 for v in views if v.state == JobState.QUEUED),
+            paused=sum(1 for v in views if v.state == JobState.PAUSED),
+        )
+
+    def update_status(self) -> None:
+        self.query_one(StatusBar).set_status(self.status())
+
+    def style_for(self, variable: str) -> Style:
+        style = self._styles.get(variable)
+        if style is None:
+            value = self.theme_variables.get(variable) or STATE_VARIABLE_DEFAULTS.get(variable, "")
+            try:
+                style = Style(color=Color.parse(value).rich_color)
+            except ColorParseError:
+                style = Style()
+            self._styles[variable] = style
+        return style
+
+    def _restyle(self) -> None:
+        self._styles.clear()
+        self.query_one(StatusBar).short_style = self.style_for("space-short") + Style(bold=True)
+        self.query_one(QueueTable).restyle(self.style_for)
+        self.update_status()
+
+    # ---- command palette ---------------------------------------------------------------------
+
+    def get_system_commands(self, screen: Screen) -> Any:
+        for command in super().get_system_commands(screen):
+            if command.title != "Quit":
+                yield command
+        yield SystemCommand("Search the Hub", "Find GGUF repos by name (/)", self.action_search)
+        yield SystemCommand("Download highlighted", "Queue the highlighted quantisation or file (d)", self.action_download)
+        yield SystemCommand("Pause / resume download", "The highlighted download in the queue (space)", self.action_toggle_pause)
+        yield SystemCommand("Cancel download", "The highlighted download; asks first (c)", self.action_cancel)
+        yield SystemCommand("Retry download", "A failed or cancelled download (r)", self.action_retry)
+        yield SystemCommand("Delete local model", "The highlighted local model; asks first (D)", self.action_delete)
+        yield SystemCommand("Verify local model", "Re-hash the highlighted local model (V)", self.action_verify)
+        yield SystemCommand("Prune the store", "Mark models and partials to delete (p)", self.action_prune)
+        yield SystemCommand("Rescan the store", "Read the store folder again", self.rescan)
+        yield SystemCommand("Help: every key", "Keys and their ids for ui.keymap (?)", self.action_help)
+        yield SystemCommand("Quit", "Pause downloads, save their state and leave (q)", self.action_quit)
+
+
+def _make_hub(config: Config) -> Any:
+    from gguf_tui.hub import HubClient
+
+    return HubClient.from_config(config)
+
+
+def _make_engine(config: Config, hub: Any) -> Any:
+    from gguf_tui.engine import Engine
+
+    return Engine(config, auth_headers_for=hub.auth_headers_for)
+
+
+def run_app(config: Config) -> int:
+    """Open the dashboard; returns the exit code (130 after SIGTERM/SIGHUP, state saved)."""
+    app = GgufApp(config, handle_signals=True)
+    app.run(mouse=config.ui.mouse)
+    return app.exit_code

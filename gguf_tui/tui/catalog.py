@@ -1,0 +1,304 @@
+"""The Catalog pane: Hub search results (a repo opens into its quantisations) and local models.
+
+`build_rows` turns the app's state into `CatalogRow`s (no widgets involved); `CatalogTable`
+shows them in a DataTable that only renders visible lines, keeps the cursor on the same row
+across refreshes, and re-fits its columns to its width.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from rich.style import Style
+from rich.text import Text
+from textual.widgets import DataTable
+
+from gguf_tui.engine.spec import JobState
+from gguf_tui.hub.models import HubFile, QuantGroup, RepoFiles, SearchResult
+from gguf_tui.tui import keys
+from gguf_tui.tui.render import BOLD, DIM, clean, count, ellipsize, short_age
+from gguf_tui.store.scan import StoreModel, StoreSnapshot
+from gguf_tui.units import format_size
+
+
+@dataclass
+class RepoState:
+    """One opened repo: its files once loaded, or the error that stopped the listing."""
+
+    repo: str
+    files: RepoFiles | None = None
+    error: str | None = None
+
+    @property
+    def loading(self) -> bool:
+        return self.files is None and self.error is None
+
+
+@dataclass
+class SearchState:
+    query: str
+    results: list[SearchResult] | None = None  # None while the search runs
+    error: str | None = None
+    opened: dict[str, RepoState] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CatalogRow:
+    key: str
+    kind: str  # heading, note, local, repo, quant, mmproj
+    label: Text
+    size: str = ""
+    info: Text = field(default_factory=Text)
+    repo: str | None = None
+    result: SearchResult | None = None
+    group: QuantGroup | None = None
+    hub_file: HubFile | None = None
+    files: RepoFiles | None = None
+    model: StoreModel | None = None
+
+
+def _info(*parts: tuple[str, Style | None]) -> Text:
+    text = Text(no_wrap=True)
+    for value, style in parts:
+        if value:
+            if text:
+                text.append(" ")
+            text.append(value, style=style or Style())
+    return text
+
+
+def quant_status(files: RepoFiles, hub_files: tuple[HubFile, ...], local_paths: set[str],
+                 job_states: dict[str, JobState], name: str) -> str:
+    """'in store', a queue state word, or ''."""
+    if name in job_states and not job_states[name].is_final:
+        return job_states[name].value
+    if hub_files and all(f"{files.repo}/{f.local_name}" in local_paths for f in hub_files):
+        return "in store"
+    return ""
+
+
+def job_name_for(files: RepoFiles, group: QuantGroup) -> str:
+    """The queue name a `d` on this group gets (the Hub resolver's naming)."""
+    if group.quant and len(files.find_quant(group.quant)) == 1:
+        return f"{files.repo}:{group.quant}"
+    return f"{files.repo}/{group.files[0].display}"
+
+
+def _repo_rows(state: RepoState, local_paths: set[str], job_states: dict[str, JobState]) -> list[CatalogRow]:
+    repo = state.repo
+    if state.loading:
+        return [CatalogRow(f"note:{repo}", "note", Text("    loading files…", style=DIM), repo=repo)]
+    if state.error is not None:
+        return [CatalogRow(f"note:{repo}", "note", Text(f"    ! {clean(state.error, 200)}"), repo=repo)]
+    files = state.files
+    assert files is not None
+    rows: list[CatalogRow] = []
+    has_mmproj = bool(files.mmprojs)
+    groups = [(g, "quant") for g in files.quants] + [(g, "other") for g in files.other]
+    if not groups and not files.mmprojs:
+        rows.append(CatalogRow(f"note:{repo}", "note", Text("    no GGUF files in this repo", style=DIM), repo=repo))
+    for index, (group, _kind) in enumerate(groups):
+        parts = "1 file" if group.part_count == 1 else f"{group.part_count} parts"
+        if not group.complete:
+            parts = f"incomplete {len(group.files)}/{group.part_count}"
+        status = quant_status(files, group.files, local_paths, job_states, job_name_for(files, group))
+        label = clean(group.quant) if group.quant else clean(group.name, 80)
+        rows.append(
+            CatalogRow(
+                f"quant:{repo}:{index}",
+                "quant",
+                Text(f"    {label}", no_wrap=True),
+                format_size(group.total_size),
+                _info((parts, None), ("+ mmproj" if has_mmproj else "", DIM), (status, BOLD)),
+                repo=repo,
+                group=group,
+                files=files,
+            )
+        )
+    for index, hub_file in enumerate(files.mmprojs):
+        status = quant_status(files, (hub_file,), local_paths, job_states, f"{files.repo}/{hub_file.display}")
+        rows.append(
+            CatalogRow(
+                f"mmproj:{repo}:{index}",
+                "mmproj",
+                Text(f"    {clean(hub_file.name, 80)}", style=DIM, no_wrap=True),
+                format_size(hub_file.size),
+                _info(("projector", DIM), (status, BOLD)),
+                repo=repo,
+                hub_file=hub_file,
+                files=files,
+            )
+        )
+    if files.skipped:
+        rows.append(
+            CatalogRow(
+                f"note:{repo}:skipped",
+                "note",
+                Text(f"    {len(files.skipped)} unsafe path(s) left out", style=DIM),
+                repo=repo,
+            )
+        )
+    return rows
+
+
+def local_key(model: StoreModel) -> str:
+    return ("local:" if model.managed else "unmanaged:") + model.name
+
+
+def build_rows(
+    snapshot: StoreSnapshot | None,
+    search: SearchState | None,
+    job_states: dict[str, JobState],
+    now: float,
+) -> list[CatalogRow]:
+    """Every catalog row: the Hub section (after a search) first, then the local models."""
+    rows: list[CatalogRow] = []
+    local_paths = {f.relative for m in (snapshot.models if snapshot else ()) if m.managed for f in m.files if f.exists}
+    if search is not None:
+        query = clean(search.query, 60)
+        if search.error is not None:
+            rows.append(CatalogRow("h:hub", "heading", Text(f"Hub: \"{query}\"", style=BOLD)))
+            rows.append(CatalogRow("note:hub", "note", Text(f"  ! {clean(search.error, 200)}")))
+        elif search.results is None:
+            rows.append(CatalogRow("h:hub", "heading", Text(f"Hub: \"{query}\" · searching…", style=BOLD)))
+        else:
+            found = len(search.results)
+            rows.append(
+                CatalogRow("h:hub", "heading", Text(f"Hub: \"{query}\" · {found} repo{'s' if found != 1 else ''}", style=BOLD))
+            )
+            if not found:
+                rows.append(CatalogRow("note:hub", "note", Text("  no GGUF repos found", style=DIM)))
+        for result in search.results or []:
+            opened = search.opened.get(result.id)
+            marker = "▾" if opened else "▸"
+            rows.append(
+                CatalogRow(
+                    f"repo:{result.id}",
+                    "repo",
+                    Text(f"{marker} {clean(result.id, 120)}", no_wrap=True),
+                    "",
+                    _info((f"↓{count(result.downloads)}", None), (f"♥{count(result.likes)}", DIM),
+                          ("gated" if result.gated else "", BOLD)),
+                    repo=result.id,
+                    result=result,
+                )
+            )
+            if opened:
+                rows.extend(_repo_rows(opened, local_paths, job_states))
+    models = snapshot.models if snapshot else ()
+    if snapshot is None:
+        rows.append(CatalogRow("h:local", "heading", Text("Local models · scanning…", style=BOLD)))
+    else:
+        rows.append(
+            CatalogRow(
+                "h:local",
+                "heading",
+                Text(f"Local models · {len(models)} · {format_size(snapshot.total_size)}", style=BOLD),
+            )
+        )
+        if not models:
+            rows.append(CatalogRow("note:local", "note", Text("  none yet: press / to search the Hub", style=DIM)))
+    for model in models:
+        state = model.state if model.state not in ("verified", "unverified") else ""
+        info = _info(
+            (clean(model.quant, 20) if model.quant else "", None),
+            (clean(state, 20), BOLD if state in ("corrupt", "modified", "incomplete") else DIM),
+            (f"used {short_age(model.last_used_at, now)}" if model.last_used_at else "", DIM),
+        )
+        rows.append(
+            CatalogRow(
+                local_key(model),
+                "local",
+                Text(f"  {clean(model.name, 200)}", no_wrap=True),
+                format_size(model.size),
+                info,
+                model=model,
+            )
+        )
+    return rows
+
+
+def compose_line(row: CatalogRow, width: int, info_width: int) -> Text:
+    """One catalog line: the label, then size right-aligned, then the info column.
+
+    Info starts at the same column on every line so sizes line up; a line without a size
+    lets a long name (a repo id) run into the size column.
+    """
+    info = row.info.copy()
+    if len(info) > info_width:
+        info = Text(ellipsize(info.plain, info_width), no_wrap=True)
+    size_width = 9
+    label_width = width - info_width - 1 - (size_width + 1 if row.size else 0)
+    label = row.label.copy()
+    if len(label) > label_width:
+        label = Text(ellipsize(label.plain, label_width), style=label.style, no_wrap=True)
+    line = Text(no_wrap=True, overflow="ellipsis")
+    line.append_text(label)
+    line.append(" " * (label_width - len(label) + 1))
+    if row.size:
+        line.append(row.size.rjust(size_width) + " ")
+    line.append_text(info)
+    return line
+
+
+class CatalogTable(DataTable):
+    """The catalog's table: one composed line per row, re-fitted to its width."""
+
+    BINDINGS = keys.bindings(keys.CATALOG)  # its `enter` replaces DataTable's select
+    HELP = "Hub search results and local models. / searches, enter opens a repo, d downloads."
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(cursor_type="row", show_header=False, cell_padding=0, **kwargs)
+        self.catalog_rows: list[CatalogRow] = []
+        self._by_key: dict[str, CatalogRow] = {}
+        self._fitted_width = 0
+
+    def on_mount(self) -> None:
+        self._add_columns()
+
+    def _line_width(self) -> int:
+        return max(30, (self.size.width or 80) - 2)  # room for the scrollbar
+
+    def _add_columns(self) -> None:
+        self._fitted_width = self.size.width
+        self.add_column("row", width=self._line_width(), key="row")
+
+    def on_resize(self) -> None:
+        if self.size.width != self._fitted_width:
+            self.clear(columns=True)
+            self._add_columns()
+            self.show_rows(self.catalog_rows)
+
+    @property
+    def current(self) -> CatalogRow | None:
+        if not self.catalog_rows or self.row_count == 0:
+            return None
+        index = min(self.cursor_row, len(self.catalog_rows) - 1)
+        return self.catalog_rows[index] if index >= 0 else None
+
+    def show_rows(self, rows: list[CatalogRow]) -> None:
+        """Replace the rows, keeping the cursor on the same key (or the same place)."""
+        previous = self.current
+        previous_index = self.cursor_row
+        self.catalog_rows = list(rows)
+        self._by_key = {row.key: row for row in rows}
+        width = self._line_width()
+        info_width = min(max((len(row.info) for row in rows), default=0), width // 2)
+        with self.app.batch_update():
+            self.clear()
+            for row in rows:
+                self.add_row(Text(" ") + compose_line(row, width - 1, info_width), key=row.key)
+        target = 0
+        if previous is not None and previous.key in self._by_key:
+            target = next(i for i, row in enumerate(rows) if row.key == previous.key)
+        elif rows:
+            target = min(max(previous_index, 0), len(rows) - 1)
+        if rows:
+            self.move_cursor(row=target, scroll=True)
+
+    def select_key(self, key: str) -> None:
+        for index, row in enumerate(self.catalog_rows):
+            if row.key == key:
+                self.move_cursor(row=index)
+                return

@@ -1,0 +1,85 @@
+"""Every key of the dashboard: one table, with the binding ids that `ui.keymap` remaps.
+
+The defaults are DESIGN.md section 6. Each key lives in the `BINDINGS` of the place it acts on
+(the app, the catalog pane, the queue pane), so the footer shows the few keys of the focused
+pane; the help screen and the config documentation read this same table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from textual.binding import Binding
+
+APP = "app"
+SCREEN = "screen"  # the main screen: replaces Screen's own tab / shift+tab
+CATALOG = "catalog"
+QUEUE = "queue"
+
+
+@dataclass(frozen=True)
+class KeySpec:
+    id: str  # the binding id a user names in `ui.keymap`
+    key: str  # Textual key name(s), comma separated
+    action: str
+    description: str  # short: shown in the footer
+    help: str  # one line: shown on the help screen
+    scope: str
+    show: bool = True
+
+
+KEYS: tuple[KeySpec, ...] = (
+    KeySpec("next_pane", "tab", "app.cycle_pane(1)", "next pane", "Next pane: catalog, queue, detail", SCREEN, show=False),
+    KeySpec("prev_pane", "shift+tab", "app.cycle_pane(-1)", "prev pane", "Previous pane", SCREEN, show=False),
+    KeySpec("search", "slash", "search", "search", "Search the Hub for GGUF repos", APP),
+    KeySpec("open", "enter", "app.open", "open", "Open the highlighted repo (its quantisations) or file", CATALOG),
+    KeySpec("download", "d", "app.download", "get", "Download the highlighted quantisation or file", CATALOG),
+    KeySpec("delete", "D", "app.delete", "delete", "Delete the highlighted local model (asks first)", CATALOG),
+    KeySpec("verify", "V", "app.verify", "verify", "Re-hash the highlighted local model", CATALOG, show=False),
+    KeySpec("pause", "space", "app.toggle_pause", "pause", "Pause / resume the highlighted download", QUEUE),
+    KeySpec("cancel", "c", "app.cancel", "cancel", "Cancel the highlighted download (asks first); clear a finished one", QUEUE),
+    KeySpec("retry", "r", "app.retry", "retry", "Retry a failed or cancelled download", QUEUE),
+    KeySpec("move_up", "K", "app.move(-1)", "up", "Move the highlighted download up the queue", QUEUE),
+    KeySpec("move_down", "J", "app.move(1)", "down", "Move the highlighted download down the queue", QUEUE),
+    KeySpec("prune", "p", "prune", "prune", "Open the prune screen", APP, show=False),
+    KeySpec("help", "question_mark", "help", "keys", "This help: every key", APP),
+    KeySpec("quit", "q", "quit", "quit", "Quit (downloads pause, their state is saved)", APP),
+    KeySpec("command_palette", "ctrl+p", "command_palette", "commands", "Command palette", APP, show=False),
+)
+
+KEY_IDS = frozenset(spec.id for spec in KEYS)
+
+def bindings(scope: str) -> list[Binding]:
+    """The Binding objects of one scope, each carrying its id for `App.set_keymap`."""
+    result = []
+    for spec in KEYS:
+        if spec.scope != scope:
+            continue
+        result.append(
+            Binding(
+                spec.key,
+                spec.action,
+                spec.description,
+                show=spec.show,
+                id=spec.id,
+                priority=spec.id == "command_palette",
+            )
+        )
+    return result
+
+
+def check_keymap(keymap: dict[str, str]) -> tuple[dict[str, str], list[str]]:
+    """Split a user keymap into the known ids and warnings for the unknown ones."""
+    import difflib
+
+    known: dict[str, str] = {}
+    warnings: list[str] = []
+    for binding_id, keys in keymap.items():
+        if binding_id in KEY_IDS:
+            known[binding_id] = keys
+            continue
+        close = difflib.get_close_matches(binding_id, sorted(KEY_IDS), n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        warnings.append(f"ui.keymap: unknown key id '{binding_id}'{hint}; ignored")
+    return known, warnings
+

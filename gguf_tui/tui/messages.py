@@ -1,0 +1,93 @@
+"""Messages workers post to the app; the app's handlers own every piece of state.
+
+An async flow is a chain of these (e.g. SearchFinished -> catalog rebuilt), so a test can
+watch it with `message_hook`. Progress uses `can_replace`, so a burst from a fast download
+collapses to the newest event per job.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from textual.message import Message
+
+from gguf_tui.engine.events import EngineEvent, Progress
+
+
+@dataclass
+class EngineEventPosted(Message):
+    """A state change, retry, error or notice from the engine."""
+
+    event: EngineEvent
+
+
+@dataclass
+class JobProgress(Message):
+    event: Progress
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, JobProgress) and message.event.job_id == self.event.job_id
+
+
+@dataclass
+class EngineReady(Message):
+    restored: list[int]
+
+
+@dataclass
+class EngineFailed(Message):
+    error: str
+
+
+@dataclass
+class StoreScanned(Message):
+    snapshot: Any  # gguf_tui.store.scan.StoreSnapshot
+
+
+@dataclass
+class StoreChanged(Message):
+    """The store watcher saw files appear, vanish or change."""
+
+    changes: Any
+
+
+@dataclass
+class SearchFinished(Message):
+    query: str
+    results: list[Any] | None
+    error: str | None = None
+
+
+@dataclass
+class RepoLoaded(Message):
+    repo: str
+    files: Any | None  # gguf_tui.hub.RepoFiles
+    error: str | None = None
+
+
+@dataclass
+class FactsLoaded(Message):
+    key: str
+    facts: Any  # GGUFInfo, or an error string
+
+
+@dataclass
+class Enqueued(Message):
+    ref: str
+    job_id: int | None
+    name: str = ""
+    error: str | None = None
+
+
+@dataclass
+class JobRemoved(Message):
+    job_id: int
+
+
+@dataclass
+class StoreOpDone(Message):
+    """A delete, verify or prune finished: what to tell the user."""
+
+    text: str
+    severity: str = "information"

@@ -1,0 +1,410 @@
+"""Text for the panes: state words, queue cells, sizes, ages and the detail pane's contents.
+
+Everything returns `rich.text.Text` built from plain strings, never markup: remote names such as
+`[bold]x[/]` or `[0]` show exactly as typed. Remote strings pass through `plain()` (escape
+sequences and control characters stripped) before they get here or here.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from typing import Any, Callable, Iterable
+
+from rich.console import Console
+from rich.style import Style
+from rich.text import Text
+
+from gguf_tui.engine.spec import JobState
+from gguf_tui.textsafe import plain, redact_url
+from gguf_tui.tui.views import JobView
+from gguf_tui.units import format_eta, format_rate, format_size
+
+Clock = Callable[[], float]
+StyleFor = Callable[[str], Style]
+
+STATE_VARIABLES: dict[JobState, str] = {
+    JobState.QUEUED: "download-queued",
+    JobState.DOWNLOADING: "download-active",
+    JobState.PAUSED: "download-paused",
+    JobState.RETRYING: "download-retrying",
+    JobState.VERIFYING: "download-verifying",
+    JobState.COMPLETED: "download-done",
+    JobState.FAILED: "download-failed",
+    JobState.CANCELLED: "download-queued",
+    JobState.ELSEWHERE: "download-elsewhere",
+}
+
+DIM = Style(dim=True)
+BOLD = Style(bold=True)
+
+
+def no_style(_variable: str) -> Style:
+    return Style()
+
+
+def clean(text: object, limit: int = 300) -> str:
+    """A remote string made safe and short enough for one line."""
+    value = " ".join(plain(text).split())
+    return value if len(value) <= limit else value[: limit - 1] + "…"
+
+
+def ellipsize(text: str, width: int) -> str:
+    if width <= 0:
+        return ""
+    return text if len(text) <= width else text[: max(0, width - 1)] + "…"
+
+
+# ---- queue -------------------------------------------------------------------------------------
+
+
+def state_word(job: JobView, width: int = 30) -> str:
+    if job.state == JobState.RETRYING and job.retry_max:
+        return f"retrying {job.retry_attempt}/{job.retry_max}"
+    if job.state == JobState.DOWNLOADING and job.phase == "re-checking":
+        return "re-checking"
+    word = job.state.value
+    if len(word) > width and job.state == JobState.ELSEWHERE:
+        return "elsewhere"
+    return word
+
+
+def format_pair(done: int, total: int | None) -> str:
+    """'2.11/5.29 GB': bytes done over total, in the total's unit."""
+    if total is None:
+        return format_size(done) if done else ""
+    value = float(max(total, 1))
+    divisor, unit = 1.0, "B"
+    for candidate in ("kB", "MB", "GB", "TB"):
+        if value < 1000:
+            break
+        value /= 1000
+        divisor *= 1000
+        unit = candidate
+    if unit == "B":
+        return f"{done}/{total} B"
+    digits = 2 if total / divisor < 10 else 1
+    return f"{done / divisor:.{digits}f}/{total / divisor:.{digits}f} {unit}"
+
+
+def queue_name(name: str, width: int) -> str:
+    """The model name without its owner, cut in the middle so ':QUANT' stays visible."""
+    text = clean(name)
+    if "/" in text and len(text) > width:
+        text = text.split("/", 1)[1]
+    if len(text) <= width:
+        return text
+    head, sep, tail = text.rpartition(":")
+    if sep and len(tail) + 2 < width:
+        return ellipsize(head, width - len(tail) - 1) + ":" + tail
+    return ellipsize(text, width)
+
+
+def queue_cells(job: JobView, style_for: StyleFor, *, name_width: int, state_width: int) -> dict[str, Text]:
+    """The cells of one queue row, keyed by column."""
+    active = job.state in (JobState.DOWNLOADING, JobState.RETRYING)
+    percent = job.percent
+    show_progress = job.state not in (JobState.CANCELLED,) and (job.bytes_done or active)
+    return {
+        "name": Text(queue_name(job.name, name_width), no_wrap=True),
+        "state": Text(
+            state_word(job, state_width), style=style_for(STATE_VARIABLES[job.state]), no_wrap=True
+        ),
+        "percent": Text(
+            f"{percent:3.0f}%" if percent is not None and show_progress else "", justify="right"
+        ),
+        "bytes": Text(format_pair(job.bytes_done, job.total) if show_progress else "", justify="right"),
+        "speed": Text(format_rate(job.speed) if active and job.speed else "", justify="right"),
+        "eta": Text(format_eta(job.eta) if active and job.eta is not None else "", justify="right"),
+    }
+
+
+# ---- small formats -----------------------------------------------------------------------------
+
+
+def ago(timestamp: float | None, now: float) -> str:
+    if not timestamp:
+        return "never"
+    seconds = max(0.0, now - timestamp)
+    if seconds < 60:
+        return f"{int(seconds)} s ago"
+    if seconds < 3600:
+        return f"{int(seconds // 60)} min ago"
+    if seconds < 86400:
+        return f"{int(seconds // 3600)} h ago"
+    return f"{int(seconds // 86400)} d ago"
+
+
+def short_age(timestamp: float | None, now: float) -> str:
+    """'2d', '5h', '3m', 'now' for table cells; '-' when never."""
+    if not timestamp:
+        return "-"
+    seconds = max(0.0, now - timestamp)
+    for limit, unit in ((86400 * 365, "y"), (86400, "d"), (3600, "h"), (60, "m")):
+        if seconds >= limit:
+            return f"{int(seconds // limit)}{unit}"
+    return "now"
+
+
+def when(timestamp: float | None) -> str:
+    if not timestamp:
+        return "never"
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(timestamp))
+
+
+def count(value: int | None) -> str:
+    """1.2M, 880k, 42."""
+    if value is None:
+        return "-"
+    for limit, suffix in ((1_000_000_000, "B"), (1_000_000, "M"), (1_000, "k")):
+        if value >= limit:
+            number = value / limit
+            return f"{number:.1f}{suffix}" if number < 10 else f"{number:.0f}{suffix}"
+    return str(value)
+
+
+def parameters(value: int | None) -> str | None:
+    if not value:
+        return None
+    if value >= 1_000_000_000:
+        return f"{value / 1e9:.1f}B params"
+    if value >= 1_000_000:
+        return f"{value / 1e6:.0f}M params"
+    if value >= 1_000:
+        return f"{value / 1e3:.0f}k params"
+    return f"{value} params"
+
+
+def facts_line(arch: Any, params: int | None, context: int | None, quant: Any) -> str:
+    parts = []
+    if arch:
+        parts.append(f"arch {clean(arch, 40)}")
+    if p := parameters(params):
+        parts.append(p)
+    if context:
+        parts.append(f"ctx {context}")
+    if quant:
+        parts.append(clean(quant, 30))
+    return " · ".join(parts)
+
+
+# ---- detail pane -------------------------------------------------------------------------------
+
+
+_WRAP_CONSOLE = Console(width=1000, file=io.StringIO(), color_system=None, legacy_windows=False)
+
+
+def wrap(text: Text, width: int) -> list[Text]:
+    """`text` broken into lines of at most `width` cells (long words are folded)."""
+    if width <= 0:
+        return [text]
+    lines = list(text.wrap(_WRAP_CONSOLE, width, overflow="fold", no_wrap=False))
+    for line in lines:
+        line.rstrip()
+    return lines or [Text("")]
+
+
+class Doc:
+    """The detail pane's content: full-width lines and label + value rows.
+
+    Rendered at the pane's width so a wrapped value keeps its hanging indent under the label.
+    """
+
+    LABEL = 8
+
+    def __init__(self) -> None:
+        self.entries: list[tuple[str | None, Text]] = []
+
+    def render(self, width: int) -> Text:
+        out = Text()
+        for label, value in self.entries:
+            if label is None:
+                lines = wrap(value, width)
+                for line in lines:
+                    out.append_text(line)
+                    out.append("\n")
+                continue
+            lines = wrap(value, max(10, width - self.LABEL))
+            for index, line in enumerate(lines):
+                out.append((label if index == 0 else "").ljust(self.LABEL), style=DIM)
+                out.append_text(line)
+                out.append("\n")
+        out.rstrip()
+        return out
+
+    @property
+    def plain(self) -> str:
+        return self.render(10_000).plain
+
+
+class Lines:
+    """Builds a `Doc`: a title, notes, then label + value rows."""
+
+    def __init__(self) -> None:
+        self.doc = Doc()
+
+    def title(self, value: str, style: Style = BOLD) -> Lines:
+        self.doc.entries.append((None, Text(value, style=style)))
+        return self
+
+    def row(self, label: str, value: str | Text, style: Style | None = None) -> Lines:
+        text = value.copy() if isinstance(value, Text) else Text(value, style=style or Style())
+        self.doc.entries.append((label, text))
+        return self
+
+    def rows(self, label: str, values: Iterable[str | Text]) -> Lines:
+        first = True
+        for value in values:
+            self.row(label if first else "", value)
+            first = False
+        return self
+
+    def note(self, value: str, style: Style = DIM) -> Lines:
+        self.doc.entries.append((None, Text(value, style=style)))
+        return self
+
+    def blank(self) -> Lines:
+        self.doc.entries.append((None, Text("")))
+        return self
+
+    def done(self) -> Doc:
+        return self.doc
+
+
+def source_text(source: dict[str, Any]) -> str:
+    """Where a model came from, with no credentials or query strings."""
+    if not source:
+        return "unknown"
+    kind = source.get("kind")
+    if kind == "hub":
+        revision = clean(source.get("revision") or "", 60)
+        name = clean(source.get("revision_name") or "", 40)
+        rev = revision[:12] if len(revision) == 40 else revision
+        where = f" @ {rev}" + (f" ({name})" if name and name != revision else "")
+        endpoint = source.get("endpoint")
+        host = f" on {clean(redact_url(str(endpoint)), 80)}" if endpoint else ""
+        return f"hub {clean(source.get('repo') or '?', 120)}{where}{host}"
+    if kind == "url" or source.get("url"):
+        return clean(redact_url(str(source.get("url") or "")), 200)
+    if kind:
+        return clean(kind, 60)
+    return "unknown"
+
+
+def job_detail(
+    job: JobView,
+    resume_states: list[Any],
+    now: float,
+    style_for: StyleFor = no_style,
+) -> Doc:
+    lines = Lines().title(clean(job.name))
+    state = Text(state_word(job), style=style_for(STATE_VARIABLES[job.state]))
+    progress = []
+    if job.percent is not None and job.bytes_done:
+        progress.append(f"{job.percent:.0f}%")
+    if job.bytes_done or job.total:
+        progress.append(format_pair(job.bytes_done, job.total))
+    if job.state in (JobState.DOWNLOADING, JobState.RETRYING) and job.speed:
+        progress.append(format_rate(job.speed))
+        if job.eta is not None:
+            progress.append(f"ETA {format_eta(job.eta)}")
+    if progress:
+        state.append("  " + " · ".join(progress))
+    lines.row("state", state)
+    if job.message and job.message != "moved" and job.state != JobState.RETRYING:
+        lines.row("", clean(job.message, 500))
+    if job.state == JobState.RETRYING and job.retry_reason:
+        lines.row("retry", f"{job.retry_attempt}/{job.retry_max}: {clean(job.retry_reason, 200)}")
+    if resume_states:
+        for state_record in resume_states:
+            lines.rows("resume", resume_lines(state_record, now))
+    elif job.state == JobState.PAUSED:
+        lines.row("resume", "no partial data yet: starts from 0")
+    lines.row("source", source_text(job.source))
+    lines.rows(
+        "files",
+        (
+            f"{ellipsize(clean(f.dest.rsplit('/', 1)[-1]), 44)}  {format_size(f.size)}"
+            + ("  (mmproj)" if f.role == "mmproj" else "")
+            for f in job.files
+        ),
+    )
+    expected = [f for f in job.files if f.expected_sha256]
+    if expected:
+        lines.rows("sha256", (f"{f.expected_sha256} (expected)" for f in expected))
+    return lines.done()
+
+
+def resume_lines(state: Any, now: float) -> list[str]:
+    """Bytes done, byte ranges, validator and last save of one partial file."""
+    name = clean(str(state.dest).rsplit("/", 1)[-1], 60)
+    total = getattr(state, "total_size", None)
+    ranges = list(getattr(state, "ranges", []) or [])
+    validator = state.etag if state.etag else None
+    validator_text = (
+        f"etag {clean(validator, 40)}"
+        if validator
+        else (f"last-modified {clean(state.last_modified, 40)}" if state.last_modified else "no validator")
+    )
+    shown = ", ".join(f"{format_size(s)}–{format_size(e)}" for s, e in ranges[:3])
+    if len(ranges) > 3:
+        shown += f", … ({len(ranges) - 3} more)"
+    return [
+        name,
+        f"{format_pair(state.bytes_done, total)} · {len(ranges)} range{'s' if len(ranges) != 1 else ''}",
+        f"ranges {shown or 'none'}",
+        f"{validator_text} · saved {ago(state.saved_at, now)}",
+    ]
+
+
+def local_detail(model: Any, now: float) -> Doc:
+    """A store model (`gguf_tui.store.scan.StoreModel`): facts, files, hashes, source, use."""
+    lines = Lines().title(clean(model.name))
+    facts = facts_line(model.architecture, model.parameter_count, model.context_length, model.quant)
+    if facts:
+        lines.note(facts, style=Style())
+    state = clean(model.state, 40)
+    if not model.managed and state == "unmanaged":
+        state = "unmanaged: found in the store without a manifest (adopt: gguf-tui import)"
+    lines.row("state", state, style=BOLD if model.state in ("corrupt", "modified", "incomplete") else None)
+    if model.error:
+        lines.row("problem", clean(model.error, 400), style=BOLD)
+    files = list(model.files)
+    size = format_size(model.size) + (f" in {len(files)} files" if len(files) > 1 else "")
+    lines.row("size", size)
+    lines.rows(
+        "files",
+        (
+            f"{ellipsize(clean(f.relative), 52)}  {format_size(f.size)}"
+            + ("  (mmproj)" if f.role == "mmproj" else "")
+            + ("" if f.exists else "  MISSING")
+            + ("  (symlink)" if f.is_symlink else "")
+            for f in files
+        ),
+    )
+    sha_rows: list[str] = []
+    for f in files:
+        if not f.sha256:
+            continue
+        sha_rows.append(f.sha256)
+        if f.verify_failed_at:
+            sha_rows.append(f"  MISMATCH found {when(f.verify_failed_at)}: press V to re-check")
+        elif f.verified_at:
+            sha_rows.append(f"  verified {when(f.verified_at)}")
+        else:
+            sha_rows.append("  not verified yet (V verifies)")
+    if sha_rows:
+        lines.rows("sha256", sha_rows)
+    elif model.managed:
+        lines.row("sha256", "not recorded")
+    if model.managed:
+        lines.row("source", source_text(model.source))
+    if model.license:
+        lines.row("license", clean(model.license, 100))
+    if model.added_at:
+        lines.row("added", when(model.added_at))
+    used = ago(model.last_used_at, now)
+    if model.last_used_at:
+        used += f" ({when(model.last_used_at)})"
+    lines.row("used", used)
+    return lines.done()

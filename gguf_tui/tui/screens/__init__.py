@@ -1,0 +1,1 @@
+"""Modal screens: confirmation, Hub search, help, prune."""

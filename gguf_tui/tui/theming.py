@@ -1,0 +1,197 @@
+"""Themes: the built-in gguf-dark and gguf-light, plus YAML theme files turned into `Theme`s.
+
+YAML themes are read from the `themes/` folder shipped with the program (the top-level
+`themes/` of a checkout, installed as package data), from `~/.config/gguf-tui/themes` and from
+the folders in `ui.theme_dirs`. A broken file is reported and skipped, never fatal.
+
+App colour variables name the download states (`$download-active`, ...). Their defaults come
+from `STATE_VARIABLE_DEFAULTS` (via `App.get_theme_variable_defaults`), so every Textual
+built-in theme works too; a theme file may override any of them.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from textual.color import Color, ColorParseError
+from textual.theme import Theme
+
+DEFAULT_THEME = "gguf-dark"
+PACKAGED_THEMES_DIR = Path(__file__).resolve().parent / "themes"
+
+STATE_VARIABLE_DEFAULTS: dict[str, str] = {
+    "download-queued": "#8a8f98",
+    "download-active": "#5fafff",
+    "download-paused": "#d7af5f",
+    "download-verifying": "#af87ff",
+    "download-done": "#5fd787",
+    "download-failed": "#ff5f5f",
+    "download-retrying": "#ff875f",
+    "download-elsewhere": "#87afaf",
+    "space-short": "#ff5f5f",
+}
+
+GGUF_DARK = Theme(
+    name="gguf-dark",
+    primary="#5fafff",
+    secondary="#87afaf",
+    accent="#d7af5f",
+    warning="#d7af5f",
+    error="#ff5f5f",
+    success="#5fd787",
+    foreground="#d8dee9",
+    background="#16191d",
+    surface="#1e2227",
+    panel="#262b31",
+    dark=True,
+    variables=dict(STATE_VARIABLE_DEFAULTS),
+)
+
+GGUF_LIGHT = Theme(
+    name="gguf-light",
+    primary="#005fa3",
+    secondary="#3a6f6f",
+    accent="#9a6400",
+    warning="#9a6400",
+    error="#c0262d",
+    success="#1f7a35",
+    foreground="#1d2329",
+    background="#f7f7f4",
+    surface="#ecece7",
+    panel="#dfe1dc",
+    dark=False,
+    variables={
+        "download-queued": "#6b7280",
+        "download-active": "#005fa3",
+        "download-paused": "#9a6400",
+        "download-verifying": "#6a3fb5",
+        "download-done": "#1f7a35",
+        "download-failed": "#c0262d",
+        "download-retrying": "#b4480f",
+        "download-elsewhere": "#3a6f6f",
+        "space-short": "#c0262d",
+    },
+)
+
+BUILTIN_THEMES = (GGUF_DARK, GGUF_LIGHT)
+
+_COLOUR_KEYS = (
+    "primary",
+    "secondary",
+    "warning",
+    "error",
+    "success",
+    "accent",
+    "foreground",
+    "background",
+    "surface",
+    "panel",
+    "boost",
+)
+_ALLOWED_KEYS = {"name", "dark", "luminosity_spread", "text_alpha", "variables", *_COLOUR_KEYS}
+
+
+class ThemeFileError(Exception):
+    """A theme file cannot be used; the message names the file and the problem."""
+
+
+def user_themes_dir() -> Path:
+    config_home = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(config_home) / "gguf-tui" / "themes"
+
+
+def theme_dirs(extra: list[str] | tuple[str, ...] = ()) -> list[Path]:
+    """Folders searched for YAML themes, later ones overriding earlier names."""
+    folders = [PACKAGED_THEMES_DIR, user_themes_dir()]
+    folders += [Path(os.path.expanduser(folder)) for folder in extra]
+    return folders
+
+
+def _colour(path: Path, key: str, value: Any) -> str:
+    if not isinstance(value, str):
+        raise ThemeFileError(f"{path}: '{key}' must be a colour string like '#5fafff'")
+    try:
+        Color.parse(value)
+    except ColorParseError:
+        raise ThemeFileError(f"{path}: '{key}': not a colour: {value!r}") from None
+    return value
+
+
+def theme_from_data(data: Any, path: Path) -> Theme:
+    """Validate a parsed YAML theme and build the `Theme`."""
+    if not isinstance(data, dict):
+        raise ThemeFileError(f"{path}: a theme file must be a mapping of settings")
+    unknown = sorted(str(key) for key in data if key not in _ALLOWED_KEYS)
+    if unknown:
+        import difflib
+
+        close = difflib.get_close_matches(unknown[0], sorted(_ALLOWED_KEYS), n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        raise ThemeFileError(f"{path}: unknown key '{unknown[0]}'{hint}")
+    name = data.get("name")
+    if not isinstance(name, str) or not name.strip() or len(name) > 60:
+        raise ThemeFileError(f"{path}: 'name' is required (a short string)")
+    if "primary" not in data:
+        raise ThemeFileError(f"{path}: 'primary' colour is required")
+    colours = {key: _colour(path, key, data[key]) for key in _COLOUR_KEYS if key in data}
+    dark = data.get("dark", True)
+    if not isinstance(dark, bool):
+        raise ThemeFileError(f"{path}: 'dark' must be true or false")
+    variables = data.get("variables") or {}
+    if not isinstance(variables, dict):
+        raise ThemeFileError(f"{path}: 'variables' must be a mapping of name to value")
+    checked: dict[str, str] = {}
+    for key, value in variables.items():
+        if not isinstance(key, str) or not isinstance(value, str):
+            raise ThemeFileError(f"{path}: variables must map names to strings")
+        checked[key] = _colour(path, f"variables.{key}", value) if key in STATE_VARIABLE_DEFAULTS else value
+    extra: dict[str, Any] = {}
+    for key in ("luminosity_spread", "text_alpha"):
+        if key in data:
+            if not isinstance(data[key], (int, float)) or isinstance(data[key], bool):
+                raise ThemeFileError(f"{path}: '{key}' must be a number")
+            extra[key] = float(data[key])
+    return Theme(name=name.strip(), dark=dark, variables=checked, **colours, **extra)
+
+
+def load_theme_file(path: Path) -> Theme:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ThemeFileError(f"{path}: cannot read theme file: {exc}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise ThemeFileError(f"{path}: not valid YAML{where}") from None
+    return theme_from_data(data, path)
+
+
+@dataclass
+class ThemeLoad:
+    themes: list[Theme]
+    problems: list[str]
+
+
+def load_themes(extra_dirs: list[str] | tuple[str, ...] = ()) -> ThemeLoad:
+    """Built-in themes plus every readable YAML theme; problems are returned, not raised."""
+    themes: dict[str, Theme] = {theme.name: theme for theme in BUILTIN_THEMES}
+    problems: list[str] = []
+    for folder in theme_dirs(extra_dirs):
+        if not folder.is_dir():
+            continue
+        for path in sorted(folder.glob("*.y*ml")):
+            if path.suffix not in (".yaml", ".yml"):
+                continue
+            try:
+                theme = load_theme_file(path)
+            except ThemeFileError as exc:
+                problems.append(str(exc))
+                continue
+            themes[theme.name] = theme
+    return ThemeLoad(list(themes.values()), problems)

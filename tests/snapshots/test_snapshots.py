@@ -1,0 +1,90 @@
+"""Screenshots of the dashboard at 80x24 and 120x40 (pytest-textual-snapshot).
+
+Plain `def` tests: snap_compare runs its own event loop. The engine, Hub and store are fixed
+fakes (tests/snapshots/fakes.py) and the clock is frozen, so every run draws the same picture.
+Accept new pictures with `pytest tests/snapshots --snapshot-update` after looking at them.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from gguf_tui.tui.app import GgufApp
+from tests.snapshots.fakes import NOW, FakeEngine, FakeHub, FakeStore
+
+SIZES = [pytest.param((80, 24), id="80x24"), pytest.param((120, 40), id="120x40")]
+
+
+@pytest.fixture(autouse=True)
+def _utc(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+def make_app(config) -> GgufApp:
+    return GgufApp(config, engine=FakeEngine(), hub=FakeHub(), store=FakeStore(), clock=lambda: NOW)
+
+
+async def _ready(pilot) -> None:
+    app = pilot.app
+    for _ in range(100):
+        if app._engine_ready and app.snapshot is not None:
+            break
+        await pilot.pause(0.02)
+    await pilot.pause()
+
+
+async def _search_and_open(pilot) -> None:
+    await _ready(pilot)
+    await pilot.press("slash", *"qwen3", "enter")
+    await pilot.pause(0.1)
+    await pilot.press("enter")  # open bartowski/Qwen3-8B-GGUF
+    await pilot.pause(0.1)
+    await pilot.press("down")  # its Q4_K_M quant
+    await pilot.pause(0.4)  # remote GGUF facts arrive
+    await pilot.pause()
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_main_screen_download_in_progress(snap_compare, config, size):
+    assert snap_compare(make_app(config), terminal_size=size, run_before=_search_and_open)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_detail_of_partial_download(snap_compare, config, size):
+    async def run_before(pilot) -> None:
+        await _ready(pilot)
+        await pilot.press("tab", "down", "down")  # the queue, the paused 70B download
+        await pilot.pause()
+        if size == (80, 24):
+            await pilot.press("tab")  # on a small terminal the detail pane grows when focused
+        await pilot.pause()
+
+    assert snap_compare(make_app(config), terminal_size=size, run_before=run_before)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_prune_screen(snap_compare, config, size):
+    async def run_before(pilot) -> None:
+        await _ready(pilot)
+        await pilot.press("p")
+        await pilot.pause()
+        await pilot.press("space")  # mark the biggest model
+        await pilot.pause()
+
+    assert snap_compare(make_app(config), terminal_size=size, run_before=run_before)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_help_screen(snap_compare, config, size):
+    async def run_before(pilot) -> None:
+        await _ready(pilot)
+        await pilot.press("question_mark")
+        await pilot.pause()
+
+    assert snap_compare(make_app(config), terminal_size=size, run_before=run_before)
