@@ -24,7 +24,8 @@ from gguf_tui.store.ops import (
     verify_model,
 )
 from gguf_tui.store.prune import carry_out, plan_prune
-from gguf_tui.store.scan import ModelLookupError, StoreModel, StoreSnapshot, find_model, scan_store
+from gguf_tui.store.lookup import ModelLookupError, find_model
+from gguf_tui.store.scan import StoreModel, StoreSnapshot, scan_store
 from gguf_tui.store.usage import active_downloads
 from gguf_tui.textsafe import plain
 from gguf_tui.units import format_size, parse_duration, parse_size
@@ -52,8 +53,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     rm.set_defaults(func=run_rm)
 
     prune = subparsers.add_parser("prune", help="free space by policy")
-    prune.add_argument("--max-size", metavar="SIZE", help="delete least recently used until the models fit, e.g. 200G")
-    prune.add_argument("--unused-for", metavar="DURATION", help="delete models not used for this long, e.g. 30d")
+    prune.add_argument(
+        "--max-size", metavar="SIZE", help="delete least recently used until the models fit (200G)"
+    )
+    prune.add_argument(
+        "--unused-for", metavar="DURATION", help="delete models not used for this long (30d)"
+    )
     prune.add_argument("--partials", action="store_true", help="delete abandoned partial downloads")
     prune.add_argument("--dry-run", action="store_true", help="only list what would go")
     prune.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
@@ -63,9 +68,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     imp = subparsers.add_parser("import", help="adopt GGUF files already on disk")
     imp.add_argument("paths", nargs="+", metavar="PATH", help="GGUF files or folders holding them")
     how = imp.add_mutually_exclusive_group()
-    how.add_argument("--link", dest="mode", action="store_const", const="link", help="hard-link (else stop and say why)")
-    how.add_argument("--move", dest="mode", action="store_const", const="move")
-    how.add_argument("--copy", dest="mode", action="store_const", const="copy")
+    for mode, text in (
+        ("link", "hard-link, else stop and say why (default: link if possible, else copy)"),
+        ("move", "move the files into the store"),
+        ("copy", "copy the files, leaving the originals"),
+    ):
+        how.add_argument(f"--{mode}", dest="mode", action="store_const", const=mode, help=text)
     imp.add_argument("--name", help="import every PATH as one model with this name")
     imp.add_argument("--json", action="store_true")
     imp.set_defaults(func=run_import, mode="auto")
@@ -131,6 +139,10 @@ def _params(count: int | None) -> str:
     return str(count)
 
 
+def _count(number: int, word: str) -> str:
+    return f"{number} {word}{'' if number == 1 else 's'}"
+
+
 def _cut(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
@@ -149,7 +161,7 @@ def _confirm(args: argparse.Namespace, question: str) -> bool:
 
 
 class _Progress:
-    """Hashing progress on stderr: one updating line on a TTY, a line every few seconds otherwise."""
+    """Hashing progress on stderr: an updating line on a TTY, else a line every few seconds."""
 
     def __init__(self, every: float = 2.0) -> None:
         self.tty = sys.stderr.isatty()
@@ -182,12 +194,11 @@ class _Progress:
 
 
 def _footer(snapshot: StoreSnapshot) -> str:
-    count = len(snapshot.models)
-    partials = len(snapshot.partials)
     return (
-        f"{count} model{'s' if count != 1 else ''} · {format_size(snapshot.total_size)} in "
+        f"{_count(len(snapshot.models), 'model')} · {format_size(snapshot.total_size)} in "
         f"{snapshot.root} · {format_size(snapshot.free_space)} free · "
-        f"{format_size(snapshot.partials_size)} in {partials} partial download{'s' if partials != 1 else ''}"
+        f"{format_size(snapshot.partials_size)} in "
+        f"{_count(len(snapshot.partials), 'partial download')}"
     )
 
 
@@ -200,14 +211,20 @@ def run_ls(args: argparse.Namespace, config: Config) -> int:
     if snapshot.models:
         columns = shutil.get_terminal_size((100, 24)).columns
         width = max(12, min(max(len(m.name) for m in snapshot.models), columns - 63))
-        print(f"{'NAME':<{width}}  {'QUANT':<8} {'ARCH':<8} {'SIZE':>9} {'FILES':>5}  {'STATE':<15} LAST USED")
+        print(
+            f"{'NAME':<{width}}  {'QUANT':<8} {'ARCH':<8} {'SIZE':>9} {'FILES':>5}  "
+            f"{'STATE':<15} LAST USED"
+        )
         for model in snapshot.models:
             state = model.state
             if state == "verified":
-                state = f"verified {_ago(model.verified_at).removesuffix(' ago').replace('just ', '')}"
+                age = _ago(model.verified_at).removesuffix(" ago").replace("just ", "")
+                state = f"verified {age}"
+            name = _cut(plain(model.name), width)
+            quant = _cut(plain(model.quant or "?"), 8)
+            arch = _cut(plain(model.architecture or "?"), 8)
             print(
-                f"{_cut(plain(model.name), width):<{width}}  {_cut(plain(model.quant or '?'), 8):<8} "
-                f"{_cut(plain(model.architecture or '?'), 8):<8} {format_size(model.size):>9} "
+                f"{name:<{width}}  {quant:<8} {arch:<8} {format_size(model.size):>9} "
                 f"{len(model.files):>5}  {_cut(state, 15):<15} {_ago(model.last_used_at)}"
             )
     else:
@@ -250,13 +267,16 @@ def run_info(args: argparse.Namespace, config: Config) -> int:
     if model.added_at:
         print(f"added     {_ago(model.added_at)}")
     print(f"last used {_ago(model.last_used_at)}")
-    print(f"size      {format_size(model.size)} in {len(model.files)} file{'s' if len(model.files) != 1 else ''}")
+    print(f"size      {format_size(model.size)} in {_count(len(model.files), 'file')}")
     for entry in model.files:
         header = headers[entry.relative]
         if "error" in header:
             detail = plain(header["error"])
         else:
-            bits = [plain(header.get("architecture") or "?"), plain(header.get("quantization") or "?")]
+            bits = [
+                plain(header.get("architecture") or "?"),
+                plain(header.get("quantization") or "?"),
+            ]
             if header.get("split_count"):
                 bits.append(f"part {header['split_index'] + 1} of {header['split_count']}")
             if header.get("projector_type"):
@@ -267,7 +287,9 @@ def run_info(args: argparse.Namespace, config: Config) -> int:
         print(f"  {plain(entry.relative)}  {format_size(entry.size)}  {entry.role}{flags}")
         print(f"    {detail}")
         if entry.sha256:
-            checked = f"verified {_ago(entry.verified_at)}" if entry.verified_at else "not verified yet"
+            checked = "not verified yet"
+            if entry.verified_at:
+                checked = f"verified {_ago(entry.verified_at)}"
             if entry.verify_failed_at:
                 checked = f"MISMATCH found {_ago(entry.verify_failed_at)}"
             print(f"    sha256 {entry.sha256[:16]}… {checked}")
@@ -324,11 +346,12 @@ def run_verify(args: argparse.Namespace, config: Config) -> int:
         results.append(result)
         if not args.json:
             ok = "ok" if result.ok else "FAILED"
-            print(f"{plain(model.name)}: {ok} ({len(result.checks)} file{'s' if len(result.checks) != 1 else ''})")
+            print(f"{plain(model.name)}: {ok} ({_count(len(result.checks), 'file')})")
         for check in result.checks:
             if not check.ok:
                 code = EXIT_FAILED
-                print(f"gguf-tui: {plain(model.name)}: {plain(check.path)}: {check.message}", file=sys.stderr)
+                where = f"{plain(model.name)}: {plain(check.path)}"
+                print(f"gguf-tui: {where}: {check.message}", file=sys.stderr)
     if args.json:
         print(json.dumps({"results": [r.to_json() for r in results]}, indent=1))
     return code
@@ -355,15 +378,20 @@ def run_rm(args: argparse.Namespace, config: Config) -> int:
         for entry in model.files:
             reason = active.busy_reason(entry.relative)
             if reason:
-                raise _Failed(f"not deleting {plain(model.name)}: {plain(entry.relative)}: {reason}")
+                where = f"{plain(model.name)}: {plain(entry.relative)}"
+                raise _Failed(f"not deleting {where}: {reason}")
     for model in models:
-        print(f"{plain(model.name)}: {len(model.files)} file{'s' if len(model.files) != 1 else ''}, "
-              f"{format_size(model.disk_bytes)}", file=sys.stderr)
+        print(
+            f"{plain(model.name)}: {_count(len(model.files), 'file')}, "
+            f"{format_size(model.disk_bytes)}",
+            file=sys.stderr,
+        )
         for entry in model.files:
             link = " (symlink: only the link is removed)" if entry.is_symlink else ""
             print(f"  {plain(entry.relative)}{link}", file=sys.stderr)
     total = sum(m.disk_bytes for m in models)
-    if models and not _confirm(args, f"delete {len(models)} model{'s' if len(models) != 1 else ''} ({format_size(total)})?"):
+    question = f"delete {_count(len(models), 'model')} ({format_size(total)})?"
+    if models and not _confirm(args, question):
         print("nothing deleted", file=sys.stderr)
         return EXIT_FAILED
     results, code = [], EXIT_OK
@@ -383,8 +411,13 @@ def run_rm(args: argparse.Namespace, config: Config) -> int:
             if not why.startswith("also a file of"):
                 code = EXIT_FAILED
         if not args.json:
-            links = f", {len(result.links_removed)} symlink(s) removed, targets kept" if result.links_removed else ""
-            print(f"removed {plain(model.name)}: {len(result.removed)} file(s), {format_size(result.freed)} freed{links}")
+            links = ""
+            if result.links_removed:
+                links = f", {len(result.links_removed)} symlink(s) removed, targets kept"
+            print(
+                f"removed {plain(model.name)}: {len(result.removed)} file(s), "
+                f"{format_size(result.freed)} freed{links}"
+            )
     if args.json:
         print(json.dumps({"deleted": [r.to_json() for r in results]}, indent=1))
     return code
@@ -396,14 +429,18 @@ def run_rm(args: argparse.Namespace, config: Config) -> int:
 @_failing
 def run_prune(args: argparse.Namespace, config: Config) -> int:
     if args.max_size is None and args.unused_for is None and not args.partials:
-        raise UsageError("prune needs a policy: --max-size SIZE, --unused-for DURATION and/or --partials")
+        raise UsageError(
+            "prune needs a policy: --max-size SIZE, --unused-for DURATION and/or --partials"
+        )
     try:
         max_size = parse_size(args.max_size) if args.max_size is not None else None
         unused_for = parse_duration(args.unused_for) if args.unused_for is not None else None
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     layout, snapshot = _snapshot(config)
-    plan = plan_prune(snapshot, layout, max_size=max_size, unused_for=unused_for, partials=args.partials)
+    plan = plan_prune(
+        snapshot, layout, max_size=max_size, unused_for=unused_for, partials=args.partials
+    )
     for name, why in plan.skipped:
         print(f"gguf-tui: keeping {plain(name)}: {plain(why)}", file=sys.stderr)
     if args.json and args.dry_run:
@@ -462,7 +499,8 @@ def run_import(args: argparse.Namespace, config: Config) -> int:
         raise _Failed(plain(str(exc))) from None
     except OSError as exc:
         progress.clear()
-        raise _Failed(f"import failed: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": ")) from None
+        where = f": {exc.filename}" if exc.filename else ""
+        raise _Failed(f"import failed: {exc.strerror or exc}{where}") from None
     progress.clear()
     if args.json:
         print(json.dumps({"imported": [o.to_json() for o in outcomes]}, indent=1))
@@ -473,5 +511,5 @@ def run_import(args: argparse.Namespace, config: Config) -> int:
         if outcome.action == "duplicate":
             print(f"{plain(outcome.name)}: already in the store, nothing stored twice")
         else:
-            print(f"{plain(outcome.name)}: {outcome.action} ({len(outcome.files)} file{'s' if len(outcome.files) != 1 else ''})")
+            print(f"{plain(outcome.name)}: {outcome.action} ({_count(len(outcome.files), 'file')})")
     return EXIT_OK

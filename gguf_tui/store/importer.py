@@ -95,18 +95,25 @@ def _groups(sources: list[_Source], name: str | None) -> list[tuple[str, list[_S
     groups: dict[tuple, list[_Source]] = {}
     for source in sources:
         split = SPLIT_RE.match(source.path.name)
-        key = (source.path.parent, split.group("stem"), split.group("count")) if split else (source.path,)
+        if split:
+            key: tuple = (source.path.parent, split.group("stem"), split.group("count"))
+        else:
+            key = (source.path,)
         groups.setdefault(key, []).append(source)
     named = []
     for members in groups.values():
         members.sort(key=lambda s: s.path.name)
         first = members[0]
         split = SPLIT_RE.match(first.path.name)
-        stem = split.group("stem") if split else first.path.name[: -len(".gguf")] if first.path.name.lower().endswith(".gguf") else first.path.name
+        stem = split.group("stem") if split else _without_gguf(first.path.name)
         if first.inside and "/" in first.inside:
             stem = f"{first.inside.rsplit('/', 1)[0]}/{stem}"
         named.append((stem, members))
     return named
+
+
+def _without_gguf(file_name: str) -> str:
+    return file_name[: -len(".gguf")] if file_name.lower().endswith(".gguf") else file_name
 
 
 def _roles(members: list[_Source]) -> None:
@@ -220,8 +227,9 @@ class _Importer:
                 os.link(source.path, target)
             except OSError as exc:
                 if mode == "link":
-                    raise StoreImportError(_link_refusal(source.path, self.layout.root, exc)) from None
-                notes.append(f"{source.path.name}: copied (a hard link was refused: {exc.strerror})")
+                    refusal = _link_refusal(source.path, self.layout.root, exc)
+                    raise StoreImportError(refusal) from None
+                notes.append(f"{source.path.name}: copied (hard link refused: {exc.strerror})")
                 return self._copy(source, target, key)
             if source.sha256 is None:
                 source.sha256 = self.hash(target, f"hashing {source.path.name}")
@@ -299,7 +307,10 @@ def _link_refusal(source: Path, root: Path, exc: OSError) -> str:
     if exc.errno == errno.EXDEV:
         why = "it is on another filesystem than the store"
     elif exc.errno == errno.EPERM:
-        why = "the kernel refused (fs.protected_hardlinks: you must own the file) or links are not allowed there"
+        why = (
+            "the kernel refused it (with fs.protected_hardlinks you must own the file), "
+            "or the filesystem does not allow links"
+        )
     elif exc.errno == errno.EMLINK:
         why = "the file has too many links"
     else:
@@ -364,7 +375,9 @@ def _import_group(importer: _Importer, model_name: str, members: list[_Source]) 
         if copy is not None:
             relative, owner = copy
             if owner is not None:
-                outcome.notes.append(f"{source.path.name}: already in the store as {relative} ({owner})")
+                outcome.notes.append(
+                    f"{source.path.name}: already in the store as {relative} ({owner})"
+                )
             else:
                 outcome.notes.append(f"{source.path.name}: same bytes as {relative}, adopted there")
         elif source.inside is not None:

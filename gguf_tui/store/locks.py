@@ -178,13 +178,19 @@ def active_lock_owner(path: Path) -> LockOwner | None:
     return owner
 
 
-def live_locks(locks_dir: Path) -> list[tuple[Path, LockOwner]]:
-    """Every lock in `locks_dir` held by a live owner (stale and unreadable ones left out)."""
-    if not locks_dir.is_dir():
-        return []
-    held = []
-    for path in sorted(locks_dir.glob("*.lock")):
-        owner = active_lock_owner(path)
-        if owner is not None:
-            held.append((path, owner))
-    return held
+def owner_may_be_alive(owner: LockOwner) -> bool:
+    """Conservative liveness for deleting: on this host, any owner whose pid still exists counts
+    as alive whatever its heartbeat says; on another host, a heartbeat within STALE_AFTER."""
+    if owner.host == socket.gethostname():
+        return _pid_alive(owner.pid)
+    return time.time() - owner.heartbeat <= STALE_AFTER
+
+
+def deletion_blocker(path: Path) -> LockOwner | None:
+    """The owner of a lock file that deleting its download's files must respect, if any."""
+    if not path.exists():
+        return None
+    owner = read_owner(path)
+    if owner is None:
+        return None if is_stale(None, path) else LockOwner(0, "?", time.time(), time.time())
+    return owner if owner_may_be_alive(owner) else None

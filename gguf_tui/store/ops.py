@@ -150,9 +150,8 @@ def delete_model(
     result = DeleteResult(model.name)
     refused = False
     for entry in model.files:
-        others = [
-            m.name for m in (snapshot.claims(entry.relative) if snapshot else []) if m.name != model.name
-        ]
+        claims = snapshot.claims(entry.relative) if snapshot else []
+        others = [m.name for m in claims if m.name != model.name]
         if others:
             result.kept.append((entry.relative, f"also a file of {others[0]}"))
             continue
@@ -285,7 +284,8 @@ def verify_model(
         except HashCancelled:
             raise
         except OSError as exc:
-            result.checks.append(FileCheck(entry.relative, False, f"cannot read: {exc.strerror or exc}"))
+            message = f"cannot read: {exc.strerror or exc}"
+            result.checks.append(FileCheck(entry.relative, False, message))
             continue
         if hmac.compare_digest(digest.encode(), entry.sha256.lower().encode()):
             result.checks.append(FileCheck(entry.relative, True, sha256=digest))

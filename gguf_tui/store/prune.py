@@ -154,7 +154,9 @@ class PruneResult:
         }
 
 
-def carry_out(layout: StoreLayout, plan: PrunePlan, snapshot: StoreSnapshot | None = None) -> PruneResult:
+def carry_out(
+    layout: StoreLayout, plan: PrunePlan, snapshot: StoreSnapshot | None = None
+) -> PruneResult:
     """Delete what the plan lists, re-checking downloads in progress just before each model."""
     result = PruneResult()
     for item in plan.models:

@@ -3,7 +3,7 @@
 `scan_store(root)` is what `ls` prints and what the TUI's catalog and status bar show. It never
 raises for what it finds: a corrupt manifest becomes a `problem` (its files are then listed as
 unmanaged), a vanished file marks its model incomplete, a model whose files are all gone is not
-listed. `find_model(snapshot, query)` resolves a name, a path, or a unique prefix.
+listed. `gguf_tui.store.lookup.find_model` resolves what a user types to one of these models.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 
 from gguf_tui.gguf import GGUFError
 from gguf_tui.store.fileio import cached_header
-from gguf_tui.store.layout import HIDDEN_DIR_NAME, StoreLayout, UnsafePathError, check_relative_path
+from gguf_tui.store.layout import StoreLayout, UnsafePathError, check_relative_path
 from gguf_tui.store.manifest import Manifest, ManifestError
 from gguf_tui.store.usage import (
     PartialDownload,
@@ -191,7 +191,9 @@ class StoreSnapshot:
 
     def claims(self, relative: str) -> list[StoreModel]:
         """The managed models that list `relative` among their files."""
-        return [m for m in self.models if m.managed and any(f.relative == relative for f in m.files)]
+        return [
+            m for m in self.models if m.managed and any(f.relative == relative for f in m.files)
+        ]
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -210,7 +212,7 @@ class StoreSnapshot:
 
 
 def walk_gguf(root: Path) -> list[str]:
-    """Relative paths of the *.gguf files under root: hidden entries and symlinked folders skipped."""
+    """Relative paths of the *.gguf files under root; hidden entries, symlinked folders skipped."""
     found: list[str] = []
 
     def visit(folder: Path, prefix: str) -> None:
@@ -262,7 +264,8 @@ def _used_by_atime(files: list[StoreFile]) -> float | None:
     used = [
         f.atime
         for f in files
-        if f.exists and f.atime is not None and f.mtime is not None and f.atime > f.mtime + ATIME_SLACK
+        if f.exists and f.atime is not None and f.mtime is not None
+        and f.atime > f.mtime + ATIME_SLACK
     ]
     return max(used) if used else None
 
@@ -340,7 +343,7 @@ def _unmanaged_model(root: Path, name: str, relatives: list[str], state: str) ->
             continue
         if info.is_mmproj:
             entry.role = "mmproj"
-        elif info.split_count and info.split_count > 1 or len(files) > 1:
+        elif (info.split_count or 0) > 1 or len(files) > 1:
             entry.role = "part"
         facts.append((entry, info))
     # Facts from the model itself, not its projector; split parts after the first may lack them.
@@ -361,8 +364,10 @@ def _unmanaged_model(root: Path, name: str, relatives: list[str], state: str) ->
     return model
 
 
-def _group_unmanaged(relatives: list[str], owned_by_job: dict[str, str]) -> list[tuple[str, list[str]]]:
-    """Unmanaged files as models: split parts of one stem together, a pending job's files together."""
+def _group_unmanaged(
+    relatives: list[str], owned_by_job: dict[str, str]
+) -> list[tuple[str, list[str]]]:
+    """Unmanaged files as models: split parts of one stem together, a pending job's together."""
     groups: dict[str, list[str]] = {}
     for relative in relatives:
         if relative in owned_by_job:
@@ -384,7 +389,8 @@ def scan_store(root: Path | StoreLayout) -> StoreSnapshot:
     stale: list[Manifest] = []
     models: list[StoreModel] = []
     claimed: set[str] = set()
-    manifest_paths = sorted(layout.manifests_dir.glob("*.json")) if layout.manifests_dir.is_dir() else []
+    folder = layout.manifests_dir
+    manifest_paths = sorted(folder.glob("*.json")) if folder.is_dir() else []
     for path in manifest_paths:
         try:
             manifest = Manifest.load(path)
@@ -441,67 +447,3 @@ def _problem_text(path: Path, exc: Exception) -> str:
     if isinstance(exc, UnsafePathError):
         text = f"{path}: invalid manifest ({text})"
     return f"{text}; its files are shown as unmanaged"
-
-
-# ---- lookup ------------------------------------------------------------------------------------
-
-
-class ModelLookupError(LookupError):
-    """No model, or more than one, answers to what the user typed."""
-
-
-class ModelNotFound(ModelLookupError):
-    pass
-
-
-class AmbiguousModel(ModelLookupError):
-    def __init__(self, query: str, candidates: list[StoreModel]) -> None:
-        names = ", ".join(m.name for m in candidates[:8])
-        more = f" and {len(candidates) - 8} more" if len(candidates) > 8 else ""
-        super().__init__(f"'{query}' matches {len(candidates)} models: {names}{more}; be more specific")
-        self.candidates = candidates
-
-
-def _short_name(name: str) -> str:
-    """'owner/Repo-GGUF:Q4_K_M' -> 'Repo-GGUF:Q4_K_M': prefixes may skip the owner."""
-    return name.split("/", 1)[1] if "/" in name else name
-
-
-def find_model(snapshot: StoreSnapshot, query: str, cwd: Path | None = None) -> StoreModel:
-    """The model named `query`, holding the file at path `query`, or with `query` as a unique
-    name prefix (case-insensitive, with or without the owner). Raises ModelLookupError."""
-    models = snapshot.models
-    exact = [m for m in models if m.name == query]
-    if exact:
-        return exact[0]
-    by_path = _by_path(snapshot, query, cwd)
-    if by_path is not None:
-        return by_path
-    by_file = [m for m in models if any(Path(f.relative).name == query for f in m.files)]
-    if len(by_file) == 1:
-        return by_file[0]
-    lowered = query.lower()
-    for candidates in (
-        [m for m in models if m.name.lower() == lowered],
-        [m for m in models if m.name.lower().startswith(lowered)],
-        [m for m in models if _short_name(m.name).lower().startswith(lowered)],
-        by_file,
-    ):
-        if len(candidates) == 1:
-            return candidates[0]
-        if len(candidates) > 1:
-            raise AmbiguousModel(query, candidates)
-    raise ModelNotFound(f"no model '{query}' in the store {snapshot.root} (see 'gguf-tui ls')")
-
-
-def _by_path(snapshot: StoreSnapshot, query: str, cwd: Path | None) -> StoreModel | None:
-    if "/" not in query and not query.lower().endswith(".gguf"):
-        return None
-    candidates = [snapshot.root / query, Path(query) if Path(query).is_absolute() else (cwd or Path.cwd()) / query]
-    for candidate in candidates:
-        wanted = os.path.normpath(os.path.abspath(candidate))
-        for model in snapshot.models:
-            for entry in model.files:
-                if os.path.normpath(os.path.abspath(entry.path)) == wanted:
-                    return model
-    return None

@@ -10,12 +10,16 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gguf_tui.store.layout import PARTIAL_SUFFIX, STATE_SUFFIX, StoreLayout
-from gguf_tui.store.locks import DownloadLock, LockHeld, LockOwner, active_lock_owner, live_locks
+from gguf_tui.store.layout import STATE_SUFFIX, StoreLayout
+from gguf_tui.store.locks import (
+    DownloadLock,
+    LockHeld,
+    LockOwner,
+    deletion_blocker,
+)
 
 
 def free_space(root: Path) -> int:
@@ -104,14 +108,20 @@ def list_partials(layout: StoreLayout) -> list[PartialDownload]:
                 total=total,
                 bytes_done=done,
                 updated_at=max(stat.st_mtime for _, stat in members),
-                owner=active_lock_owner(layout.lock_path(key)),
+                owner=deletion_blocker(layout.lock_path(key)),
             )
         )
     return partials
 
 
 def remove_partial(layout: StoreLayout, partial: PartialDownload) -> bool:
-    """Delete an abandoned partial and its state while holding its lock; False if now owned."""
+    """Delete an abandoned partial and its state while holding its lock; False if now owned.
+
+    An owner process that still exists on this host is respected even when its heartbeat is
+    old (a stale-by-time lock of a live download must not lose its partial).
+    """
+    if deletion_blocker(layout.lock_path(partial.key)) is not None:
+        return False
     lock = DownloadLock(layout.lock_path(partial.key), what="prune")
     try:
         lock.acquire()
@@ -170,10 +180,16 @@ class ActiveDownloads:
         return None
 
 
-def active_downloads(layout: StoreLayout, records: list[JobRecord] | None = None) -> ActiveDownloads:
+def active_downloads(
+    layout: StoreLayout, records: list[JobRecord] | None = None
+) -> ActiveDownloads:
     """Which store files are being written: a live lock's `what`, and its job's other files."""
     active = ActiveDownloads()
-    for _path, owner in live_locks(layout.locks_dir):
+    lock_files = sorted(layout.locks_dir.glob("*.lock")) if layout.locks_dir.is_dir() else []
+    for path in lock_files:
+        owner = deletion_blocker(path)
+        if owner is None:
+            continue
         if owner.what:
             active.owners[owner.what] = owner
     if active.owners:
@@ -183,8 +199,3 @@ def active_downloads(layout: StoreLayout, records: list[JobRecord] | None = None
                     active.jobs.setdefault(dest, record.name)
     return active
 
-
-def age_seconds(when: float | None, now: float | None = None) -> float | None:
-    if when is None:
-        return None
-    return max(0.0, (time.time() if now is None else now) - when)

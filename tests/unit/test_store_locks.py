@@ -43,7 +43,9 @@ async def _until(predicate, timeout: float = 15.0) -> None:
         await asyncio.sleep(0.02)
 
 
-async def test_two_pulls_at_once_one_downloads_the_other_waits(server, config_file, store, model_bytes):
+async def test_two_pulls_at_once_one_downloads_the_other_waits(
+    server, config_file, store, model_bytes
+):
     url = server.add("/m.gguf", model_bytes, Behaviour(rate=400_000))
     processes = [await _start_pull(config_file, url) for _ in range(2)]
     waiting = asyncio.Event()
@@ -80,7 +82,9 @@ async def test_two_pulls_at_once_one_downloads_the_other_waits(server, config_fi
     assert not list(layout.partials_dir.iterdir())
 
 
-async def test_lock_left_by_a_killed_pull_is_taken_over(server, config_file, store, cli, model_bytes):
+async def test_lock_left_by_a_killed_pull_is_taken_over(
+    server, config_file, store, cli, model_bytes
+):
     url = server.add("/m.gguf", model_bytes, Behaviour(rate=300_000))
     key = FileRequest(url=url, dest="m.gguf").key_hash
     layout = StoreLayout(store)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -11,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from gguf_tui.store.layout import StoreLayout
-from gguf_tui.store.scan import AmbiguousModel, ModelNotFound, find_model, scan_store
+from gguf_tui.store.lookup import AmbiguousModel, ModelNotFound, find_model
+from gguf_tui.store.scan import scan_store
 from tests.helpers.ggufgen import add_managed_model, make_gguf, make_mmproj_gguf
 
 
@@ -60,7 +62,7 @@ async def test_ls_after_pulls_hand_copy_and_hand_delete(server, cli, store, sour
     hand = _by_name(listing)["owner/repo/hand-Q4_K_M"]
     assert not hand["managed"] and hand["state"] == "unmanaged"
     assert hand["architecture"] == "qwen3"
-    expected_total = sum(p.stat().st_size for p in (sources["alpha"], sources["beta"], sources["hand"]))
+    expected_total = sum(sources[name].stat().st_size for name in ("alpha", "beta", "hand"))
     assert listing["total_size"] == expected_total
     assert listing["free_space"] > 0 and listing["partials_size"] == 0
 
@@ -170,3 +172,37 @@ def test_last_used_takes_a_later_access_time(store, sources):
     scan_store(store)
     unmanaged = [m for m in scan_store(store).models if not m.managed]
     assert unmanaged[0].last_used_at is None
+
+
+async def test_parts_placed_by_an_unfinished_download_show_as_downloading(
+    server, config, cli, store, sources
+):
+    from gguf_tui.engine import Engine, FileRequest, JobSpec, JobState
+    from tests.helpers.fileserver import Behaviour
+
+    slow = Behaviour(rate=100_000)
+    first = FileRequest(
+        url=server.add("/p1.gguf", sources["alpha"]), dest="o/r/x-00001-of-00002.gguf", role="part"
+    )
+    second = FileRequest(
+        url=server.add("/p2.gguf", sources["beta"], slow),
+        dest="o/r/x-00002-of-00002.gguf",
+        role="part",
+    )
+    async with Engine(config) as engine:
+        job_id = await engine.enqueue(JobSpec("o/r:X", [first, second]))
+        for _ in range(200):
+            if (store / first.dest).exists():
+                break
+            await asyncio.sleep(0.02)
+        listing = await _ls(cli)
+        [model] = listing["models"]
+        assert model["name"] == "o/r:X" and model["state"] == "downloading"
+        refused = await cli("rm", "o/r:X", "--yes")
+        assert refused.code == 1 and "downloading" in refused.err
+        assert (store / first.dest).exists()
+        server.behaviours["/p2.gguf"].rate = None
+        job = await engine.wait(job_id)
+        assert job.state == JobState.COMPLETED
+    [model] = (await _ls(cli))["models"]
+    assert model["managed"] and model["state"] == "verified" and len(model["files"]) == 2

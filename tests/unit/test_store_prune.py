@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 import time
@@ -112,3 +113,29 @@ async def test_partials_removes_abandoned_ones_and_their_state_only(cli, store, 
     assert again.code == 0, again.err
     assert not layout.partial_path(live).exists()
     assert json.loads((await cli("ls", "--json")).out)["partials_size"] == 0
+
+
+async def test_live_owner_with_an_old_heartbeat_keeps_its_partial(cli, store, model_file):
+    """The engine may not beat for a while; a download whose process still exists keeps it."""
+    layout = StoreLayout(store)
+    layout.ensure()
+    key = "e" * 32
+    layout.partial_path(key).write_bytes(b"\0" * 1000)
+    add_managed_model(store, "m", {"m.gguf": model_file})
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        old = time.time() - 3600
+        layout.lock_path(key).write_text(json.dumps({
+            "pid": sleeper.pid, "host": socket.gethostname(), "heartbeat": old,
+            "started": old, "what": "m.gguf",
+        }))
+        result = await cli("prune", "--partials", "--yes")
+        assert result.code == 0 and "nothing to prune" in result.out
+        assert layout.partial_path(key).exists()
+        refused = await cli("rm", "m", "--yes")
+        assert refused.code == 1 and "a download in progress is writing it" in refused.err
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    assert (await cli("prune", "--partials", "--yes")).code == 0
+    assert not layout.partial_path(key).exists()

@@ -56,7 +56,7 @@ async def test_manifest_path_through_a_symlinked_folder_is_refused(cli, store, o
     digest = sha256_of(outside)
     Manifest(
         name="evil",
-        files=[ManifestFile(path=f"evil/{outside.name}", size=outside.stat().st_size, sha256=digest)],
+        files=[ManifestFile(f"evil/{outside.name}", outside.stat().st_size, digest)],
     ).save(layout.manifest_path("evil"))
 
     result = await cli("rm", "evil", "--yes")
