@@ -12,6 +12,7 @@ import asyncio
 import functools
 import signal
 import time
+from pathlib import Path
 from typing import Any, Callable
 
 from rich.style import Style
@@ -77,7 +78,7 @@ PANES = ("#catalog", "#queue", "#detail")
 
 
 class GgufApp(ActionsMixin, App[int]):
-    CSS_PATH = "app.tcss"
+    CSS_PATH = Path(__file__).with_name("app.tcss")  # absolute: subclasses live elsewhere
     TITLE = "gguf-tui"
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide")]
     BINDINGS = keys.bindings(keys.APP)
