@@ -278,6 +278,14 @@ def _later(a: float | None, b: float | None) -> float | None:
     return max(a, b)
 
 
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _count(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
 def quant_from_name(name: str) -> str | None:
     match = None
     for match in QUANT_IN_NAME_RE.finditer(Path(name).name):
@@ -317,10 +325,10 @@ def model_from_manifest(root: Path, manifest: Manifest, path: Path) -> StoreMode
         files=files,
         managed=True,
         state=state,
-        quant=facts.get("quantization") or manifest.source.get("quant"),
-        architecture=facts.get("architecture"),
-        parameter_count=facts.get("parameter_count"),
-        context_length=facts.get("context_length"),
+        quant=_text(facts.get("quantization")) or _text(manifest.source.get("quant")),
+        architecture=_text(facts.get("architecture")),
+        parameter_count=_count(facts.get("parameter_count")),
+        context_length=_count(facts.get("context_length")),
         added_at=manifest.added_at or None,
         last_used_at=_later(manifest.last_used_at, _used_by_atime(files)),
         manifest_path=path,
