@@ -139,7 +139,11 @@ class ProgressPrinter:
                 return  # reported at the end
             if event.state in (JobState.QUEUED, JobState.DOWNLOADING, JobState.RETRYING, JobState.VERIFYING):
                 return
-            text = f"{name}: {event.state.value}" + (f": {plain(event.message)}" if event.message else "")
+            text = f"{name}: {event.state.value}"
+            if event.message and not event.message.startswith(event.state.value):
+                text += f": {plain(event.message)}"
+            elif event.message:
+                text = f"{name}: {plain(event.message)}"
         elif isinstance(event, Retrying):
             text = (
                 f"{name}: retrying {event.attempt}/{event.max_attempts} in "

@@ -80,6 +80,7 @@ class Job:
     current: FileDownload | None = field(default=None, repr=False)
     completed_bytes: int = 0
     wanted_state: JobState | None = field(default=None, repr=False)
+    lock: DownloadLock | None = field(default=None, repr=False)
 
     @property
     def name(self) -> str:
@@ -345,6 +346,8 @@ class Engine:
         last_bytes, last_time = None, time.monotonic()
         while True:
             await asyncio.sleep(interval)
+            if job.lock is not None:
+                job.lock.heartbeat()  # keeps other processes from taking the download over
             download = job.current
             if download is None or job.state not in (JobState.DOWNLOADING, JobState.RETRYING):
                 last_bytes = None
@@ -449,7 +452,9 @@ class Engine:
         job.completed_bytes = sum(entry.size for entry in placed)
         for request in remaining:
             placed.append(await self._download_file(job, request))
-        self._write_manifest(job, placed, manifest)
+            # Written after every file, so a second process pulling the same model sees the parts
+            # already placed (and a crash between parts leaves them managed).
+            self._write_manifest(job, placed, manifest)
         self._finish_job_record(job)
         job.bytes_done = job.completed_bytes
         self._set_state(job, JobState.COMPLETED)
@@ -458,9 +463,16 @@ class Engine:
         if not request.auth_headers and request.auth_origin and self.auth_headers_for:
             request.auth_headers = self.auth_headers_for(request.auth_origin)
         lock = DownloadLock(self.layout.lock_path(request.key_hash), what=request.dest)
-        await self._acquire(job, lock)
+        waited = await self._acquire(job, lock)
+        job.lock = lock
         try:
             dest = self.layout.dest_path(request.dest)
+            if waited:
+                # Another process owned this file until now: it may have finished it.
+                placed = self._already_placed(request, self._manifest(job))
+                if placed is not None:
+                    job.completed_bytes += placed.size
+                    return placed
             while True:
                 download = FileDownload(
                     request,
@@ -517,10 +529,13 @@ class Engine:
                 verified_at=time.time(),
             )
         finally:
+            job.lock = None
             lock.release()
 
-    async def _acquire(self, job: Job, lock: DownloadLock) -> None:
-        """Own the download; while another process has it, show 'downloading elsewhere' and wait."""
+    async def _acquire(self, job: Job, lock: DownloadLock) -> bool:
+        """Own the download; while another process has it, show 'downloading elsewhere' and wait.
+
+        Returns whether it had to wait."""
         waiting = False
         while True:
             try:
@@ -533,7 +548,7 @@ class Engine:
                 continue
             if waiting:
                 self._set_state(job, JobState.DOWNLOADING)
-            return
+            return waiting
 
     def _on_retry(self, job: Job, attempt: int, most: int, reason: str, delay: float) -> None:
         job.retry_attempt, job.retry_max, job.retry_reason = attempt, most, reason
@@ -551,7 +566,7 @@ class Engine:
         facts: dict = {}
         model_file = next((f for f in files if f.role != "mmproj"), files[0] if files else None)
         if model_file is not None:
-            facts = _gguf_facts(self.layout.root / model_file.path)
+            facts = _gguf_facts([self.layout.root / f.path for f in files if f.role != "mmproj"])
         manifest = Manifest(
             name=job.name,
             files=files,
@@ -640,14 +655,14 @@ def _os_message(exc: OSError) -> str:
     return f"{exc.strerror or exc}{where}"
 
 
-def _gguf_facts(path: Path) -> dict:
-    """GGUF header facts for the manifest; an unreadable header is recorded, never fatal."""
+def _gguf_facts(paths: list[Path]) -> dict:
+    """GGUF header facts for the manifest (parameters summed over split parts); an unreadable
+    header is recorded, never fatal. Reads without touching access times (last-used)."""
+    from gguf_tui.gguf import GGUFError, model_facts
+    from gguf_tui.store.fileio import read_header
+
     try:
-        from gguf_tui.gguf import GGUFError, read_gguf
-    except ImportError:
-        return {}
-    try:
-        return read_gguf(path).to_json()
+        return model_facts([read_header(path) for path in paths])
     except GGUFError as exc:
         return {"error": plain(str(exc))}
     except OSError as exc:

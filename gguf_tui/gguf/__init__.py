@@ -1,6 +1,6 @@
 """GGUF header reader: the facts a model store needs, read without touching tensor data."""
 
-from gguf_tui.gguf.info import GGUFInfo
+from gguf_tui.gguf.info import GGUFInfo, model_facts
 from gguf_tui.gguf.reader import GGUFError, GGUFTruncated, parse_gguf_bytes, read_gguf
 from gguf_tui.gguf.types import ggml_type_name, quant_name_from_file_type
 
@@ -9,6 +9,7 @@ __all__ = [
     "GGUFInfo",
     "GGUFTruncated",
     "ggml_type_name",
+    "model_facts",
     "parse_gguf_bytes",
     "quant_name_from_file_type",
     "read_gguf",

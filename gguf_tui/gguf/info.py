@@ -143,3 +143,13 @@ def _json_value(value: Any) -> Any:
     if isinstance(value, list):
         return [_json_value(item) for item in value]
     return value
+
+
+def model_facts(infos: list[GGUFInfo]) -> dict:
+    """Manifest GGUF facts for a model from its files' headers (parameters summed over parts)."""
+    main = [info for info in infos if not info.is_mmproj] or infos
+    facts = main[0].to_json()
+    counts = [info.parameter_count for info in main]
+    if len(main) > 1 and "general.parameter_count" not in main[0].metadata and None not in counts:
+        facts["parameter_count"] = sum(counts)  # type: ignore[arg-type]
+    return facts

@@ -14,9 +14,9 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
-from gguf_tui.gguf import GGUFError, GGUFInfo
+from gguf_tui.gguf import GGUFError, GGUFInfo, model_facts
 from gguf_tui.store.fileio import HASH_BLOCK, open_noatime, read_header, sha256_file
 from gguf_tui.store.layout import HIDDEN_DIR_NAME, StoreLayout, safe_file_name
 from gguf_tui.store.locks import DownloadLock, LockHeld
@@ -125,16 +125,6 @@ def _roles(members: list[_Source]) -> None:
             source.role = "part"
         else:
             source.role = "model"
-
-
-def model_facts(infos: list[GGUFInfo]) -> dict[str, Any]:
-    """Manifest GGUF facts for a model from its files' headers (parameters summed over parts)."""
-    main = [info for info in infos if not info.is_mmproj] or infos
-    facts = main[0].to_json()
-    counts = [info.parameter_count for info in main]
-    if len(main) > 1 and "general.parameter_count" not in main[0].metadata and None not in counts:
-        facts["parameter_count"] = sum(counts)  # type: ignore[arg-type]
-    return facts
 
 
 def _fsync_dir(path: Path) -> None:

@@ -397,6 +397,16 @@ def scan_store(root: Path | StoreLayout) -> StoreSnapshot:
     stale: list[Manifest] = []
     models: list[StoreModel] = []
     claimed: set[str] = set()
+    # Unfinished downloads (queue records): their placed files are not a finished model yet.
+    records = job_records(layout)
+    active = active_downloads(layout, records)
+    owned_by_job: dict[str, str] = {}
+    running: set[str] = set()
+    for record in records:
+        for dest in record.dests:
+            owned_by_job.setdefault(dest, record.name)
+            if dest in active.jobs or dest in active.owners:
+                running.add(record.name)
     folder = layout.manifests_dir
     manifest_paths = sorted(folder.glob("*.json")) if folder.is_dir() else []
     for path in manifest_paths:
@@ -411,18 +421,12 @@ def scan_store(root: Path | StoreLayout) -> StoreSnapshot:
         if not any(f.exists for f in model.files):
             stale.append(manifest)
             continue
+        if model.name in {record.name for record in records}:
+            # The engine writes the manifest after each placed file of a multi-file model.
+            model.state = STATE_DOWNLOADING if model.name in running else STATE_PAUSED
         claimed.update(f.relative for f in model.files)
         models.append(model)
 
-    records = job_records(layout)
-    active = active_downloads(layout, records)
-    owned_by_job: dict[str, str] = {}
-    running: set[str] = set()
-    for record in records:
-        for dest in record.dests:
-            owned_by_job.setdefault(dest, record.name)
-            if dest in active.jobs or dest in active.owners:
-                running.add(record.name)
     unclaimed = [relative for relative in walk_gguf(root) if relative not in claimed]
     for name, relatives in _group_unmanaged(unclaimed, owned_by_job):
         if relatives[0] in owned_by_job:
