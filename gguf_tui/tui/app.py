@@ -9,8 +9,6 @@ the widgets. Errors become notifications or detail-pane text, never a crash.
 from __future__ import annotations
 
 import asyncio
-import functools
-import signal
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -19,11 +17,9 @@ from rich.style import Style
 from rich.text import Text
 from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
-from textual.color import Color, ColorParseError
 from textual.containers import Horizontal
-from textual.events import DescendantFocus
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer
+from textual.widgets import Footer
 from textual.worker import Worker, WorkerState
 
 from gguf_tui.config import Config
@@ -32,40 +28,22 @@ from gguf_tui.engine.spec import JobState
 from gguf_tui.textsafe import plain
 from gguf_tui.tui import keys, messages as msg
 from gguf_tui.tui.actions import ActionsMixin
-from gguf_tui.tui.catalog import CatalogRow, CatalogTable, SearchState, build_rows, quant_status
-from gguf_tui.tui.detail import (
-    HELP_TEXT,
-    DetailPane,
-    heading_detail,
-    mmproj_detail,
-    quant_detail,
-    repo_detail,
-)
+from gguf_tui.tui.catalog import CatalogTable, SearchState
+from gguf_tui.tui.detail import DetailPane
+from gguf_tui.tui.lifecycle import EXIT_INTERRUPTED, EXIT_OK, SHUTDOWN_TIMEOUT, SignalsMixin, while_running
+from gguf_tui.tui.panes import PanesMixin
 from gguf_tui.tui.queue import QueueTable
-from gguf_tui.tui.render import DIM, clean, job_detail, local_detail
+from gguf_tui.tui.render import clean
 from gguf_tui.tui.screens.prune import PruneScreen
-from gguf_tui.tui.statusbar import StatusBar, StoreStatus
+from gguf_tui.tui.statusbar import StatusBar
 from gguf_tui.tui.storeport import StorePort
 from gguf_tui.tui.theming import DEFAULT_THEME, STATE_VARIABLE_DEFAULTS, load_themes
 from gguf_tui.tui.views import JobView
 
-def while_running(handler: Callable[..., Any]) -> Callable[..., Any]:
-    """Skip a handler once the app is shutting down (its widgets may already be gone)."""
+__all__ = ["EXIT_INTERRUPTED", "EXIT_OK", "GgufApp", "run_app"]
 
-    @functools.wraps(handler)
-    def guarded(self: GgufApp, *args: Any) -> Any:
-        if not self.is_running or self._quitting_done:
-            return None
-        return handler(self, *args)
-
-    return guarded
-
-
-EXIT_OK = 0
-EXIT_INTERRUPTED = 130
 DETAIL_REFRESH_EVERY = 1.0  # seconds between detail repaints of a downloading job
 FREE_SPACE_EVERY = 3.0
-SHUTDOWN_TIMEOUT = 15.0
 
 
 class MainScreen(Screen):
@@ -77,7 +55,7 @@ class MainScreen(Screen):
 PANES = ("#catalog", "#queue", "#detail")
 
 
-class GgufApp(ActionsMixin, App[int]):
+class GgufApp(PanesMixin, ActionsMixin, SignalsMixin, App[int]):
     CSS_PATH = Path(__file__).with_name("app.tcss")  # absolute: subclasses live elsewhere
     TITLE = "gguf-tui"
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide")]
@@ -117,6 +95,7 @@ class GgufApp(ActionsMixin, App[int]):
         self._reported_problems: set[str] = set()
         self._styles: dict[str, Style] = {}
         self.startup_notes: list[str] = []
+        self._previous_handlers: dict[int, Any] = {}
         self._setup_themes()
         self._setup_keymap()
 
@@ -150,7 +129,8 @@ class GgufApp(ActionsMixin, App[int]):
         focused = self.focused
         ids = [f"#{focused.id}"] if focused is not None and focused.id else []
         index = PANES.index(ids[0]) if ids and ids[0] in PANES else -step
-        self.query_one(PANES[(index + step) % len(PANES)]).focus()
+        # Synchronous (unlike Widget.focus), so a key typed right after tab goes to the new pane.
+        self.screen.set_focus(self.query_one(PANES[(index + step) % len(PANES)]))
 
     def get_theme_variable_defaults(self) -> dict[str, str]:
         return dict(STATE_VARIABLE_DEFAULTS)
@@ -179,20 +159,11 @@ class GgufApp(ActionsMixin, App[int]):
         self.watch_store()
         self.set_interval(FREE_SPACE_EVERY, self._refresh_free_space)
         if self.handle_signals:
-            loop = asyncio.get_running_loop()
-            for signum in (signal.SIGTERM, signal.SIGHUP):
-                try:
-                    loop.add_signal_handler(signum, self._on_signal, signum)
-                except (RuntimeError, ValueError, NotImplementedError):
-                    pass
-
-    def _on_signal(self, signum: int) -> None:
-        """SIGTERM or SIGHUP (the SSH connection dropped): pause, save, exit."""
-        self.exit_code = EXIT_INTERRUPTED
-        self.run_worker(self.action_quit(), group="quit", exit_on_error=False)
+            self._install_signal_handlers()
 
     async def on_unmount(self) -> None:
         await self.shutdown_engine()
+        self._restore_signal_handlers()
 
     # ---- workers (thin: one call, one message) -----------------------------------------------
 
@@ -443,164 +414,11 @@ class GgufApp(ActionsMixin, App[int]):
         if message.error is not None:
             self.notify(clean(message.error, 400), severity="error", timeout=12, markup=False)
             return
-        self.notify(f"queued {clean(message.name, 100)}", markup=False)
         if message.job_id is not None and message.job_id not in self.jobs:
             self.sync_jobs()
         status = self.status()
         if not status.fits:
             self.notify("the queue needs more space than the disk has free", severity="warning", markup=False)
-
-    # ---- panes -------------------------------------------------------------------------------
-
-    def refresh_catalog(self) -> None:
-        job_states = {view.name: view.state for view in self.jobs.values()}
-        rows = build_rows(self.snapshot, self.search, job_states, self.clock())
-        catalog = self.query_one(CatalogTable)
-        catalog.show_rows(rows)
-        title = Text("Catalog")
-        if self.search is not None:
-            title.append(f" · hub: \"{clean(self.search.query, 40)}\"")
-        catalog.border_title = title  # type: ignore[assignment]
-        if self.detail_source == "catalog":
-            self.show_catalog_detail()
-
-    def show_detail(self, text: Text) -> None:
-        self.query_one(DetailPane).show(text)
-
-    def current_job_id(self) -> int | None:
-        return self.query_one(QueueTable).current_job_id
-
-    def current_row(self) -> CatalogRow | None:
-        return self.query_one(CatalogTable).current
-
-    def show_job_detail(self) -> None:
-        job_id = self.current_job_id()
-        if job_id is None or job_id not in self.jobs:
-            self.show_detail(Text("No downloads. Highlight a quantisation in the catalog and press d.", style=DIM))
-            return
-        view = self.jobs[job_id]
-        try:
-            states = self.engine.resume_states(self.engine.get(job_id)) if not view.state.is_final else []
-        except (KeyError, OSError):
-            states = []
-        self._detail_painted_at = time.monotonic()
-        self.show_detail(job_detail(view, states, self.clock(), self.style_for))
-
-    def show_catalog_detail(self) -> None:
-        row = self.current_row()
-        if row is None:
-            self.show_detail(Text(HELP_TEXT, style=DIM))
-            return
-        self.show_detail(self.catalog_detail(row))
-        if row.kind in ("quant", "mmproj"):
-            key = row.key
-            if key not in self.facts:
-                self.set_timer(0.25, lambda: self._fetch_facts_if_current(key))
-
-    def catalog_detail(self, row: CatalogRow) -> Text:
-        now = self.clock()
-        if row.kind == "local" and row.model is not None:
-            return local_detail(row.model, now)
-        if row.kind == "repo" and row.repo is not None:
-            opened = self.search.opened.get(row.repo) if self.search else None
-            files = opened.files if opened else None
-            error = opened.error if opened else None
-            return repo_detail(row.result, row.repo, files, error)
-        job_states = {view.name: view.state for view in self.jobs.values()}
-        if row.kind == "quant" and row.files is not None and row.group is not None:
-            from gguf_tui.hub import pick_mmproj
-            from gguf_tui.tui.catalog import job_name_for
-
-            mmproj = pick_mmproj(row.files.mmprojs, self.config.hub.prefer_mmproj)
-            local_paths = self._local_paths()
-            status = quant_status(row.files, row.group.files, local_paths, job_states, job_name_for(row.files, row.group))
-            return quant_detail(row.files, row.group, mmproj, self.facts.get(row.key), status)
-        if row.kind == "mmproj" and row.files is not None and row.hub_file is not None:
-            name = f"{row.files.repo}/{row.hub_file.display}"
-            status = quant_status(row.files, (row.hub_file,), self._local_paths(), job_states, name)
-            return mmproj_detail(row.files, row.hub_file, self.facts.get(row.key), status)
-        if row.key == "h:local":
-            return heading_detail(self.snapshot)
-        if row.kind == "heading":
-            return Text.assemble(row.label, "\n\n", Text("enter on a repo lists its quantisations", style=DIM))
-        return row.label.copy()
-
-    def _local_paths(self) -> set[str]:
-        if self.snapshot is None:
-            return set()
-        return {f.relative for m in self.snapshot.models if m.managed for f in m.files if f.exists}
-
-    def _fetch_facts_if_current(self, key: str) -> None:
-        row = self.current_row()
-        if row is None or row.key != key or key in self.facts or row.files is None:
-            return
-        hub_file = row.hub_file if row.kind == "mmproj" else (row.group.files[0] if row.group else None)
-        if hub_file is None:
-            return
-        self.facts[key] = None  # reading
-        self.read_facts(key, row.files.repo, hub_file.path, row.files.commit or row.files.revision)
-
-    @on(DataTable.RowHighlighted)
-    @while_running
-    def _row_highlighted(self, event: DataTable.RowHighlighted) -> None:
-        table = event.data_table
-        if isinstance(table, CatalogTable) and (table.has_focus or self.detail_source == "catalog"):
-            self.detail_source = "catalog"
-            self.show_catalog_detail()
-        elif isinstance(table, QueueTable) and (table.has_focus or self.detail_source == "queue"):
-            self.detail_source = "queue"
-            self.show_job_detail()
-
-    @on(DataTable.RowSelected)
-    @while_running
-    def _row_clicked(self, event: DataTable.RowSelected) -> None:
-        if isinstance(event.data_table, CatalogTable):
-            self.action_open()
-
-    @while_running
-    def on_descendant_focus(self, event: DescendantFocus) -> None:
-        widget = event.widget
-        self.screen.set_class(isinstance(widget, DetailPane), "-detail-focused")
-        if isinstance(widget, CatalogTable):
-            self.detail_source = "catalog"
-            self.show_catalog_detail()
-        elif isinstance(widget, QueueTable):
-            self.detail_source = "queue"
-            self.show_job_detail()
-
-    # ---- status and colours ------------------------------------------------------------------
-
-    def status(self) -> StoreStatus:
-        views = list(self.jobs.values())
-        return StoreStatus(
-            store_size=self.snapshot.total_size if self.snapshot is not None else None,
-            free_space=self.snapshot.free_space if self.snapshot is not None else None,
-            queue_needs=sum(v.remaining for v in views),
-            margin=self.config.downloads.free_space_margin,
-            active=sum(1 for v in views if v.state.is_active),
-            queued=sum(1 for v in views if v.state == JobState.QUEUED),
-            paused=sum(1 for v in views if v.state == JobState.PAUSED),
-        )
-
-    def update_status(self) -> None:
-        self.query_one(StatusBar).set_status(self.status())
-
-    def style_for(self, variable: str) -> Style:
-        style = self._styles.get(variable)
-        if style is None:
-            value = self.theme_variables.get(variable) or STATE_VARIABLE_DEFAULTS.get(variable, "")
-            try:
-                style = Style(color=Color.parse(value).rich_color)
-            except ColorParseError:
-                style = Style()
-            self._styles[variable] = style
-        return style
-
-    def _restyle(self) -> None:
-        self._styles.clear()
-        self.query_one(StatusBar).short_style = self.style_for("space-short") + Style(bold=True)
-        self.query_one(QueueTable).restyle(self.style_for)
-        self.update_status()
 
     # ---- command palette ---------------------------------------------------------------------
 

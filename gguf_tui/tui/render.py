@@ -308,7 +308,7 @@ def job_detail(
         progress.append(format_rate(job.speed))
         if job.eta is not None:
             progress.append(f"ETA {format_eta(job.eta)}")
-    if progress:
+    if progress and job.state != JobState.CANCELLED:
         state.append("  " + " · ".join(progress))
     lines.row("state", state)
     if job.message and job.message != "moved" and job.state != JobState.RETRYING:
@@ -349,10 +349,12 @@ def resume_lines(state: Any, now: float) -> list[str]:
     shown = ", ".join(f"{format_size(s)}–{format_size(e)}" for s, e in ranges[:3])
     if len(ranges) > 3:
         shown += f", … ({len(ranges) - 3} more)"
+    if not ranges:
+        return [name, f"nothing on disk yet · saved {ago(state.saved_at, now)}"]
     return [
         name,
         f"{format_pair(state.bytes_done, total)} · {len(ranges)} range{'s' if len(ranges) != 1 else ''}",
-        f"ranges {shown or 'none'}",
+        f"ranges {shown}",
         f"{validator_text} · saved {ago(state.saved_at, now)}",
     ]
 
