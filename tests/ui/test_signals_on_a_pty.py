@@ -1,0 +1,119 @@
+"""The real program on a real pseudo-terminal: a hang-up (SSH dropped) or SIGTERM pauses the
+download, saves its state and ends the process with 130, and the next start shows it paused."""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import os
+import pty
+import signal
+import struct
+import sys
+import termios
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO_ROOT
+from tests.helpers.hubsim import HubSim
+
+pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="needs a Linux pty")
+
+
+class Terminal:
+    """The app on a pty of 100x30; the test reads its output like a terminal would."""
+
+    def __init__(self, argv: list[str], env: dict[str, str]) -> None:
+        self.master, slave = pty.openpty()
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
+        import subprocess
+
+        self.process = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, env=env,
+                                        cwd=REPO_ROOT, start_new_session=True)
+        os.close(slave)
+        self.seen = b""
+
+    def read_some(self) -> None:
+        import select
+
+        while select.select([self.master], [], [], 0)[0]:
+            try:
+                chunk = os.read(self.master, 65536)
+            except OSError:
+                return
+            if not chunk:
+                return
+            self.seen = (self.seen + chunk)[-200_000:]
+
+    async def wait_for_text(self, text: bytes, timeout: float = 15.0) -> None:
+        deadline = time.monotonic() + timeout
+        while text not in self.seen:
+            if time.monotonic() > deadline or self.process.poll() is not None:
+                raise AssertionError(f"{text!r} never appeared on the terminal")
+            self.read_some()
+            await asyncio.sleep(0.05)
+
+    async def keys(self, *sequences: bytes) -> None:
+        for sequence in sequences:
+            os.write(self.master, sequence)
+            await asyncio.sleep(0.15)
+            self.read_some()
+
+    async def wait_exit(self, timeout: float) -> int:
+        deadline = time.monotonic() + timeout
+        while self.process.poll() is None:
+            if time.monotonic() > deadline:
+                self.process.kill()
+                raise AssertionError("the program did not exit")
+            try:
+                self.read_some()
+            except OSError:
+                pass
+            await asyncio.sleep(0.05)
+        return self.process.returncode
+
+    def close(self) -> None:
+        try:
+            os.close(self.master)
+        except OSError:
+            pass
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+
+@pytest.mark.parametrize("how", ["hangup", "sigterm"])
+async def test_signal_pauses_saves_and_exits(how: str, tmp_path: Path, gguf_bytes: bytes):
+    store = tmp_path / "store"
+    async with HubSim() as hub:
+        hub.add_repo("demo/Slow-GGUF", {"Slow-Q4_K_M.gguf": gguf_bytes}, downloads=5)
+        hub.cdn_rate = 256 * 1024
+        env = dict(os.environ, TERM="xterm-256color", HF_ENDPOINT=hub.endpoint, PYTHONPATH=str(REPO_ROOT))
+        env.pop("NO_COLOR", None)
+        argv = [sys.executable, "-m", "gguf_tui", "--store", str(store)]
+        terminal = Terminal(argv, env)
+        try:
+            await terminal.wait_for_text(b"Catalog")
+            await terminal.keys(b"/", b"slow", b"\r")
+            await terminal.wait_for_text(b"demo/Slow-GGUF")
+            await terminal.keys(b"\r")
+            await terminal.wait_for_text(b"Q4_K_M")
+            await terminal.keys(b"\x1b[B", b"d")
+            await terminal.wait_for_text(b"downloading")
+            partials = store / ".gguf-tui" / "partials"
+            await asyncio.sleep(1.0)
+            if how == "hangup":
+                os.killpg(terminal.process.pid, signal.SIGHUP)
+                os.close(terminal.master)  # the terminal is gone, as when SSH drops
+            else:
+                terminal.process.send_signal(signal.SIGTERM)
+            code = await terminal.wait_exit(timeout=15)
+        finally:
+            terminal.close()
+        assert code == 130
+        states = list(partials.glob("*.state.json"))
+        assert len(states) == 1 and b'"ranges"' in states[0].read_bytes()
+        assert list((store / ".gguf-tui" / "jobs").glob("*.json"))
+        assert not list((store / ".gguf-tui" / "locks").glob("*.lock"))  # the lock was released
