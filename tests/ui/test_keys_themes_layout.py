@@ -158,3 +158,16 @@ async def test_no_color_is_respected(config, monkeypatch):
         await pilot.pause()
         assert app.no_color
         assert any(type(f).__name__ in ("Monochrome", "NoColor") for f in app.get_line_filters())
+
+
+def test_theme_files_are_package_data():
+    """An installed copy finds the YAML themes: tui/themes links to themes/ and is package data."""
+    import tomllib
+
+    from tests.conftest import REPO_ROOT
+
+    pyproject = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
+    patterns = pyproject["tool"]["setuptools"]["package-data"]["gguf_tui"]
+    assert "tui/themes/*.yaml" in patterns and "tui/*.tcss" in patterns
+    packaged = sorted(p.name for p in (REPO_ROOT / "gguf_tui" / "tui").glob("themes/*.yaml"))
+    assert packaged == sorted(p.name for p in (REPO_ROOT / "themes").glob("*.yaml"))
