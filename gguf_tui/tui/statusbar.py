@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from rich.style import Style
 from rich.text import Text
-from textual.widgets import Static
+from textual.widget import Widget
 
 from gguf_tui.tui.render import DIM
 from gguf_tui.units import format_size
@@ -48,15 +48,26 @@ def status_text(status: StoreStatus, short_style: Style) -> Text:
     return text
 
 
-class StatusBar(Static):
-    """One line at the bottom; the app sets `status` whenever a number changes."""
+class StatusBar(Widget):
+    """One line at the bottom; the app sets the status whenever a number changes.
+
+    A plain widget with `render()`: a change repaints this line only, no layout pass, which
+    matters when progress changes "queue needs" several times a second.
+    """
 
     def __init__(self, **kwargs) -> None:
-        super().__init__("", markup=False, **kwargs)
+        super().__init__(**kwargs)
         self.status = StoreStatus()
         self.short_style = Style(color="red", bold=True)
+        self._text = status_text(self.status, self.short_style)
+
+    def render(self) -> Text:
+        return self._text
 
     def set_status(self, status: StoreStatus) -> None:
+        text = status_text(status, self.short_style)
         self.status = status
-        self.update(status_text(status, self.short_style))
+        if text.plain != self._text.plain or text.spans != self._text.spans:
+            self._text = text
+            self.refresh()
         self.set_class(not status.fits, "-short")
