@@ -33,7 +33,7 @@ from gguf_tui.engine.errors import (
     RetriesExhausted,
     RetryableError,
 )
-from gguf_tui.engine.placement import DiskFullError, preallocate
+from gguf_tui.engine.placement import DiskFullError, preallocate, start_writeback
 from gguf_tui.engine.ratelimit import RateLimiter
 from gguf_tui.engine.resume import ResumeState, ResumeStateError, merge_ranges, missing_ranges
 from gguf_tui.engine.spec import FileRequest
@@ -271,21 +271,24 @@ class FileDownload:
                 for piece in pieces:
                     self._hash.update(piece)
                 self._hashed_upto = position
+        start_writeback(self._fd, offset, position - offset)
 
     def _hash_from_disk(self, limit: int) -> None:
         """Hash [hashed_upto, limit) from the partial (thread; data is usually in page cache)."""
+        buffer = bytearray(HASH_BLOCK)  # one buffer per pass, not one per block
+        view = memoryview(buffer)
         while True:
             start = self._hashed_upto
             if start >= limit:
                 return
-            data = os.pread(self._fd, min(HASH_BLOCK, limit - start), start)
-            if not data:
+            count = os.preadv(self._fd, [view[: min(HASH_BLOCK, limit - start)]], start)
+            if count <= 0:
                 raise ChecksumMismatch("partial file ended early while hashing")
             with self._hash_lock:
                 if self._hashed_upto != start:
                     continue  # an inline write moved the frontier; re-read from there
-                self._hash.update(data)
-                self._hashed_upto = start + len(data)
+                self._hash.update(view[:count])
+                self._hashed_upto = start + count
 
     async def _hash_loop(self) -> None:
         while True:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import os
+import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,14 +30,13 @@ from gguf_tui.engine.events import (
     StateChanged,
 )
 from gguf_tui.engine.fetch import FileDownload
-from gguf_tui.engine.memory import tune_malloc
 from gguf_tui.engine.placement import DiskFullError, free_space, hint_page_cache, place_file
 from gguf_tui.engine.ratelimit import RateLimiter
 from gguf_tui.engine.resume import ResumeState, ResumeStateError
 from gguf_tui.fsutil import write_json_atomic
 from gguf_tui.engine.spec import FileRequest, JobSpec, JobState
 from gguf_tui.store.layout import StoreLayout, UnsafePathError
-from gguf_tui.store.locks import DownloadLock, LockHeld
+from gguf_tui.store.locks import DownloadLock, LockHeld, active_lock_owner
 from gguf_tui.store.manifest import Manifest, ManifestError, ManifestFile
 from gguf_tui.textsafe import plain, redact_url
 
@@ -138,7 +139,6 @@ class Engine:
         await self.close()
 
     async def start(self) -> None:
-        tune_malloc()
         self.layout.ensure()
         if self._session is None:
             self._session = make_session(self.config)
@@ -272,6 +272,8 @@ class Engine:
         """Forget a finished download (completed, failed or cancelled) from the list."""
         job = self.get(job_id)
         if job.state.is_final:
+            if job.state != JobState.COMPLETED:
+                self._delete_partials(job)  # also its queue record: it must not come back
             self._order.remove(job_id)
             del self._jobs[job_id]
 
@@ -451,15 +453,15 @@ class Engine:
         self._preflight(job, remaining)
         job.completed_bytes = sum(entry.size for entry in placed)
         for request in remaining:
-            placed.append(await self._download_file(job, request))
-            # Written after every file, so a second process pulling the same model sees the parts
-            # already placed (and a crash between parts leaves them managed).
-            self._write_manifest(job, placed, manifest)
+            await self._download_file(job, request, placed, manifest)
         self._finish_job_record(job)
         job.bytes_done = job.completed_bytes
         self._set_state(job, JobState.COMPLETED)
 
-    async def _download_file(self, job: Job, request: FileRequest) -> ManifestFile:
+    async def _download_file(
+        self, job: Job, request: FileRequest, placed: list[ManifestFile], old: Manifest | None
+    ) -> None:
+        """Download one file of the job, place it, and record it in the model's manifest."""
         if not request.auth_headers and request.auth_origin and self.auth_headers_for:
             request.auth_headers = self.auth_headers_for(request.auth_origin)
         lock = DownloadLock(self.layout.lock_path(request.key_hash), what=request.dest)
@@ -469,10 +471,11 @@ class Engine:
             dest = self.layout.dest_path(request.dest)
             if waited:
                 # Another process owned this file until now: it may have finished it.
-                placed = self._already_placed(request, self._manifest(job))
-                if placed is not None:
-                    job.completed_bytes += placed.size
-                    return placed
+                entry = self._already_placed(request, self._manifest(job))
+                if entry is not None:
+                    job.completed_bytes += entry.size
+                    placed.append(entry)
+                    return
             while True:
                 download = FileDownload(
                     request,
@@ -508,17 +511,8 @@ class Engine:
                     continue
                 break
             self._set_state(job, JobState.VERIFYING)
-            place_file(download.partial_path, dest)
-            hint_page_cache(dest)
-            try:
-                download.state_path.unlink()
-            except FileNotFoundError:
-                pass
             size = download.state.total_size or 0
-            job.completed_bytes += size
-            job.current = None
-            self._set_state(job, JobState.DOWNLOADING)
-            return ManifestFile(
+            entry = ManifestFile(
                 path=request.dest,
                 size=size,
                 sha256=sha256,
@@ -528,6 +522,13 @@ class Engine:
                 url=redact_url(request.url),
                 verified_at=time.time(),
             )
+            placed.append(entry)
+            # fsync, rename and the manifest run in a thread and are never cut short by a pause:
+            # a placed file always ends up recorded.
+            await _finish_uninterrupted(self._place, job, download, dest, placed, old)
+            job.completed_bytes += size
+            job.current = None
+            self._set_state(job, JobState.DOWNLOADING)
         finally:
             job.lock = None
             lock.release()
@@ -561,6 +562,24 @@ class Engine:
     def _back_to_downloading(self, job: Job) -> None:
         if job.state == JobState.RETRYING:
             self._set_state(job, JobState.DOWNLOADING)
+
+    def _place(
+        self,
+        job: Job,
+        download: FileDownload,
+        dest: Path,
+        placed: list[ManifestFile],
+        old: Manifest | None,
+    ) -> None:
+        """(thread) Move the verified partial into place and record every file placed so far;
+        written after each file so a second process pulling the same model sees its parts."""
+        place_file(download.partial_path, dest)
+        hint_page_cache(dest)
+        try:
+            download.state_path.unlink()
+        except FileNotFoundError:
+            pass
+        self._write_manifest(job, placed, old)
 
     def _write_manifest(self, job: Job, files: list[ManifestFile], old: Manifest | None) -> None:
         facts: dict = {}
@@ -645,9 +664,31 @@ class Engine:
             job_id = await self.enqueue(spec, paused=True)
             job = self.get(job_id)
             job.created_at = float(raw.get("created_at") or job.created_at)
-            job.bytes_done = sum(state.bytes_done for state in self.resume_states(job))
+            manifest = self._manifest(job)
+            placed = sum(
+                entry.size
+                for request in spec.files
+                if (entry := self._already_placed(request, manifest)) is not None
+            )
+            job.bytes_done = placed + sum(state.bytes_done for state in self.resume_states(job))
+            for request in spec.files:
+                owner = active_lock_owner(self.layout.lock_path(request.key_hash))
+                if owner is not None and (owner.pid, owner.host) != (os.getpid(), socket.gethostname()):
+                    job.message = f"downloading elsewhere ({owner.describe()})"
+                    self._emit(StateChanged(job.id, job.name, job.state, job.message))
+                    break
             restored.append(job_id)
         return restored
+
+
+async def _finish_uninterrupted(func, *args) -> None:
+    """Run a blocking step in a thread; a cancellation waits for it to finish, then goes on."""
+    step = asyncio.ensure_future(asyncio.to_thread(func, *args))
+    try:
+        await asyncio.shield(step)
+    except asyncio.CancelledError:
+        await asyncio.wait([step])
+        raise
 
 
 def _os_message(exc: OSError) -> str:
