@@ -17,6 +17,7 @@ import random
 import re
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from pathlib import Path
@@ -33,7 +34,7 @@ from gguf_tui.engine.errors import (
     RetriesExhausted,
     RetryableError,
 )
-from gguf_tui.engine.placement import DiskFullError, preallocate, start_writeback
+from gguf_tui.engine.placement import DiskFullError, preallocate
 from gguf_tui.engine.ratelimit import RateLimiter
 from gguf_tui.engine.resume import ResumeState, ResumeStateError, merge_ranges, missing_ranges
 from gguf_tui.engine.spec import FileRequest
@@ -85,16 +86,19 @@ class Segment:
     end: int | None  # exclusive; None = until the end of the body (size unknown)
     received: int = 0  # absolute offset up to which bytes were received
     requested_end: int = 0  # end of the range asked for by the request in flight
+    last_data: float = 0.0  # monotonic time of the last bytes received
+    started: float = 0.0
 
     def __post_init__(self) -> None:
         self.received = self.requested_end = self.start
+        self.last_data = self.started = time.monotonic()
 
     @property
-    def stealable(self) -> int:
-        """Bytes at the end of the segment that no request has asked for yet."""
-        if self.end is None:
-            return 0
-        return max(0, self.end - max(self.requested_end, self.received))
+    def unreceived(self) -> int:
+        return 0 if self.end is None else max(0, self.end - self.received)
+
+    def rate(self, now: float) -> float:
+        return (self.received - self.start) / max(1e-3, now - self.started)
 
 
 class FileDownload:
@@ -141,6 +145,10 @@ class FileDownload:
         self._hashed_upto = 0
         self._hash_lock = threading.Lock()
         self._io_futures: set[asyncio.Future] = set()
+        # One writer thread per file: parallel buffered writes to one file only fight over the
+        # inode lock. One hashing thread, since the hash is sequential anyway.
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="gguf-tui-write")
+        self._hasher = ThreadPoolExecutor(1, thread_name_prefix="gguf-tui-hash")
         self._ranges_changed = asyncio.Event()
         self._segments: list[Segment] = []
         self._unassigned: list[Segment] = []
@@ -237,8 +245,8 @@ class FileDownload:
 
     # ---- file I/O in threads ----------------------------------------------------------------
 
-    async def _io(self, func, *args):
-        future = asyncio.get_running_loop().run_in_executor(None, func, *args)
+    async def _io(self, func, *args, executor: ThreadPoolExecutor | None = None):
+        future = asyncio.get_running_loop().run_in_executor(executor or self._writer, func, *args)
         self._io_futures.add(future)
         future.add_done_callback(self._io_futures.discard)
         return await future
@@ -247,8 +255,8 @@ class FileDownload:
         while self._io_futures:
             await asyncio.wait(list(self._io_futures))
 
-    def _write_batch(self, offset: int, pieces: list[bytes]) -> None:
-        """Write pieces at offset (thread); hash them inline when they extend the hashed prefix."""
+    def _write_pieces(self, offset: int, pieces: list[bytes]) -> None:
+        """Write pieces at offset (thread)."""
         position = offset
         views = [memoryview(p) for p in pieces]
         try:
@@ -266,12 +274,15 @@ class FileDownload:
                     f"disk full while writing {Path(self.request.dest).name}"
                 ) from None
             raise
+
+    def _hash_pieces(self, offset: int, pieces: list[bytes]) -> None:
+        """Hash received bytes straight from memory when they extend the hashed prefix (thread,
+        in parallel with their write: hashlib releases the GIL on large buffers)."""
         with self._hash_lock:
             if self._hashed_upto == offset:
                 for piece in pieces:
                     self._hash.update(piece)
-                self._hashed_upto = position
-        start_writeback(self._fd, offset, position - offset)
+                    self._hashed_upto += len(piece)
 
     def _hash_from_disk(self, limit: int) -> None:
         """Hash [hashed_upto, limit) from the partial (thread; data is usually in page cache)."""
@@ -294,7 +305,7 @@ class FileDownload:
         while True:
             prefix = self.state.contiguous_prefix
             if self._hashed_upto < prefix:
-                await self._io(self._hash_from_disk, prefix)
+                await self._io(self._hash_from_disk, prefix, executor=self._hasher)
                 continue
             self._ranges_changed.clear()
             await self._ranges_changed.wait()
@@ -394,9 +405,11 @@ class FileDownload:
         asked_start = segment.received
         asked_end = segment.end
         if self.connections > 1:
-            # Bounded requests: ranges never overlap, and what is not yet asked can be stolen.
+            # One piece per request, pieces handed out in file order: the hashed prefix keeps
+            # up with the download, and ranges never overlap.
             limit = asked_start + self.request_size
             asked_end = limit if asked_end is None else min(asked_end, limit)
+            self._give_back(segment, asked_end)
         if asked_end is not None and asked_end == self.state.total_size:
             asked_end = None  # the tail: an open range reads the same and survives a size check
         segment.requested_end = asked_end if asked_end is not None else (segment.end or 2**63)
@@ -416,6 +429,8 @@ class FileDownload:
                     self._set_total(int(match.group(3)))
                     if segment.end is None:
                         segment.end = self.state.total_size
+                        if asked_end is not None:
+                            self._give_back(segment, asked_end)
                 total = self.state.total_size
                 if asked_end is not None and total is not None and asked_end > total:
                     asked_end = segment.requested_end = total  # a file shorter than one request
@@ -431,6 +446,7 @@ class FileDownload:
                         raise RestartFromZero("the server sent the whole file instead of a range")
                     self._reset_to_zero("the server sent the whole file instead of a range")
                     segment.start = segment.received = 0
+                self._unassigned = []  # one stream from here: it carries the whole file
                 self._take_validator(response)
                 length = response.content_length
                 if length is not None:
@@ -447,7 +463,6 @@ class FileDownload:
     async def _stream_body(
         self, response: aiohttp.ClientResponse, segment: Segment, stop_at: int | None
     ) -> None:
-        limit = stop_at if stop_at is not None else segment.end
         pending: asyncio.Future | None = None
         pending_range = (0, 0)
         batch: list[bytes] = []
@@ -462,7 +477,12 @@ class FileDownload:
                 self._mark_done(*pending_range)
                 pending = None
             if batch:
-                pending = asyncio.ensure_future(self._io(self._write_batch, batch_start, batch))
+                steps = [self._io(self._write_pieces, batch_start, batch)]
+                if self._hashed_upto == batch_start:
+                    steps.append(
+                        self._io(self._hash_pieces, batch_start, batch, executor=self._hasher)
+                    )
+                pending = asyncio.ensure_future(asyncio.gather(*steps))
                 pending_range = (batch_start, batch_start + batch_len)
                 batch_start += batch_len
                 batch, batch_len = [], 0
@@ -470,6 +490,8 @@ class FileDownload:
         try:
             try:
                 async for data in response.content.iter_any():
+                    # Re-read each time: a faster connection may take over the segment's tail.
+                    limit = segment.end if stop_at is None else min(stop_at, segment.end or stop_at)
                     if limit is not None:
                         room = limit - segment.received
                         if len(data) >= room:
@@ -478,6 +500,7 @@ class FileDownload:
                         batch.append(data)
                         batch_len += len(data)
                         segment.received += len(data)
+                        segment.last_data = time.monotonic()
                         if self.limiter.rate:
                             await self.limiter.acquire(len(data))
                     now = time.monotonic()
@@ -502,6 +525,7 @@ class FileDownload:
                 else:
                     unwritten_from = pending_range[0]
             segment.received = max(unwritten_from, segment.start)
+        limit = segment.end if stop_at is None else min(stop_at, segment.end or stop_at)
         if limit is None:
             self._set_total_at_eof(segment.received)
             segment.end = segment.received
@@ -514,25 +538,39 @@ class FileDownload:
 
     # ---- connections -------------------------------------------------------------------------
 
+    def _give_back(self, segment: Segment, piece_end: int) -> None:
+        """Return the part of `segment` past this request's piece to the shared work list."""
+        if segment.end is None or segment.end <= piece_end:
+            return
+        self._unassigned.append(Segment(piece_end, segment.end))
+        self._unassigned.sort(key=lambda s: s.start)
+        segment.end = piece_end
+
     def _next_segment(self) -> Segment | None:
-        """An unassigned hole, else half of the largest range still being fetched (work stealing)."""
+        """The lowest unassigned range, else the tail of a slow or silent connection's range."""
         if self._unassigned:
             segment = self._unassigned.pop(0)
+            segment.last_data = segment.started = time.monotonic()
             self._segments.append(segment)
             return segment
         if not self._can_split:
             return None
-        victim = max(self._segments, key=lambda s: s.stealable, default=None)
-        if victim is None or victim.end is None:
+        now = time.monotonic()
+        rates = [s.rate(now) for s in self._segments if now - s.started > 0.5]
+        typical = sorted(rates)[len(rates) // 2] if rates else 0.0
+
+        def lagging(segment: Segment) -> bool:
+            silent = now - segment.last_data > max(1.0, self.settings.stall_timeout / 4)
+            slow = typical > 0 and now - segment.started > 1.0 and segment.rate(now) < typical / 4
+            return silent or slow
+
+        victims = [s for s in self._segments if s.unreceived >= 2 * self.steal_min and lagging(s)]
+        if not victims:
             return None
-        remaining = victim.stealable
-        if remaining < 2 * self.steal_min:
-            return None
-        base = victim.end - remaining
-        middle = base + remaining // 2
-        middle -= middle % (1024 * 1024) if middle % (1024 * 1024) < remaining // 4 else 0
+        victim = max(victims, key=lambda s: s.unreceived)
+        middle = victim.received + victim.unreceived // 2
         stolen = Segment(middle, victim.end)
-        victim.end = middle
+        victim.end = middle  # the victim stops at the middle and closes its connection
         self._segments.append(stolen)
         return stolen
 
@@ -563,6 +601,10 @@ class FileDownload:
                 continue
             self._segments.remove(segment)
             segment = self._next_segment()
+            while segment is None and self._can_split and self._segments:
+                # Stay around while others still fetch: one of them may fall behind.
+                await asyncio.sleep(0.2)
+                segment = self._next_segment()
 
     async def _transfer(self) -> None:
         total = self.state.total_size
@@ -627,7 +669,7 @@ class FileDownload:
             if self.state.bytes_done != total:
                 raise RetryableError("the download ended with bytes missing")
             while self._hashed_upto < total:
-                await self._io(self._hash_from_disk, total)
+                await self._io(self._hash_from_disk, total, executor=self._hasher)
             self.sha256 = self._hash.hexdigest()
             self.save_state()
             self.verify()
@@ -639,6 +681,8 @@ class FileDownload:
             await self._drain_io()
             os.close(self._fd)
             self._fd = -1
+            self._writer.shutdown(wait=False)
+            self._hasher.shutdown(wait=False)
 
     def verify(self) -> None:
         if self.expected_size is not None and self.state.total_size != self.expected_size:
