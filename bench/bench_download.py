@@ -110,6 +110,9 @@ def make_file(path: Path, size: int) -> str:
 
 
 def run_measured(argv: list[str], env: dict | None = None) -> Sample:
+    # Flush the previous tool's dirty pages first, so no tool pays for another's writeback.
+    os.sync()
+    time.sleep(0.3)
     start = time.perf_counter()
     process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     _, status, usage = os.wait4(process.pid, 0)

@@ -150,3 +150,55 @@ async def test_rate_limit_is_shared(server, seg_config, store, gguf_bytes):
     elapsed = loop.time() - start
     # 2 MiB at 1 MiB/s with a 0.25 s burst allowance: clearly throttled, not instantaneous.
     assert elapsed >= 1.5
+
+
+async def test_killed_segmented_pull_resumes_every_unfinished_range(
+    server, tmp_path, store, big_gguf
+):
+    import signal
+    import subprocess
+
+    from gguf_tui.engine.resume import ResumeState
+    from gguf_tui.store.layout import StoreLayout
+    from tests.conftest import PYTHON, cli_subprocess_env
+
+    config_file = tmp_path / "seg.yaml"
+    config_file.write_text(
+        f"store: {store}\ndownloads:\n  min_segment_size: 1M\n  connections: 4\n"
+        "  state_save_interval: 0.2\n  retry_backoff: 0.05\n"
+    )
+    behaviour = Behaviour(rate=3 * MiB)
+    url = server.add("/big.gguf", big_gguf, behaviour)
+    state_path = StoreLayout(store).state_path(FileRequest(url=url, dest="big.gguf").key_hash)
+
+    async def pull() -> asyncio.subprocess.Process:
+        return await asyncio.create_subprocess_exec(
+            PYTHON, "-m", "gguf_tui", "pull", url,
+            env=cli_subprocess_env(config_file),
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )
+
+    process = await pull()
+    while True:
+        await asyncio.sleep(0.05)
+        try:
+            saved = ResumeState.load(state_path)
+        except Exception:  # noqa: BLE001 - not written yet
+            continue
+        if len(saved.ranges) >= 2:
+            break
+    process.send_signal(signal.SIGKILL)
+    await process.wait()
+    saved = ResumeState.load(state_path)
+    assert len(saved.ranges) >= 2  # several connections had been filling different ranges
+    before = len(server.requests("/big.gguf"))
+    behaviour.rate = None
+    second = await pull()
+    _out, err = await asyncio.wait_for(second.communicate(), 60)
+    assert second.returncode == 0, err.decode()
+    for start, end in _requested(server.requests("/big.gguf")[before:]):
+        end = end if end is not None else len(big_gguf)
+        for done_start, done_end in saved.ranges:
+            assert end <= done_start or start >= done_end, (start, end, saved.ranges)
+    assert sha256_of(store / "big.gguf") == server.sha256("/big.gguf")
+    assert visible_files(store) == ["big.gguf"]
