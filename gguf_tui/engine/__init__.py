@@ -25,6 +25,7 @@ __all__ = [
     "StateChanged",
 ]
 
-from gguf_tui.engine.queue import Engine, Job, make_session  # noqa: E402
+from gguf_tui.engine.http import make_session  # noqa: E402
+from gguf_tui.engine.queue import Engine, Job  # noqa: E402
 
 __all__ += ["Engine", "Job", "make_session"]

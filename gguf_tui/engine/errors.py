@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 
 class DownloadError(Exception):
     """Base class; `str()` is a one-line message safe to show (no secrets)."""
@@ -28,5 +30,31 @@ class ChecksumMismatch(DownloadError):
     """The finished file's SHA-256 or size is not what was published."""
 
 
+class DiskFullError(Exception):
+    """Not enough space; the partial (if any) is intact and resumable."""
+
+
 class RetriesExhausted(FatalDownloadError):
     """Too many failed attempts in a row."""
+
+
+_SEVERITY = (DiskFullError, FatalDownloadError, ChecksumMismatch, RestartFromZero, RetryableError)
+
+
+def most_telling(group: BaseExceptionGroup) -> BaseException:
+    """The exception that decides what happens next when several connections failed at once."""
+    leaves: list[BaseException] = []
+
+    def collect(exc: BaseException) -> None:
+        if isinstance(exc, BaseExceptionGroup):
+            for inner in exc.exceptions:
+                collect(inner)
+        elif not isinstance(exc, asyncio.CancelledError):
+            leaves.append(exc)
+
+    collect(group)
+    for kind in _SEVERITY:
+        for exc in leaves:
+            if isinstance(exc, kind):
+                return exc
+    return leaves[0] if leaves else asyncio.CancelledError()

@@ -13,16 +13,13 @@ import errno
 import hashlib
 import hmac
 import os
-import random
 import re
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Callable
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin
 
 import aiohttp
 
@@ -33,11 +30,15 @@ from gguf_tui.engine.errors import (
     RestartFromZero,
     RetriesExhausted,
     RetryableError,
+    most_telling,
 )
+from gguf_tui.engine.http import CONTENT_RANGE_RE, check_status, describe_error
 from gguf_tui.engine.placement import DiskFullError, preallocate
 from gguf_tui.engine.ratelimit import RateLimiter
 from gguf_tui.engine.resume import ResumeState, ResumeStateError, merge_ranges, missing_ranges
+from gguf_tui.engine.segments import Segment, SegmentPlan
 from gguf_tui.engine.spec import FileRequest
+from gguf_tui.httputil import backoff_delay, origin_of
 from gguf_tui.store.layout import StoreLayout
 from gguf_tui.textsafe import redact_url
 
@@ -48,59 +49,6 @@ HASH_BLOCK = 4 * 1024 * 1024
 FLUSH_EVERY = 0.25  # seconds: slow links still show progress and save state
 MAX_REDIRECTS = 10
 MAX_RESOLVES = 3
-_CONTENT_RANGE_RE = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)$")
-_FATAL_MESSAGES = {
-    401: "authentication required (401)",
-    403: "access denied (403)",
-    404: "not found (404)",
-    410: "gone (410)",
-}
-
-
-def origin_of(url: str) -> str:
-    parts = urlsplit(url)
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    return f"{parts.scheme}://{(parts.hostname or '').lower()}:{port}"
-
-
-def parse_retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return min(float(value), 600.0)
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, min(when.timestamp() - time.time(), 600.0))
-
-
-def backoff_delay(failures: int, base: float = 0.5) -> float:
-    return min(30.0, base * (2 ** (failures - 1))) * (0.75 + random.random() * 0.5)
-
-
-@dataclass
-class Segment:
-    """A byte range one connection is filling; `end` may shrink when another connection steals."""
-
-    start: int
-    end: int | None  # exclusive; None = until the end of the body (size unknown)
-    received: int = 0  # absolute offset up to which bytes were received
-    requested_end: int = 0  # end of the range asked for by the request in flight
-    last_data: float = 0.0  # monotonic time of the last bytes received
-    started: float = 0.0
-
-    def __post_init__(self) -> None:
-        self.received = self.requested_end = self.start
-        self.last_data = self.started = time.monotonic()
-
-    @property
-    def unreceived(self) -> int:
-        return 0 if self.end is None else max(0, self.end - self.received)
-
-    def rate(self, now: float) -> float:
-        return (self.received - self.start) / max(1e-3, now - self.started)
 
 
 class FileDownload:
@@ -150,9 +98,7 @@ class FileDownload:
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="gguf-tui-write")
         self._hasher = ThreadPoolExecutor(1, thread_name_prefix="gguf-tui-hash")
         self._ranges_changed = asyncio.Event()
-        self._segments: list[Segment] = []
-        self._unassigned: list[Segment] = []
-        self._can_split = False
+        self._plan = SegmentPlan([], steal_min=self.steal_min, silent_after=1.0)
         self._last_saved = 0.0
 
     # ---- public progress -------------------------------------------------------------------
@@ -336,7 +282,7 @@ class FileDownload:
                         url, headers=request_headers, allow_redirects=False
                     )
                 except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
-                    raise RetryableError(f"connection failed: {_describe(exc)}") from None
+                    raise RetryableError(f"connection failed: {describe_error(exc)}") from None
                 if response.status in (301, 302, 303, 307, 308) and "Location" in response.headers:
                     self._note_linked_headers(response)
                     url = urljoin(url, response.headers["Location"])
@@ -363,20 +309,6 @@ class FileDownload:
         linked_size = response.headers.get("X-Linked-Size", "")
         if not self.expected_size and linked_size.isdigit():
             self.expected_size = int(linked_size)
-
-    def _check_status(self, response: aiohttp.ClientResponse) -> None:
-        status = response.status
-        if status in (200, 206, 416):
-            return
-        where = redact_url(self.request.url)
-        if status in (408, 429) or status >= 500:
-            raise RetryableError(
-                f"server answered {status} {response.reason or ''}".strip(),
-                parse_retry_after(response.headers.get("Retry-After")),
-            )
-        if status in _FATAL_MESSAGES:
-            raise FatalDownloadError(f"{_FATAL_MESSAGES[status]}: {where}")
-        raise FatalDownloadError(f"server answered {status} for {where}")
 
     def _take_validator(self, response: aiohttp.ClientResponse) -> None:
         self.state.etag = response.headers.get("ETag")
@@ -409,20 +341,20 @@ class FileDownload:
             # up with the download, and ranges never overlap.
             limit = asked_start + self.request_size
             asked_end = limit if asked_end is None else min(asked_end, limit)
-            self._give_back(segment, asked_end)
+            self._plan.give_back(segment, asked_end)
         if asked_end is not None and asked_end == self.state.total_size:
             asked_end = None  # the tail: an open range reads the same and survives a size check
         segment.requested_end = asked_end if asked_end is not None else (segment.end or 2**63)
         response = await self._open(asked_start, asked_end)
         try:
-            self._check_status(response)
+            check_status(response, self.request.url)
             ranged = asked_start > 0 or asked_end is not None
             if response.status == 416:
                 raise RestartFromZero("the server refused the byte range")
             if response.headers.get("Content-Encoding", "identity") not in ("identity", ""):
                 raise FatalDownloadError("the server compressed the body despite identity encoding")
             if response.status == 206:
-                match = _CONTENT_RANGE_RE.match(response.headers.get("Content-Range", ""))
+                match = CONTENT_RANGE_RE.match(response.headers.get("Content-Range", ""))
                 if not match or int(match.group(1)) != asked_start:
                     raise RestartFromZero("the server sent a different byte range than asked")
                 if match.group(3) != "*":
@@ -430,7 +362,7 @@ class FileDownload:
                     if segment.end is None:
                         segment.end = self.state.total_size
                         if asked_end is not None:
-                            self._give_back(segment, asked_end)
+                            self._plan.give_back(segment, asked_end)
                 total = self.state.total_size
                 if asked_end is not None and total is not None and asked_end > total:
                     asked_end = segment.requested_end = total  # a file shorter than one request
@@ -439,14 +371,14 @@ class FileDownload:
                     raise RestartFromZero("the file changed on the server")
                 if not self.state.validator:
                     self._take_validator(response)
-                self._can_split = self.state.total_size is not None
+                self._plan.can_split = self.state.total_size is not None
             else:  # 200: the whole file
                 if ranged:
-                    if len(self._segments) > 1 or probe.is_set():
+                    if len(self._plan.active) > 1 or probe.is_set():
                         raise RestartFromZero("the server sent the whole file instead of a range")
                     self._reset_to_zero("the server sent the whole file instead of a range")
                     segment.start = segment.received = 0
-                self._unassigned = []  # one stream from here: it carries the whole file
+                self._plan.single_stream()  # one response carries the whole file
                 self._take_validator(response)
                 length = response.content_length
                 if length is not None:
@@ -454,7 +386,6 @@ class FileDownload:
                 segment.end = self.state.total_size
                 segment.requested_end = segment.end if segment.end is not None else 2**63
                 asked_end = None
-                self._can_split = False
             probe.set()
             await self._stream_body(response, segment, asked_end)
         finally:
@@ -512,7 +443,7 @@ class FileDownload:
                         break
             except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
                 await flush()
-                raise RetryableError(_describe(exc, self.settings.stall_timeout)) from None
+                raise RetryableError(describe_error(exc, self.settings.stall_timeout)) from None
             await flush()
             await flush()
         finally:
@@ -538,44 +469,8 @@ class FileDownload:
 
     # ---- connections -------------------------------------------------------------------------
 
-    def _give_back(self, segment: Segment, piece_end: int) -> None:
-        """Return the part of `segment` past this request's piece to the shared work list."""
-        if segment.end is None or segment.end <= piece_end:
-            return
-        self._unassigned.append(Segment(piece_end, segment.end))
-        self._unassigned.sort(key=lambda s: s.start)
-        segment.end = piece_end
-
-    def _next_segment(self) -> Segment | None:
-        """The lowest unassigned range, else the tail of a slow or silent connection's range."""
-        if self._unassigned:
-            segment = self._unassigned.pop(0)
-            segment.last_data = segment.started = time.monotonic()
-            self._segments.append(segment)
-            return segment
-        if not self._can_split:
-            return None
-        now = time.monotonic()
-        rates = [s.rate(now) for s in self._segments if now - s.started > 0.5]
-        typical = sorted(rates)[len(rates) // 2] if rates else 0.0
-
-        def lagging(segment: Segment) -> bool:
-            silent = now - segment.last_data > max(1.0, self.settings.stall_timeout / 4)
-            slow = typical > 0 and now - segment.started > 1.0 and segment.rate(now) < typical / 4
-            return silent or slow
-
-        victims = [s for s in self._segments if s.unreceived >= 2 * self.steal_min and lagging(s)]
-        if not victims:
-            return None
-        victim = max(victims, key=lambda s: s.unreceived)
-        middle = victim.received + victim.unreceived // 2
-        stolen = Segment(middle, victim.end)
-        victim.end = middle  # the victim stops at the middle and closes its connection
-        self._segments.append(stolen)
-        return stolen
-
     async def _connection(self, first: Segment | None, probe: asyncio.Event) -> None:
-        segment = first or self._next_segment()
+        segment = first or self._plan.next_segment()
         failures = 0
         while segment is not None:
             progress_mark = segment.received
@@ -599,12 +494,8 @@ class FileDownload:
                 self.save_state()
                 await asyncio.sleep(delay)
                 continue
-            self._segments.remove(segment)
-            segment = self._next_segment()
-            while segment is None and self._can_split and self._segments:
-                # Stay around while others still fetch: one of them may fall behind.
-                await asyncio.sleep(0.2)
-                segment = self._next_segment()
+            self._plan.finished(segment)
+            segment = await self._plan.wait_for_work()
 
     async def _transfer(self) -> None:
         total = self.state.total_size
@@ -616,13 +507,16 @@ class FileDownload:
             self.state.ranges = self.state.ranges[:1] if self.state.contiguous_prefix else []
         if not segments:
             return
-        self._segments = [segments[0]]
-        self._unassigned = segments[1:]
+        self._plan = SegmentPlan(
+            segments,
+            steal_min=self.steal_min,
+            silent_after=max(1.0, self.settings.stall_timeout / 4),
+        )
         probe = asyncio.Event()
         try:
             await self._run_connections(segments[0], probe)
         except BaseExceptionGroup as group:
-            raise _most_telling(group) from None
+            raise most_telling(group) from None
 
     async def _run_connections(self, first_segment: Segment, probe: asyncio.Event) -> None:
         async with asyncio.TaskGroup() as group:
@@ -634,7 +528,7 @@ class FileDownload:
                 finally:
                     probe_wait.cancel()
                 worth = (self.state.total_size or 0) >= 2 * self.settings.min_segment_size
-                if probe.is_set() and self._can_split and worth:
+                if probe.is_set() and self._plan.can_split and worth:
                     for _ in range(self.connections - 1):
                         group.create_task(self._connection(None, probe))
 
@@ -697,40 +591,3 @@ class FileDownload:
                 f"download corrupted: SHA-256 of {Path(self.request.dest).name} is "
                 f"{(self.sha256 or '')[:12]}…, expected {self.expected_sha256[:12]}…"
             )
-
-
-_SEVERITY = (DiskFullError, FatalDownloadError, ChecksumMismatch, RestartFromZero, RetryableError)
-
-
-def _most_telling(group: BaseExceptionGroup) -> BaseException:
-    """The exception that decides what happens next when several connections failed at once."""
-    leaves: list[BaseException] = []
-
-    def collect(exc: BaseException) -> None:
-        if isinstance(exc, BaseExceptionGroup):
-            for inner in exc.exceptions:
-                collect(inner)
-        elif not isinstance(exc, asyncio.CancelledError):
-            leaves.append(exc)
-
-    collect(group)
-    for kind in _SEVERITY:
-        for exc in leaves:
-            if isinstance(exc, kind):
-                return exc
-    return leaves[0] if leaves else asyncio.CancelledError()
-
-
-def _describe(exc: BaseException, stall_timeout: float | None = None) -> str:
-    if isinstance(exc, (asyncio.TimeoutError, aiohttp.ServerTimeoutError)):
-        if stall_timeout:
-            return f"stalled: no data for {stall_timeout:g} s"
-        return "timed out"
-    if isinstance(exc, aiohttp.ClientPayloadError):
-        return "connection dropped mid-transfer"
-    if isinstance(exc, aiohttp.ServerDisconnectedError):
-        return "server disconnected"
-    if isinstance(exc, aiohttp.ClientConnectorError):
-        return f"cannot connect ({exc.os_error.strerror or exc.os_error})"
-    text = str(exc) or type(exc).__name__
-    return redact_url(text) if "://" in text else text

@@ -7,11 +7,9 @@ import os
 import shutil
 from pathlib import Path
 
+from gguf_tui.engine.errors import DiskFullError
+
 WILLNEED_BYTES = 64 * 1024 * 1024
-
-
-class DiskFullError(Exception):
-    """Not enough space; the partial (if any) is intact and resumable."""
 
 
 def free_space(path: Path) -> int:
@@ -19,6 +17,18 @@ def free_space(path: Path) -> int:
     while not probe.exists() and probe != probe.parent:
         probe = probe.parent
     return shutil.disk_usage(probe).free
+
+
+def check_free_space(root: Path, needed: int, margin: int) -> None:
+    """Raise DiskFullError unless `needed` bytes plus the margin fit on root's filesystem."""
+    free = free_space(root)
+    if needed and needed + margin > free:
+        from gguf_tui.units import format_size
+
+        raise DiskFullError(
+            f"not enough disk space: needs {format_size(needed)} plus a "
+            f"{format_size(margin)} margin, {format_size(free)} free on {root}"
+        )
 
 
 def preallocate(fd: int, size: int) -> bool:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import json
 import os
 import socket
 import time
@@ -30,35 +29,24 @@ from gguf_tui.engine.events import (
     StateChanged,
 )
 from gguf_tui.engine.fetch import FileDownload
-from gguf_tui.engine.placement import DiskFullError, free_space, hint_page_cache, place_file
+from gguf_tui.engine.http import make_session
+from gguf_tui.engine.landing import already_placed, load_manifest, os_message, write_manifest
+from gguf_tui.engine.placement import (
+    DiskFullError,
+    check_free_space,
+    hint_page_cache,
+    place_file,
+)
 from gguf_tui.engine.ratelimit import RateLimiter
+from gguf_tui.engine.records import delete_record, load_records, save_record
 from gguf_tui.engine.resume import ResumeState, ResumeStateError
-from gguf_tui.fsutil import write_json_atomic
 from gguf_tui.engine.spec import FileRequest, JobSpec, JobState
 from gguf_tui.store.layout import StoreLayout, UnsafePathError
 from gguf_tui.store.locks import DownloadLock, LockHeld, active_lock_owner
 from gguf_tui.store.manifest import Manifest, ManifestError, ManifestFile
 from gguf_tui.textsafe import plain, redact_url
 
-USER_AGENT = "gguf-tui/0.1"
 ELSEWHERE_POLL = 2.0
-
-
-def make_session(config: Config, *, limit: int = 64) -> aiohttp.ClientSession:
-    """One session for every download: no total timeout, connect and stall (read) timeouts."""
-    timeout = aiohttp.ClientTimeout(
-        total=None,
-        sock_connect=config.downloads.connect_timeout,
-        sock_read=config.downloads.stall_timeout,
-    )
-    connector = aiohttp.TCPConnector(limit=limit, limit_per_host=limit, ttl_dns_cache=300)
-    return aiohttp.ClientSession(
-        timeout=timeout,
-        connector=connector,
-        headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity"},
-        auto_decompress=False,
-        read_bufsize=256 * 1024,
-    )
 
 
 @dataclass
@@ -334,7 +322,7 @@ class Engine:
                 job.current.save_state()
             if not any(state.bytes_done for state in self.resume_states(job)):
                 self._delete_partials(job)  # nothing worth keeping for a retry
-            message = plain(str(exc)) if isinstance(exc, DownloadError) else _os_message(exc)
+            message = plain(str(exc)) if isinstance(exc, DownloadError) else os_message(exc)
             self._emit(JobError(job.id, job.name, message))
             self._set_state(job, JobState.FAILED, message)
         finally:
@@ -381,28 +369,11 @@ class Engine:
             )
 
     def _manifest(self, job: Job) -> Manifest | None:
-        path = self.layout.manifest_path(job.name)
-        if not path.exists():
-            return None
         try:
-            return Manifest.load(path)
+            return load_manifest(self.layout, job.name)
         except ManifestError as exc:
             self._emit(Notice(job.id, job.name, plain(str(exc))))
             return None
-
-    def _already_placed(self, request: FileRequest, manifest: Manifest | None) -> ManifestFile | None:
-        if manifest is None:
-            return None
-        for entry in manifest.files:
-            if entry.path != request.dest:
-                continue
-            dest = self.layout.root / entry.path
-            if not dest.is_file() or dest.stat().st_size != entry.size:
-                return None
-            if request.expected_sha256 and request.expected_sha256.lower() != entry.sha256:
-                return None
-            return entry
-        return None
 
     def _preflight(self, job: Job, remaining: list[FileRequest]) -> None:
         needed = 0
@@ -418,15 +389,7 @@ class Engine:
         self._check_space(needed)
 
     def _check_space(self, needed: int) -> None:
-        free = free_space(self.layout.root)
-        margin = self.settings.free_space_margin
-        if needed and needed + margin > free:
-            from gguf_tui.units import format_size
-
-            raise DiskFullError(
-                f"not enough disk space: needs {format_size(needed)} plus a "
-                f"{format_size(margin)} margin, {format_size(free)} free on {self.layout.root}"
-            )
+        check_free_space(self.layout.root, needed, self.settings.free_space_margin)
 
     async def _download_job(self, job: Job) -> None:
         self._set_state(job, JobState.DOWNLOADING)
@@ -434,7 +397,7 @@ class Engine:
         placed: list[ManifestFile] = []
         remaining: list[FileRequest] = []
         for request in job.spec.files:
-            entry = self._already_placed(request, manifest)
+            entry = already_placed(self.layout, request, manifest)
             if entry is not None:
                 placed.append(entry)
             else:
@@ -471,7 +434,7 @@ class Engine:
             dest = self.layout.dest_path(request.dest)
             if waited:
                 # Another process owned this file until now: it may have finished it.
-                entry = self._already_placed(request, self._manifest(job))
+                entry = already_placed(self.layout, request, self._manifest(job))
                 if entry is not None:
                     job.completed_bytes += entry.size
                     placed.append(entry)
@@ -579,23 +542,7 @@ class Engine:
             download.state_path.unlink()
         except FileNotFoundError:
             pass
-        self._write_manifest(job, placed, old)
-
-    def _write_manifest(self, job: Job, files: list[ManifestFile], old: Manifest | None) -> None:
-        facts: dict = {}
-        model_file = next((f for f in files if f.role != "mmproj"), files[0] if files else None)
-        if model_file is not None:
-            facts = _gguf_facts([self.layout.root / f.path for f in files if f.role != "mmproj"])
-        manifest = Manifest(
-            name=job.name,
-            files=files,
-            source=job.spec.source,
-            license=job.spec.license or facts.get("license"),
-            gguf=facts,
-            added_at=old.added_at if old else time.time(),
-            last_used_at=old.last_used_at if old else None,
-        )
-        manifest.save(self.layout.manifest_path(job.name))
+        write_manifest(self.layout, job.spec, placed, old)
 
     # ---- partials and job records ------------------------------------------------------------
 
@@ -611,64 +558,30 @@ class Engine:
                     pass
         self._finish_job_record(job)
 
-    def _job_record_path(self, job: Job) -> Path:
-        return self.layout.hidden / "jobs" / (self.layout.manifest_path(job.name).name)
-
     def _save_job_record(self, job: Job) -> None:
-        """Remember the job (no secrets) so a restart can show it paused, ready to resume."""
-        record = {
-            "format": 1,
-            "name": job.spec.name,
-            "source": job.spec.source,
-            "license": job.spec.license,
-            "created_at": job.created_at,
-            "files": [
-                {
-                    "url": request.url,
-                    "dest": request.dest,
-                    "expected_sha256": request.expected_sha256,
-                    "expected_size": request.expected_size,
-                    "revision": request.revision,
-                    "role": request.role,
-                    "auth_origin": request.auth_origin,
-                }
-                for request in job.spec.files
-            ],
-        }
-        write_json_atomic(self._job_record_path(job), record)
+        save_record(self.layout, job.spec, job.created_at)
 
     def _finish_job_record(self, job: Job) -> None:
-        try:
-            self._job_record_path(job).unlink()
-        except FileNotFoundError:
-            pass
+        delete_record(self.layout, job.name)
 
     async def restore_jobs(self) -> list[int]:
         """Add downloads left by earlier runs (interrupted or paused) to the queue, paused."""
         restored = []
-        folder = self.layout.hidden / "jobs"
-        for path in sorted(folder.glob("*.json")) if folder.exists() else []:
-            try:
-                raw = json.loads(path.read_text(encoding="utf-8"))
-                spec = JobSpec(
-                    name=str(raw["name"]),
-                    files=[FileRequest(**entry) for entry in raw["files"]],
-                    source=dict(raw.get("source") or {}),
-                    license=raw.get("license"),
-                )
-            except (OSError, ValueError, KeyError, TypeError) as exc:
-                self._emit(Notice(0, path.name, f"ignored an unreadable queue record: {exc}"))
-                continue
+        stored, problems = load_records(self.layout)
+        for problem in problems:
+            self._emit(Notice(0, "queue", problem))
+        for record in stored:
+            spec = record.spec
             if any(job.spec.name == spec.name for job in self._jobs.values()):
                 continue
             job_id = await self.enqueue(spec, paused=True)
             job = self.get(job_id)
-            job.created_at = float(raw.get("created_at") or job.created_at)
+            job.created_at = record.created_at or job.created_at
             manifest = self._manifest(job)
             placed = sum(
                 entry.size
                 for request in spec.files
-                if (entry := self._already_placed(request, manifest)) is not None
+                if (entry := already_placed(self.layout, request, manifest)) is not None
             )
             job.bytes_done = placed + sum(state.bytes_done for state in self.resume_states(job))
             for request in spec.files:
@@ -689,22 +602,3 @@ async def _finish_uninterrupted(func, *args) -> None:
     except asyncio.CancelledError:
         await asyncio.wait([step])
         raise
-
-
-def _os_message(exc: OSError) -> str:
-    where = f": {exc.filename}" if exc.filename else ""
-    return f"{exc.strerror or exc}{where}"
-
-
-def _gguf_facts(paths: list[Path]) -> dict:
-    """GGUF header facts for the manifest (parameters summed over split parts); an unreadable
-    header is recorded, never fatal. Reads without touching access times (last-used)."""
-    from gguf_tui.gguf import GGUFError, model_facts
-    from gguf_tui.store.fileio import read_header
-
-    try:
-        return model_facts([read_header(path) for path in paths])
-    except GGUFError as exc:
-        return {"error": plain(str(exc))}
-    except OSError as exc:
-        return {"error": _os_message(exc)}

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from urllib.parse import urlsplit
+
+from gguf_tui.httputil import origin_of  # noqa: F401 - re-exported
 
 
 def hf_home(environ: dict[str, str] | os._Environ[str] | None = None) -> Path:
@@ -37,17 +38,6 @@ def get_token(environ: dict[str, str] | os._Environ[str] | None = None) -> str |
     except (OSError, UnicodeDecodeError):
         return None
     return token or None
-
-
-def origin_of(url: str) -> str:
-    """`scheme://host:port` with the port always spelled out, so comparisons are exact."""
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
-    port = parts.port or (443 if scheme == "https" else 80)
-    host = (parts.hostname or "").lower()
-    if ":" in host:
-        host = f"[{host}]"
-    return f"{scheme}://{host}:{port}"
 
 
 def auth_headers(token: str | None) -> dict[str, str]:

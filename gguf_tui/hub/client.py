@@ -9,7 +9,6 @@ one-line HubError.
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import json
 import re
 import time
@@ -22,6 +21,7 @@ import aiohttp
 from multidict import CIMultiDictProxy
 
 from gguf_tui import __version__
+from gguf_tui.httputil import parse_retry_after
 from gguf_tui.hub.auth import auth_headers, get_token, origin_of
 from gguf_tui.hub.errors import HubError, http_error
 from gguf_tui.hub.models import HubFile, RepoFiles, RepoInfo, SearchResult, SkippedPath
@@ -87,22 +87,6 @@ def next_link(link_header: str | None, base_url: str) -> str | None:
         return None
     match = _LINK_NEXT_RE.search(link_header)
     return urljoin(base_url, match.group(1)) if match else None
-
-
-def parse_retry_after(value: str | None) -> float | None:
-    """Seconds to wait from a `Retry-After` header (seconds or an HTTP date)."""
-    if not value:
-        return None
-    value = value.strip()
-    if re.fullmatch(r"\d+(?:\.\d+)?", value):
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when is None:
-        return None
-    return max(0.0, when.timestamp() - time.time())
 
 
 def _int(value: object) -> int:

@@ -11,7 +11,7 @@ import aiohttp
 
 from gguf_tui import __version__
 from gguf_tui.hub.auth import origin_of
-from gguf_tui.hub.client import parse_retry_after
+from gguf_tui.httputil import parse_retry_after
 from gguf_tui.hub.errors import HubError, http_error
 from gguf_tui.textsafe import redact_url
 

@@ -1,0 +1,71 @@
+"""The engine's HTTP session and how it reads servers' answers."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+
+import aiohttp
+
+from gguf_tui.config import Config
+from gguf_tui.engine.errors import FatalDownloadError, RetryableError
+from gguf_tui.httputil import parse_retry_after
+from gguf_tui.textsafe import redact_url
+
+USER_AGENT = "gguf-tui/0.1"
+CONTENT_RANGE_RE = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)$")
+_FATAL_MESSAGES = {
+    401: "authentication required (401)",
+    403: "access denied (403)",
+    404: "not found (404)",
+    410: "gone (410)",
+}
+
+
+def make_session(config: Config, *, limit: int = 64) -> aiohttp.ClientSession:
+    """One session for every download: no total timeout, connect and stall (read) timeouts."""
+    timeout = aiohttp.ClientTimeout(
+        total=None,
+        sock_connect=config.downloads.connect_timeout,
+        sock_read=config.downloads.stall_timeout,
+    )
+    connector = aiohttp.TCPConnector(limit=limit, limit_per_host=limit, ttl_dns_cache=300)
+    return aiohttp.ClientSession(
+        timeout=timeout,
+        connector=connector,
+        headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity"},
+        auto_decompress=False,
+        read_bufsize=256 * 1024,  # measured: larger buffers raise peak RSS, not speed
+    )
+
+
+def check_status(response: aiohttp.ClientResponse, url: str) -> None:
+    """Raise for answers that are not file bytes: retry 408/429/5xx, fail 401/403/404 at once."""
+    status = response.status
+    if status in (200, 206, 416):
+        return
+    where = redact_url(url)
+    if status in (408, 429) or status >= 500:
+        raise RetryableError(
+            f"server answered {status} {response.reason or ''}".strip(),
+            parse_retry_after(response.headers.get("Retry-After")),
+        )
+    if status in _FATAL_MESSAGES:
+        raise FatalDownloadError(f"{_FATAL_MESSAGES[status]}: {where}")
+    raise FatalDownloadError(f"server answered {status} for {where}")
+
+
+def describe_error(exc: BaseException, stall_timeout: float | None = None) -> str:
+    """One line about a network error, without URLs' query strings."""
+    if isinstance(exc, (asyncio.TimeoutError, aiohttp.ServerTimeoutError)):
+        if stall_timeout:
+            return f"stalled: no data for {stall_timeout:g} s"
+        return "timed out"
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        return "connection dropped mid-transfer"
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return "server disconnected"
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return f"cannot connect ({exc.os_error.strerror or exc.os_error})"
+    text = str(exc) or type(exc).__name__
+    return redact_url(text) if "://" in text else text

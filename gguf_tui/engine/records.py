@@ -1,0 +1,71 @@
+"""Queue records: each unfinished download (no secrets) under `.gguf-tui/jobs/`, so that a
+restart of the CLI or the TUI shows it again, paused, ready to resume."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from gguf_tui.engine.spec import FileRequest, JobSpec
+from gguf_tui.fsutil import write_json_atomic
+from gguf_tui.store.layout import StoreLayout
+
+RECORD_FORMAT = 1
+
+
+def record_path(layout: StoreLayout, name: str) -> Path:
+    return layout.hidden / "jobs" / layout.manifest_path(name).name
+
+
+def save_record(layout: StoreLayout, spec: JobSpec, created_at: float) -> None:
+    record = {
+        "format": RECORD_FORMAT,
+        "name": spec.name,
+        "source": spec.source,
+        "license": spec.license,
+        "created_at": created_at,
+        "files": [
+            {
+                "url": request.url,
+                "dest": request.dest,
+                "expected_sha256": request.expected_sha256,
+                "expected_size": request.expected_size,
+                "revision": request.revision,
+                "role": request.role,
+                "auth_origin": request.auth_origin,  # the token itself is never written
+            }
+            for request in spec.files
+        ],
+    }
+    write_json_atomic(record_path(layout, spec.name), record)
+
+
+def delete_record(layout: StoreLayout, name: str) -> None:
+    record_path(layout, name).unlink(missing_ok=True)
+
+
+@dataclass
+class StoredJob:
+    spec: JobSpec
+    created_at: float
+
+
+def load_records(layout: StoreLayout) -> tuple[list[StoredJob], list[str]]:
+    """Every readable record, and one line per unreadable one."""
+    jobs: list[StoredJob] = []
+    problems: list[str] = []
+    folder = layout.hidden / "jobs"
+    for path in sorted(folder.glob("*.json")) if folder.exists() else []:
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+            spec = JobSpec(
+                name=str(raw["name"]),
+                files=[FileRequest(**entry) for entry in raw["files"]],
+                source=dict(raw.get("source") or {}),
+                license=raw.get("license"),
+            )
+            jobs.append(StoredJob(spec, float(raw.get("created_at") or 0.0)))
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            problems.append(f"ignored an unreadable queue record {path.name}: {exc}")
+    return jobs, problems
