@@ -24,3 +24,17 @@ def write_json_atomic(path: Path, data: dict) -> None:
         raise
     os.close(fd)
     os.replace(tmp, path)
+
+
+def fsync_dir(path: Path) -> None:
+    """Make a rename or a new file in `path` durable (best effort where directories can't fsync)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

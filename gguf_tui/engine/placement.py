@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 from gguf_tui.engine.errors import DiskFullError
+from gguf_tui.fsutil import fsync_dir
 
 WILLNEED_BYTES = 64 * 1024 * 1024
 
@@ -42,19 +43,6 @@ def preallocate(fd: int, size: int) -> bool:
         if exc.errno == errno.ENOSPC:
             raise DiskFullError("disk full while reserving space for the download") from None
         return False  # EOPNOTSUPP, EINVAL on some filesystems: fine, just not reserved
-
-
-def fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def place_file(partial: Path, dest: Path) -> None:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from gguf_tui.fsutil import fsync_dir
 from gguf_tui.gguf import GGUFError, GGUFInfo, model_facts
 from gguf_tui.store.fileio import HASH_BLOCK, open_noatime, read_header, sha256_file
 from gguf_tui.store.layout import HIDDEN_DIR_NAME, StoreLayout, safe_file_name
@@ -127,19 +128,6 @@ def _roles(members: list[_Source]) -> None:
             source.role = "model"
 
 
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 class _Importer:
     def __init__(
         self, layout: StoreLayout, mode: str, progress: ImportProgress | None
@@ -223,13 +211,13 @@ class _Importer:
                 return self._copy(source, target, key)
             if source.sha256 is None:
                 source.sha256 = self.hash(target, f"hashing {source.path.name}")
-            _fsync_dir(target.parent)
+            fsync_dir(target.parent)
             return "link"
         if mode == "move" and same_fs:
             if source.sha256 is None:
                 source.sha256 = self.hash(source.path, f"hashing {source.path.name}")
             os.rename(source.path, target)
-            _fsync_dir(target.parent)
+            fsync_dir(target.parent)
             return "move"
         used = self._copy(source, target, key)
         if mode == "move":
@@ -282,7 +270,7 @@ class _Importer:
         source.sha256 = sha
         target.parent.mkdir(parents=True, exist_ok=True)
         os.replace(temp, target)
-        _fsync_dir(target.parent)
+        fsync_dir(target.parent)
         return "copy"
 
 
