@@ -33,7 +33,7 @@ from gguf_tui.engine.errors import (
     most_telling,
 )
 from gguf_tui.engine.http import CONTENT_RANGE_RE, check_status, describe_error
-from gguf_tui.engine.placement import DiskFullError, preallocate
+from gguf_tui.engine.placement import DiskFullError, preallocate, start_writeback
 from gguf_tui.engine.ratelimit import RateLimiter
 from gguf_tui.engine.resume import ResumeState, ResumeStateError, merge_ranges, missing_ranges
 from gguf_tui.engine.segments import Segment, SegmentPlan
@@ -46,6 +46,7 @@ from gguf_tui.textsafe import redact_url
 # faster than 4 MiB), and memory stays flat whatever the connection count.
 WRITE_BATCH = 1024 * 1024
 HASH_BLOCK = 4 * 1024 * 1024
+WRITEBACK_EVERY = 64 * 1024 * 1024  # hashed bytes between two early-writeback requests
 FLUSH_EVERY = 0.25  # seconds: slow links still show progress and save state
 MAX_REDIRECTS = 10
 MAX_RESOLVES = 3
@@ -91,6 +92,7 @@ class FileDownload:
         self._resolved_url: str | None = None
         self._hash = hashlib.sha256()
         self._hashed_upto = 0
+        self._written_back = 0
         self._hash_lock = threading.Lock()
         self._io_futures: set[asyncio.Future] = set()
         # One writer thread per file: parallel buffered writes to one file only fight over the
@@ -229,6 +231,13 @@ class FileDownload:
                 for piece in pieces:
                     self._hash.update(piece)
                     self._hashed_upto += len(piece)
+        self._writeback_hashed()
+
+    def _writeback_hashed(self) -> None:
+        """(hash thread) Send the hashed prefix to disk in large steps while downloading."""
+        if self._hashed_upto - self._written_back >= WRITEBACK_EVERY:
+            start_writeback(self._fd, self._written_back, self._hashed_upto - self._written_back)
+            self._written_back = self._hashed_upto
 
     def _hash_from_disk(self, limit: int) -> None:
         """Hash [hashed_upto, limit) from the partial (thread; data is usually in page cache)."""
@@ -246,6 +255,7 @@ class FileDownload:
                     continue  # an inline write moved the frontier; re-read from there
                 self._hash.update(view[:count])
                 self._hashed_upto = start + count
+            self._writeback_hashed()
 
     async def _hash_loop(self) -> None:
         while True:
