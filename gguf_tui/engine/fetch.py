@@ -332,13 +332,8 @@ class FileDownload:
         if self.state.total_size is None:
             self.state.total_size = total
             self.on_fresh_total(total)
-            if total > 0:
-                try:
-                    current = os.fstat(self._fd).st_size
-                    if current < total:
-                        preallocate(self._fd, total)
-                except DiskFullError:
-                    raise
+            if total > 0 and os.fstat(self._fd).st_size < total:
+                preallocate(self._fd, total)
         elif self.state.total_size != total:
             raise RestartFromZero("the file's size changed on the server")
 
@@ -412,6 +407,7 @@ class FileDownload:
         last_flush = time.monotonic()
 
         async def flush() -> None:
+            """Wait for the previous batch's write and hash, then start this batch's."""
             nonlocal pending, pending_range, batch, batch_start, batch_len
             if pending is not None:
                 await pending
@@ -454,8 +450,8 @@ class FileDownload:
             except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
                 await flush()
                 raise RetryableError(describe_error(exc, self.settings.stall_timeout)) from None
-            await flush()
-            await flush()
+            await flush()  # the last batch
+            await flush()  # ... and wait for it
         finally:
             unwritten_from = batch_start
             if pending is not None:

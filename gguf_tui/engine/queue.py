@@ -547,7 +547,11 @@ class Engine:
     # ---- partials and job records ------------------------------------------------------------
 
     def _delete_partials(self, job: Job) -> None:
+        """Delete the job's partials and state, except any another live process is writing."""
         for request in job.spec.files:
+            owner = active_lock_owner(self.layout.lock_path(request.key_hash))
+            if owner is not None and (owner.pid, owner.host) != (os.getpid(), socket.gethostname()):
+                continue  # it is that process's download now, not ours to delete
             for path in (
                 self.layout.partial_path(request.key_hash),
                 self.layout.state_path(request.key_hash),

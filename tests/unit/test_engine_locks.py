@@ -52,3 +52,33 @@ async def test_waiter_takes_the_finished_file_instead_of_downloading_again(
         assert any(state == JobState.ELSEWHERE and "pid" in msg for state, msg in states)
     assert len(server.requests("/m.gguf")) == 1  # the waiter did not fetch it again
     assert sha256_of(store / "m.gguf") == server.sha256("/m.gguf")
+
+
+async def test_cancelling_a_waiting_job_leaves_the_other_process_download_alone(
+    server, config, config_file, store, gguf_bytes
+):
+    import subprocess
+
+    from tests.conftest import PYTHON, cli_subprocess_env
+
+    behaviour = Behaviour(rate=1_000_000)
+    url = server.add("/m.gguf", gguf_bytes, behaviour)
+    request = FileRequest(url=url, dest="m.gguf")
+    owner = await asyncio.create_subprocess_exec(
+        PYTHON, "-m", "gguf_tui", "pull", url,
+        env=cli_subprocess_env(config_file), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    async with Engine(config) as engine:
+        partial = engine.layout.partial_path(request.key_hash)
+        while not partial.exists() or not server.requests("/m.gguf"):
+            await asyncio.sleep(0.02)
+        job_id = await engine.enqueue(JobSpec("m", [FileRequest(url=url, dest="m.gguf")]))
+        while engine.get(job_id).state != JobState.ELSEWHERE:
+            await asyncio.sleep(0.02)
+        await engine.cancel(job_id)
+        assert engine.get(job_id).state == JobState.CANCELLED
+        assert partial.exists()  # the other process's partial was not touched
+    behaviour.rate = None
+    _out, err = await asyncio.wait_for(owner.communicate(), 30)
+    assert owner.returncode == 0, err.decode()
+    assert sha256_of(store / "m.gguf") == server.sha256("/m.gguf")
