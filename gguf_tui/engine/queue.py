@@ -12,9 +12,8 @@ import itertools
 import os
 import socket
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import AsyncIterator, Callable
+from typing import Callable
 
 import aiohttp
 
@@ -30,6 +29,7 @@ from gguf_tui.engine.events import (
 )
 from gguf_tui.engine.fetch import FileDownload
 from gguf_tui.engine.http import make_session
+from gguf_tui.engine.job import EventStream, Job
 from gguf_tui.engine.landing import already_placed, load_manifest, os_message, write_manifest
 from gguf_tui.engine.placement import (
     DiskFullError,
@@ -47,50 +47,6 @@ from gguf_tui.store.manifest import Manifest, ManifestError, ManifestFile
 from gguf_tui.textsafe import plain, redact_url
 
 ELSEWHERE_POLL = 2.0
-
-
-@dataclass
-class Job:
-    id: int
-    spec: JobSpec
-    state: JobState = JobState.QUEUED
-    message: str = ""
-    bytes_done: int = 0
-    total: int | None = None
-    speed: float = 0.0
-    eta: float | None = None
-    phase: str = "downloading"
-    retry_attempt: int = 0
-    retry_max: int = 0
-    retry_reason: str = ""
-    checksum_failures: int = 0
-    created_at: float = field(default_factory=time.time)
-    task: asyncio.Task | None = field(default=None, repr=False)
-    current: FileDownload | None = field(default=None, repr=False)
-    completed_bytes: int = 0
-    wanted_state: JobState | None = field(default=None, repr=False)
-    lock: DownloadLock | None = field(default=None, repr=False)
-
-    @property
-    def name(self) -> str:
-        return self.spec.name
-
-
-class EventStream:
-    """An async iterator over engine events for one subscriber."""
-
-    def __init__(self, engine: Engine) -> None:
-        self._engine = engine
-        self.queue: asyncio.Queue[EngineEvent] = asyncio.Queue()
-
-    def __aiter__(self) -> AsyncIterator[EngineEvent]:
-        return self
-
-    async def __anext__(self) -> EngineEvent:
-        return await self.queue.get()
-
-    def close(self) -> None:
-        self._engine._subscribers.discard(self)
 
 
 class Engine:
@@ -156,7 +112,7 @@ class Engine:
     # ---- events ------------------------------------------------------------------------------
 
     def subscribe(self) -> EventStream:
-        stream = EventStream(self)
+        stream = EventStream(self._subscribers.discard)
         self._subscribers.add(stream)
         return stream
 

@@ -31,7 +31,6 @@ from sync code (e.g. `gguf_tui.cli.main`, which runs its own event loop): `with 
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import hashlib
 import hmac
@@ -39,7 +38,7 @@ import re
 import threading
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+
 from email.utils import formatdate
 from pathlib import Path
 from typing import Any
@@ -47,123 +46,17 @@ from urllib.parse import quote, urlencode
 
 from aiohttp import web
 
+from tests.helpers.hubsim_data import (  # noqa: F401 - re-exported for tests
+    RecordedRequest,
+    SimFile,
+    SimRepo,
+    _Fault,
+    _Signed,
+    gguf_bytes,
+)
+
 DEFAULT_TOKEN = "hf_simTOKENdoNotLeak0123456789"
 _RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
-
-
-@dataclass
-class SimFile:
-    """A file in a simulated repo; `content` is bytes or a path read lazily.
-
-    `lfs=False` makes it a small git file served directly by the API host. `lfs_oid` overrides
-    the SHA-256 the Hub advertises (tree `lfs.oid` and `X-Linked-Etag`), e.g. to test bad oids
-    or checksum mismatches; the CDN always serves the real bytes.
-    """
-
-    path: str
-    content: bytes | Path
-    lfs: bool = True
-    lfs_oid: str | None = None
-    _sha256: str | None = field(default=None, repr=False)
-
-    @property
-    def size(self) -> int:
-        if isinstance(self.content, Path):
-            return self.content.stat().st_size
-        return len(self.content)
-
-    @property
-    def sha256(self) -> str:
-        """The real SHA-256 of the content."""
-        if self._sha256 is None:
-            digest = hashlib.sha256()
-            if isinstance(self.content, Path):
-                with self.content.open("rb") as handle:
-                    for block in iter(lambda: handle.read(1 << 20), b""):
-                        digest.update(block)
-            else:
-                digest.update(self.content)
-            self._sha256 = digest.hexdigest()
-        return self._sha256
-
-    @property
-    def advertised_sha256(self) -> str:
-        return self.lfs_oid if self.lfs_oid is not None else self.sha256
-
-    @property
-    def git_oid(self) -> str:
-        return hashlib.sha1(f"blob {self.size}\0".encode() + self.sha256.encode()).hexdigest()
-
-    def read(self, start: int, end: int) -> bytes:
-        """Bytes [start, end) of the content."""
-        if isinstance(self.content, Path):
-            with self.content.open("rb") as handle:
-                handle.seek(start)
-                return handle.read(end - start)
-        return self.content[start:end]
-
-
-@dataclass
-class SimRepo:
-    id: str
-    files: dict[str, SimFile] = field(default_factory=dict)
-    gated: bool = False
-    downloads: int = 0
-    likes: int = 0
-    tags: list[str] = field(default_factory=lambda: ["gguf"])
-    last_modified: str = "2025-05-01T12:00:00.000Z"
-    license: str | None = "apache-2.0"
-    sha: str = ""
-    revisions: dict[str, str] = field(default_factory=dict)  # name -> commit sha
-
-    def __post_init__(self) -> None:
-        if not self.sha:
-            self.sha = hashlib.sha1(f"commit:{self.id}".encode()).hexdigest()
-        self.revisions.setdefault("main", self.sha)
-
-    def commit_for(self, revision: str) -> str | None:
-        if revision in self.revisions:
-            return self.revisions[revision]
-        return revision if revision in self.revisions.values() else None
-
-
-@dataclass
-class RecordedRequest:
-    host: str  # "api" or "cdn"
-    method: str
-    path_qs: str
-    headers: dict[str, str]
-    status: int | None = None
-
-
-@dataclass
-class _Fault:
-    host: str
-    status: int
-    times: int
-    headers: dict[str, str]
-    path_contains: str | None
-    method: str | None
-    body: bytes
-
-
-@dataclass
-class _Signed:
-    key: str  # real sha256 of the content
-    expires: int
-    serial: int
-    uses: int = 0
-
-
-def gguf_bytes(**make_gguf_kwargs: Any) -> bytes:
-    """A real GGUF file's bytes, written by `tests.helpers.ggufgen.make_gguf`."""
-    import tempfile
-
-    from tests.helpers.ggufgen import make_gguf
-
-    with tempfile.TemporaryDirectory() as folder:
-        path = make_gguf(Path(folder) / "model.gguf", **make_gguf_kwargs)
-        return path.read_bytes()
 
 
 class HubSim:
@@ -659,83 +552,10 @@ def hub_config(endpoint: str, store: Path | str) -> Any:
     return config
 
 
-def demo_hub(size_mib: float = 2.0, **kwargs: Any) -> HubSim:
-    """A HubSim with demo repos: one with Q4_K_M/Q8_0 + mmproj, a 3-part split, a gated one."""
-    hub = HubSim(**kwargs)
-    unit = max(16 * 1024, int(size_mib * 1024 * 1024))
-    hub.add_repo(
-        "demo/Tiny-GGUF",
-        {
-            "Tiny-Q4_K_M.gguf": gguf_bytes(tensor_bytes=unit, name="Tiny", seed=1),
-            "Tiny-Q8_0.gguf": gguf_bytes(tensor_bytes=2 * unit, name="Tiny", seed=2),
-            "mmproj-Tiny-F16.gguf": gguf_bytes(tensor_bytes=unit // 4, arch="clip", seed=3),
-            "README.md": SimFile("README.md", b"# Tiny demo model\n", lfs=False),
-        },
-        downloads=120_000,
-        likes=42,
-        tags=["gguf", "text-generation", "license:apache-2.0"],
-    )
-    hub.add_repo(
-        "demo/Split-GGUF",
-        {
-            **{
-                f"Q4_K_M/Split-Q4_K_M-{i:05d}-of-00003.gguf": gguf_bytes(
-                    tensor_bytes=unit, name="Split", seed=10 + i
-                )
-                for i in (1, 2, 3)
-            },
-            "Split-Q8_0.gguf": gguf_bytes(tensor_bytes=2 * unit, name="Split", seed=20),
-        },
-        downloads=8_000,
-        likes=7,
-        license="mit",
-    )
-    hub.add_repo(
-        "demo/Gated-GGUF",
-        {"Gated-Q4_K_M.gguf": gguf_bytes(tensor_bytes=unit, name="Gated", seed=30)},
-        gated=True,
-        downloads=500,
-        likes=3,
-        license="llama3.1",
-    )
-    return hub
-
-
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m tests.helpers.hubsim", description="Serve a local imitation of the Hub."
-    )
-    parser.add_argument("--port", type=int, default=8765, help="API port on 127.0.0.1")
-    parser.add_argument("--cdn-port", type=int, default=0, help="CDN port on 127.0.0.2 (0: any)")
-    parser.add_argument("--host", default="127.0.0.1", help="API host")
-    parser.add_argument("--cdn-host", default="127.0.0.2", help="CDN host (must differ)")
-    parser.add_argument("--size-mib", type=float, default=2.0, help="size unit of demo files")
-    parser.add_argument("--token", default=DEFAULT_TOKEN, help="token that opens gated repos")
-    parser.add_argument("--rate", default=None, type=int, help="CDN throttle, bytes/s")
-    args = parser.parse_args(argv)
-    hub = demo_hub(
-        args.size_mib,
-        token=args.token,
-        api_host=args.host,
-        cdn_host=args.cdn_host,
-        api_port=args.port,
-        cdn_port=args.cdn_port,
-    )
-    hub.cdn_rate = args.rate
+    from tests.helpers.hubsim_demo import main as demo_main
 
-    async def serve() -> None:
-        async with hub:
-            print(f"hubsim: API {hub.endpoint}  CDN {hub.cdn_origin}", flush=True)
-            print(f"  export HF_ENDPOINT={hub.endpoint}", flush=True)
-            print(f"  export HF_TOKEN={hub.token}   # opens demo/Gated-GGUF", flush=True)
-            print("  repos: " + ", ".join(r.id for r in hub.repos.values()), flush=True)
-            await asyncio.Event().wait()
-
-    try:
-        asyncio.run(serve())
-    except KeyboardInterrupt:
-        pass
-    return 0
+    return demo_main(argv)
 
 
 if __name__ == "__main__":
