@@ -21,6 +21,21 @@ class ConfigError(Exception):
     """A config file or value is invalid; the CLI exits 2 with this message."""
 
 
+def read_yaml_file(path: Path, what: str) -> Any:
+    """`yaml.safe_load` of a file; ValueError with one line naming the file (and the line)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = getattr(exc, "strerror", None) or exc
+        raise ValueError(f"{path}: cannot read {what}: {reason}") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise ValueError(f"{path}: not valid YAML{where}") from None
+
+
 def _default_store() -> Path:
     data_home = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(data_home) / "gguf-tui" / "models"
@@ -177,7 +192,8 @@ _SECTIONS: dict[str, dict[str, Callable[[Any], Any]]] = {
 _TOP_LEVEL = {"store": _path}
 
 
-def _did_you_mean(key: str, choices: list[str]) -> str:
+def did_you_mean(key: str, choices: list[str]) -> str:
+    """' (did you mean 'x'?)' for the closest choice, or ''."""
     close = difflib.get_close_matches(key, choices, n=1)
     return f" (did you mean '{close[0]}'?)" if close else ""
 
@@ -194,7 +210,7 @@ def _apply(config: Config, raw: dict[str, Any], origin: str) -> None:
             continue
         if key not in _SECTIONS:
             choices = list(_TOP_LEVEL) + list(_SECTIONS)
-            raise ConfigError(f"{origin}: unknown key '{key}'{_did_you_mean(key, choices)}")
+            raise ConfigError(f"{origin}: unknown key '{key}'{did_you_mean(key, choices)}")
         if value is None:
             continue
         if not isinstance(value, dict):
@@ -206,7 +222,7 @@ def _apply(config: Config, raw: dict[str, Any], origin: str) -> None:
             if sub_key not in validators:
                 choices = list(validators)
                 raise ConfigError(
-                    f"{origin}: unknown key '{dotted}'{_did_you_mean(str(sub_key), choices)}"
+                    f"{origin}: unknown key '{dotted}'{did_you_mean(str(sub_key), choices)}"
                 )
             try:
                 setattr(section, sub_key, validators[sub_key](sub_value))
@@ -227,15 +243,9 @@ def load_config(
     config_path = Path(path or env.get("GGUF_TUI_CONFIG") or default_config_path())
     if config_path.exists() or explicit:
         try:
-            text = config_path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ConfigError(f"{config_path}: cannot read config file: {exc.strerror}") from None
-        try:
-            raw = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f" at line {mark.line + 1}" if mark else ""
-            raise ConfigError(f"{config_path}: not valid YAML{where}") from None
+            raw = read_yaml_file(config_path, "config file")
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
         if raw is not None:
             if not isinstance(raw, dict):
                 raise ConfigError(f"{config_path}: the top level must be a mapping of settings")

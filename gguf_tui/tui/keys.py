@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 from textual.binding import Binding
 
+from gguf_tui.config import did_you_mean
+
 APP = "app"
 SCREEN = "screen"  # the main screen: replaces Screen's own tab / shift+tab
 CATALOG = "catalog"
@@ -70,16 +72,13 @@ def bindings(scope: str) -> list[Binding]:
 
 def check_keymap(keymap: dict[str, str]) -> tuple[dict[str, str], list[str]]:
     """Split a user keymap into the known ids and warnings for the unknown ones."""
-    import difflib
-
     known: dict[str, str] = {}
     warnings: list[str] = []
     for binding_id, keys in keymap.items():
         if binding_id in KEY_IDS:
             known[binding_id] = keys
             continue
-        close = difflib.get_close_matches(binding_id, sorted(KEY_IDS), n=1)
-        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        hint = did_you_mean(binding_id, sorted(KEY_IDS))
         warnings.append(f"ui.keymap: unknown key id '{binding_id}'{hint}; ignored")
     return known, warnings
 

@@ -16,9 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
 from textual.color import Color, ColorParseError
 from textual.theme import Theme
+
+from gguf_tui.config import did_you_mean, read_yaml_file
 
 DEFAULT_THEME = "gguf-dark"
 PACKAGED_THEMES_DIR = Path(__file__).resolve().parent / "themes"
@@ -127,10 +128,7 @@ def theme_from_data(data: Any, path: Path) -> Theme:
         raise ThemeFileError(f"{path}: a theme file must be a mapping of settings")
     unknown = sorted(str(key) for key in data if key not in _ALLOWED_KEYS)
     if unknown:
-        import difflib
-
-        close = difflib.get_close_matches(unknown[0], sorted(_ALLOWED_KEYS), n=1)
-        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        hint = did_you_mean(unknown[0], sorted(_ALLOWED_KEYS))
         raise ThemeFileError(f"{path}: unknown key '{unknown[0]}'{hint}")
     name = data.get("name")
     if not isinstance(name, str) or not name.strip() or len(name) > 60:
@@ -160,15 +158,9 @@ def theme_from_data(data: Any, path: Path) -> Theme:
 
 def load_theme_file(path: Path) -> Theme:
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ThemeFileError(f"{path}: cannot read theme file: {exc}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark else ""
-        raise ThemeFileError(f"{path}: not valid YAML{where}") from None
+        data = read_yaml_file(path, "theme file")
+    except ValueError as exc:
+        raise ThemeFileError(str(exc)) from None
     return theme_from_data(data, path)
 
 
