@@ -1,7 +1,8 @@
 """Command line: argument parsing, exit codes, headless progress.
 
-Each subcommand lives in its own module with `register(subparsers)`; the module sets
-`func=` on its parser to a callable `(args, config) -> int` (exit code).
+The argument table is `gguf_tui.cli.commands`; each parser's `func` names its implementation
+("module:function", a callable `(args, config) -> int` returning the exit code), imported only
+when that command runs.
 """
 
 from __future__ import annotations
@@ -11,19 +12,13 @@ import importlib
 import sys
 
 from gguf_tui import __version__
+from gguf_tui.cli.commands import register_all
 from gguf_tui.config import ConfigError, load_config
 
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
-
-# Modules that register subcommands, in help order.
-_COMMAND_MODULES = [
-    "gguf_tui.cli.pull",
-    "gguf_tui.cli.store_cmds",
-    "gguf_tui.cli.hub_cmds",
-]
 
 
 class UsageError(Exception):
@@ -40,15 +35,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", metavar="FILE", help="config file (env GGUF_TUI_CONFIG)")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module_name in _COMMAND_MODULES:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name == module_name:
-                continue
-            raise
-        module.register(subparsers)
+    register_all(subparsers)
     return parser
+
+
+def _implementation(target: str):
+    """The command function named "module:function"."""
+    module_name, _, function = target.partition(":")
+    return getattr(importlib.import_module(module_name), function)
 
 
 def _run_tui(args: argparse.Namespace, config) -> int:
@@ -65,8 +59,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"gguf-tui: config error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    func = getattr(args, "func", None) or _run_tui
+    target = getattr(args, "func", None)
     try:
+        func = _implementation(target) if target else _run_tui
         return func(args, config)
     except UsageError as exc:
         print(f"gguf-tui: {exc}", file=sys.stderr)

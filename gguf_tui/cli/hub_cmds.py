@@ -13,40 +13,6 @@ from gguf_tui.textsafe import plain
 from gguf_tui.units import format_size
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    search = subparsers.add_parser(
-        "search",
-        help="search the Hub for GGUF repos",
-        description="Search the Hugging Face Hub for GGUF repos, most downloaded first.",
-    )
-    search.add_argument("query", metavar="QUERY")
-    search.add_argument("--limit", type=_positive_int, default=None, metavar="N",
-                        help="at most N results (default: hub.search_limit)")  # fmt: skip
-    search.add_argument("--json", action="store_true", help="print JSON")
-    search.set_defaults(func=run_search)
-
-    files = subparsers.add_parser(
-        "files",
-        help="list a Hub repo's GGUF files by quantisation",
-        description="List a repo's GGUF files grouped by quant, with sizes, split parts and "
-        "whether an mmproj exists. REPO: owner/repo, optionally @REVISION or an hf.co prefix.",
-    )
-    files.add_argument("repo", metavar="REPO")
-    files.add_argument("--revision", default=None, metavar="REV", help="branch, tag or commit")
-    files.add_argument("--json", action="store_true", help="print JSON")
-    files.set_defaults(func=run_files)
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
-
-
 def _fail(exc: HubError) -> int:
     print(f"gguf-tui: {plain(exc)}", file=sys.stderr)
     return 1

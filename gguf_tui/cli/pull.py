@@ -29,27 +29,6 @@ class PullRefused(Exception):
     """A REF could not be resolved (Hub error, unsafe path): exit 1 with the message."""
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    pull = subparsers.add_parser(
-        "pull",
-        help="download models into the store without the UI",
-        description="Download into the store. REF: an http(s) URL, owner/repo:QUANT, "
-        "owner/repo/path/file.gguf (hf.co/ and https://huggingface.co/ prefixes accepted).",
-    )
-    pull.add_argument("refs", nargs="+", metavar="REF")
-    pull.add_argument("--sha256", metavar="HEX", help="expected SHA-256 (one REF only)")
-    pull.add_argument("--name", help="model name in the store (one REF only)")
-    pull.add_argument("--no-mmproj", action="store_true", help="skip the vision projector")
-    pull.add_argument("--connections", type=int, metavar="N", help="connections per file")
-    pull.add_argument("--max-rate", metavar="RATE", help="overall rate limit, e.g. 50M")
-    pull.add_argument("--json", action="store_true", help="one JSON event per line on stdout")
-    pull.set_defaults(func=run_pull)
-
-    status = subparsers.add_parser("status", help="partial downloads and their resume state")
-    status.add_argument("--json", action="store_true")
-    status.set_defaults(func=run_status)
-
-
 # ---- building job specs ------------------------------------------------------------------------
 
 

@@ -31,61 +31,6 @@ from gguf_tui.textsafe import plain
 from gguf_tui.units import format_size, parse_duration, parse_size
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    ls = subparsers.add_parser("ls", help="list the store's models, their size and state")
-    ls.add_argument("--json", action="store_true")
-    ls.set_defaults(func=run_ls)
-
-    info = subparsers.add_parser("info", help="one model: manifest and GGUF header facts")
-    info.add_argument("model", metavar="MODEL", help="a name, a path, or a unique prefix")
-    info.add_argument("--json", action="store_true")
-    info.set_defaults(func=run_info)
-
-    verify = subparsers.add_parser("verify", help="re-hash files against their recorded SHA-256")
-    verify.add_argument("models", nargs="*", metavar="MODEL", help="default: every managed model")
-    verify.add_argument("--json", action="store_true")
-    verify.set_defaults(func=run_verify)
-
-    rm = subparsers.add_parser("rm", help="delete models with all their files (parts, mmproj)")
-    rm.add_argument("models", nargs="+", metavar="MODEL")
-    rm.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
-    rm.add_argument("--json", action="store_true")
-    rm.set_defaults(func=run_rm)
-
-    prune = subparsers.add_parser("prune", help="free space by policy")
-    prune.add_argument(
-        "--max-size", metavar="SIZE", help="delete least recently used until the models fit (200G)"
-    )
-    prune.add_argument(
-        "--unused-for", metavar="DURATION", help="delete models not used for this long (30d)"
-    )
-    prune.add_argument("--partials", action="store_true", help="delete abandoned partial downloads")
-    prune.add_argument("--dry-run", action="store_true", help="only list what would go")
-    prune.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
-    prune.add_argument("--json", action="store_true")
-    prune.set_defaults(func=run_prune)
-
-    imp = subparsers.add_parser("import", help="adopt GGUF files already on disk")
-    imp.add_argument("paths", nargs="+", metavar="PATH", help="GGUF files or folders holding them")
-    how = imp.add_mutually_exclusive_group()
-    for mode, text in (
-        ("link", "hard-link, else stop and say why (default: link if possible, else copy)"),
-        ("move", "move the files into the store"),
-        ("copy", "copy the files, leaving the originals"),
-    ):
-        how.add_argument(f"--{mode}", dest="mode", action="store_const", const=mode, help=text)
-    imp.add_argument("--name", help="import every PATH as one model with this name")
-    imp.add_argument("--json", action="store_true")
-    imp.set_defaults(func=run_import, mode="auto")
-
-    path = subparsers.add_parser("path", help="print a model's file path (for scripts)")
-    path.add_argument("model", metavar="MODEL")
-    which = path.add_mutually_exclusive_group()
-    which.add_argument("--mmproj", action="store_true", help="the vision projector's path")
-    which.add_argument("--all", action="store_true", help="every file, one per line")
-    path.set_defaults(func=run_path)
-
-
 # ---- shared helpers ----------------------------------------------------------------------------
 
 

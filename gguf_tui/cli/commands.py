@@ -1,0 +1,127 @@
+"""The command line's argument table: every subcommand and its options.
+
+Kept apart from the commands' code so that parsing `gguf-tui ls` or `--version` does not import
+the download engine or the Hub client (aiohttp alone costs about 0.15 s of start-up). Each parser
+names its implementation as "module:function"; `gguf_tui.cli.main` imports it only when it runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register_all(subparsers: argparse._SubParsersAction) -> None:
+    """Every subcommand, in help order."""
+    _pull_commands(subparsers)
+    _store_commands(subparsers)
+    _hub_commands(subparsers)
+
+
+def _pull_commands(subparsers: argparse._SubParsersAction) -> None:
+    pull = subparsers.add_parser(
+        "pull",
+        help="download models into the store without the UI",
+        description="Download into the store. REF: an http(s) URL, owner/repo:QUANT, "
+        "owner/repo/path/file.gguf (hf.co/ and https://huggingface.co/ prefixes accepted).",
+    )
+    pull.add_argument("refs", nargs="+", metavar="REF")
+    pull.add_argument("--sha256", metavar="HEX", help="expected SHA-256 (one REF only)")
+    pull.add_argument("--name", help="model name in the store (one REF only)")
+    pull.add_argument("--no-mmproj", action="store_true", help="skip the vision projector")
+    pull.add_argument("--connections", type=int, metavar="N", help="connections per file")
+    pull.add_argument("--max-rate", metavar="RATE", help="overall rate limit, e.g. 50M")
+    pull.add_argument("--json", action="store_true", help="one JSON event per line on stdout")
+    pull.set_defaults(func="gguf_tui.cli.pull:run_pull")
+
+    status = subparsers.add_parser("status", help="partial downloads and their resume state")
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(func="gguf_tui.cli.pull:run_status")
+
+
+def _store_commands(subparsers: argparse._SubParsersAction) -> None:
+    ls = subparsers.add_parser("ls", help="list the store's models, their size and state")
+    ls.add_argument("--json", action="store_true")
+    ls.set_defaults(func="gguf_tui.cli.store_cmds:run_ls")
+
+    info = subparsers.add_parser("info", help="one model: manifest and GGUF header facts")
+    info.add_argument("model", metavar="MODEL", help="a name, a path, or a unique prefix")
+    info.add_argument("--json", action="store_true")
+    info.set_defaults(func="gguf_tui.cli.store_cmds:run_info")
+
+    verify = subparsers.add_parser("verify", help="re-hash files against their recorded SHA-256")
+    verify.add_argument("models", nargs="*", metavar="MODEL", help="default: every managed model")
+    verify.add_argument("--json", action="store_true")
+    verify.set_defaults(func="gguf_tui.cli.store_cmds:run_verify")
+
+    rm = subparsers.add_parser("rm", help="delete models with all their files (parts, mmproj)")
+    rm.add_argument("models", nargs="+", metavar="MODEL")
+    rm.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
+    rm.add_argument("--json", action="store_true")
+    rm.set_defaults(func="gguf_tui.cli.store_cmds:run_rm")
+
+    prune = subparsers.add_parser("prune", help="free space by policy")
+    prune.add_argument(
+        "--max-size", metavar="SIZE", help="delete least recently used until the models fit (200G)"
+    )
+    prune.add_argument(
+        "--unused-for", metavar="DURATION", help="delete models not used for this long (30d)"
+    )
+    prune.add_argument("--partials", action="store_true", help="delete abandoned partial downloads")
+    prune.add_argument("--dry-run", action="store_true", help="only list what would go")
+    prune.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
+    prune.add_argument("--json", action="store_true")
+    prune.set_defaults(func="gguf_tui.cli.store_cmds:run_prune")
+
+    imp = subparsers.add_parser("import", help="adopt GGUF files already on disk")
+    imp.add_argument("paths", nargs="+", metavar="PATH", help="GGUF files or folders holding them")
+    how = imp.add_mutually_exclusive_group()
+    for mode, text in (
+        ("link", "hard-link, else stop and say why (default: link if possible, else copy)"),
+        ("move", "move the files into the store"),
+        ("copy", "copy the files, leaving the originals"),
+    ):
+        how.add_argument(f"--{mode}", dest="mode", action="store_const", const=mode, help=text)
+    imp.add_argument("--name", help="import every PATH as one model with this name")
+    imp.add_argument("--json", action="store_true")
+    imp.set_defaults(func="gguf_tui.cli.store_cmds:run_import", mode="auto")
+
+    path = subparsers.add_parser("path", help="print a model's file path (for scripts)")
+    path.add_argument("model", metavar="MODEL")
+    which = path.add_mutually_exclusive_group()
+    which.add_argument("--mmproj", action="store_true", help="the vision projector's path")
+    which.add_argument("--all", action="store_true", help="every file, one per line")
+    path.set_defaults(func="gguf_tui.cli.store_cmds:run_path")
+
+
+def _hub_commands(subparsers: argparse._SubParsersAction) -> None:
+    search = subparsers.add_parser(
+        "search",
+        help="search the Hub for GGUF repos",
+        description="Search the Hugging Face Hub for GGUF repos, most downloaded first.",
+    )
+    search.add_argument("query", metavar="QUERY")
+    search.add_argument("--limit", type=_positive_int, default=None, metavar="N",
+                        help="at most N results (default: hub.search_limit)")  # fmt: skip
+    search.add_argument("--json", action="store_true", help="print JSON")
+    search.set_defaults(func="gguf_tui.cli.hub_cmds:run_search")
+
+    files = subparsers.add_parser(
+        "files",
+        help="list a Hub repo's GGUF files by quantisation",
+        description="List a repo's GGUF files grouped by quant, with sizes, split parts and "
+        "whether an mmproj exists. REPO: owner/repo, optionally @REVISION or an hf.co prefix.",
+    )
+    files.add_argument("repo", metavar="REPO")
+    files.add_argument("--revision", default=None, metavar="REV", help="branch, tag or commit")
+    files.add_argument("--json", action="store_true", help="print JSON")
+    files.set_defaults(func="gguf_tui.cli.hub_cmds:run_files")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
