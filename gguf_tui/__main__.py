@@ -1,3 +1,3 @@
-from gguf_tui.cli import main
+from gguf_tui.cli import entry
 
-raise SystemExit(main())
+entry()

@@ -94,6 +94,7 @@ class FileDownload:
         self._hashed_upto = 0
         self._written_back = 0
         self._hash_lock = threading.Lock()
+        self._hash_view: memoryview | None = None
         self._io_futures: set[asyncio.Future] = set()
         # One writer thread per file: parallel buffered writes to one file only fight over the
         # inode lock. One hashing thread, since the hash is sequential anyway.
@@ -241,8 +242,9 @@ class FileDownload:
 
     def _hash_from_disk(self, limit: int) -> None:
         """Hash [hashed_upto, limit) from the partial (thread; data is usually in page cache)."""
-        buffer = bytearray(HASH_BLOCK)  # one buffer per pass, not one per block
-        view = memoryview(buffer)
+        if self._hash_view is None:  # one buffer per file (only the hash thread uses it)
+            self._hash_view = memoryview(bytearray(HASH_BLOCK))
+        view = self._hash_view
         while True:
             start = self._hashed_upto
             if start >= limit:

@@ -195,3 +195,30 @@ async def test_preflight_refuses_download_larger_than_free_space(server, cli, st
     assert "not enough disk space" in job.message
     assert server.requests("/m.gguf") == []
     assert json.dumps(job.message)
+
+
+async def test_program_exit_loses_no_output_or_data(server, config_file, store, gguf_bytes):
+    """`gguf-tui` leaves with os._exit after flushing: every --json line arrives whole, the
+    placed file and manifest are complete, and the exit code is the command's."""
+    url = server.add("/m.gguf", gguf_bytes)
+    process = await asyncio.create_subprocess_exec(
+        PYTHON, "-m", "gguf_tui", "pull", url, "--json", "--sha256", server.sha256("/m.gguf"),
+        env=cli_subprocess_env(config_file), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), 30)
+    assert process.returncode == 0, err.decode()
+    events = [json.loads(line) for line in out.decode().splitlines()]
+    assert events and out.endswith(b"\n")
+    assert events[-1]["event"] == "done" and events[-1]["files"] == [str(store / "m.gguf")]
+    assert sha256_of(store / "m.gguf") == server.sha256("/m.gguf")
+    manifests = list((store / ".gguf-tui" / "manifests").glob("*.json"))
+    assert len(manifests) == 1
+    assert server.sha256("/m.gguf") in manifests[0].read_text()
+
+    failing = await asyncio.create_subprocess_exec(
+        PYTHON, "-m", "gguf_tui", "pull", server.url("/missing.gguf"),
+        env=cli_subprocess_env(config_file), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    _out, err = await asyncio.wait_for(failing.communicate(), 30)
+    assert failing.returncode == 1
+    assert b"404" in err and err.endswith(b"\n")
