@@ -100,6 +100,9 @@ class FileDownload:
         # inode lock. One hashing thread, since the hash is sequential anyway.
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="gguf-tui-write")
         self._hasher = ThreadPoolExecutor(1, thread_name_prefix="gguf-tui-hash")
+        # Early writeback requests can block on the disk queue: they get their own thread so
+        # neither writing nor hashing waits for them.
+        self._syncer = ThreadPoolExecutor(1, thread_name_prefix="gguf-tui-sync")
         self._ranges_changed = asyncio.Event()
         self._plan = SegmentPlan([], steal_min=self.steal_min, silent_after=1.0)
         self._last_saved = 0.0
@@ -237,8 +240,9 @@ class FileDownload:
     def _writeback_hashed(self) -> None:
         """(hash thread) Send the hashed prefix to disk in large steps while downloading."""
         if self._hashed_upto - self._written_back >= WRITEBACK_EVERY:
-            start_writeback(self._fd, self._written_back, self._hashed_upto - self._written_back)
+            start = self._written_back
             self._written_back = self._hashed_upto
+            self._syncer.submit(start_writeback, self._fd, start, self._written_back - start)
 
     def _hash_from_disk(self, limit: int) -> None:
         """Hash [hashed_upto, limit) from the partial (thread; data is usually in page cache)."""
@@ -581,6 +585,8 @@ class FileDownload:
                 hasher.cancel()
                 await asyncio.wait([hasher])
             await self._drain_io()
+            # The fd stays open until no writeback request can still use it.
+            await asyncio.get_running_loop().run_in_executor(None, self._syncer.shutdown)
             os.close(self._fd)
             self._fd = -1
             self._writer.shutdown(wait=False)
