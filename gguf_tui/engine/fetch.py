@@ -432,7 +432,9 @@ class FileDownload:
 
         try:
             try:
-                async for data in response.content.iter_any():
+                # One received chunk at a time: iter_any() would join whatever is buffered
+                # into a new bytes object, one more copy of the body on the event loop.
+                async for data, _end_of_http_chunk in response.content.iter_chunks():
                     # Re-read each time: a faster connection may take over the segment's tail.
                     limit = segment.end if stop_at is None else min(stop_at, segment.end or stop_at)
                     if limit is not None:

@@ -67,3 +67,18 @@ def test_every_command_names_an_implementation_that_exists():
     for name, sub in subparsers.choices.items():
         module_name, _, function = sub.get_default("func").partition(":")
         assert callable(getattr(importlib.import_module(module_name), function)), name
+
+
+def test_downloads_use_the_copy_free_response_parser():
+    """gguf_tui selects aiohttp's pure-Python response parser, which passes body chunks through
+    without copying them (the C parser copies each one)."""
+    code = (
+        "import os\n"
+        "os.environ.pop('AIOHTTP_NO_EXTENSIONS', None)\n"
+        "import gguf_tui.engine\n"
+        "import aiohttp.client_proto as proto\n"
+        "print(proto.HttpResponseParser.__module__)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "aiohttp.http_parser"
