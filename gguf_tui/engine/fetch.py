@@ -100,9 +100,11 @@ class FileDownload:
         # inode lock. One hashing thread, since the hash is sequential anyway.
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="gguf-tui-write")
         self._hasher = ThreadPoolExecutor(1, thread_name_prefix="gguf-tui-hash")
-        # Early writeback requests can block on the disk queue: they get their own thread so
-        # neither writing nor hashing waits for them.
+        # Early writeback requests can block on the disk queue: they get their own thread, and
+        # their own descriptor which that thread closes after the last request, so neither
+        # writing, hashing nor closing the download waits for them.
         self._syncer = ThreadPoolExecutor(1, thread_name_prefix="gguf-tui-sync")
+        self._sync_fd = -1
         self._ranges_changed = asyncio.Event()
         self._plan = SegmentPlan([], steal_min=self.steal_min, silent_after=1.0)
         self._last_saved = 0.0
@@ -240,9 +242,12 @@ class FileDownload:
     def _writeback_hashed(self) -> None:
         """(hash thread) Send the hashed prefix to disk in large steps while downloading."""
         if self._hashed_upto - self._written_back >= WRITEBACK_EVERY:
-            start = self._written_back
-            self._written_back = self._hashed_upto
-            self._syncer.submit(start_writeback, self._fd, start, self._written_back - start)
+            start, end = self._written_back, self._hashed_upto
+            self._written_back = end
+            try:
+                self._syncer.submit(start_writeback, self._sync_fd, start, end - start)
+            except RuntimeError:
+                pass  # the download is closing; writeback is only a head start for the fsync
 
     def _hash_from_disk(self, limit: int) -> None:
         """Hash [hashed_upto, limit) from the partial (thread; data is usually in page cache)."""
@@ -556,6 +561,7 @@ class FileDownload:
         self._fd = os.open(self.partial_path, flags, 0o644)
         hasher: asyncio.Task | None = None
         try:
+            self._sync_fd = os.dup(self._fd)
             if self.state.total_size and os.fstat(self._fd).st_size < self.state.total_size:
                 preallocate(self._fd, self.state.total_size)
             self.rechecking_until = self.state.contiguous_prefix
@@ -586,9 +592,10 @@ class FileDownload:
             if hasher is not None:
                 hasher.cancel()
                 await asyncio.wait([hasher])
+            if self._sync_fd >= 0:
+                self._syncer.submit(os.close, self._sync_fd)  # after any writeback still queued
+            self._syncer.shutdown(wait=False)
             await self._drain_io()
-            # The fd stays open until no writeback request can still use it.
-            await asyncio.get_running_loop().run_in_executor(None, self._syncer.shutdown)
             os.close(self._fd)
             self._fd = -1
             self._writer.shutdown(wait=False)
