@@ -235,6 +235,8 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=None,
                         help="gguf-tui connections on both servers (default: its config)")
     parser.add_argument("--quick", action="store_true", help="256M file, 1 run, no capped runs")
+    parser.add_argument("--uncapped-only", action="store_true",
+                        help="only the uncapped comparison (skips about 12 minutes of capped runs)")
     args = parser.parse_args()
     sys.path.insert(0, str(REPO))
     from gguf_tui.units import parse_size
@@ -254,7 +256,8 @@ def main() -> int:
     (work / "tmp").mkdir()
     print(f"writing a {size / 2**30:.2f} GiB test file ...", file=sys.stderr)
     sha = make_file(root / "model.gguf", size)
-    scaling_sha = make_file(root / "scaling.gguf", scaling_size) if not args.quick else ""
+    capped_runs = not (args.quick or args.uncapped_only)
+    scaling_sha = make_file(root / "scaling.gguf", scaling_size) if capped_runs else ""
     conf = work / "nginx.conf"
     conf.write_text(NGINX_CONF.format(work=work, root=root, fast=FAST_PORT, capped=CAPPED_PORT))
     nginx = subprocess.Popen(["nginx", "-c", str(conf), "-p", str(work)])
@@ -265,7 +268,7 @@ def main() -> int:
             return 1
         fast = f"http://127.0.0.1:{FAST_PORT}/model.gguf"
         bench_server("uncapped server", fast, sha, work, runs, size, args.connections, set())
-        if not args.quick:
+        if capped_runs:
             # 25 MB/s per connection: single-stream tools need 86 s per run on 2 GiB, so the
             # capped comparison and the scaling run use a smaller file (--capped-size).
             capped = f"http://127.0.0.1:{CAPPED_PORT}/scaling.gguf"
