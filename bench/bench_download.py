@@ -203,7 +203,10 @@ def bench_server(title: str, url: str, sha: str, work: Path, runs: int, size: in
                  connections: int | None, skip: set[str]) -> None:
     tools = [t for t in tools_for(url, sha, work, connections) if t.name not in skip]
     for run in range(runs):
-        for tool in tools:
+        # Rotate the order each run, so that no tool always follows the same neighbour (the one
+        # before leaves the page cache and free memory in its own state).
+        shift = run % len(tools)
+        for tool in tools[shift:] + tools[:shift]:
             drop_output(tool.output)
             tool.samples.append(run_measured(tool.argv))
             drop_output(tool.output)
