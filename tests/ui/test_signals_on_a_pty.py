@@ -84,8 +84,8 @@ class Terminal:
             self.process.wait()
 
 
-@pytest.mark.parametrize("how", ["hangup", "sigterm"])
-async def test_signal_pauses_saves_and_exits(how: str, tmp_path: Path, gguf_bytes: bytes):
+@pytest.mark.parametrize("how", ["hangup", "sigterm", "quit"])
+async def test_leaving_pauses_saves_and_exits(how: str, tmp_path: Path, gguf_bytes: bytes):
     store = tmp_path / "store"
     async with HubSim() as hub:
         hub.add_repo("demo/Slow-GGUF", {"Slow-Q4_K_M.gguf": gguf_bytes}, downloads=5)
@@ -107,12 +107,18 @@ async def test_signal_pauses_saves_and_exits(how: str, tmp_path: Path, gguf_byte
             if how == "hangup":
                 os.killpg(terminal.process.pid, signal.SIGHUP)
                 os.close(terminal.master)  # the terminal is gone, as when SSH drops
-            else:
+            elif how == "sigterm":
                 terminal.process.send_signal(signal.SIGTERM)
+            else:  # q: the program pauses, saves, and leaves through its fast exit
+                await terminal.keys(b"q")
             code = await terminal.wait_exit(timeout=15)
+            if how == "quit":
+                terminal.read_some()  # the last bytes the program wrote before leaving
         finally:
             terminal.close()
-        assert code == 130
+        assert code == (0 if how == "quit" else 130)
+        if how == "quit":
+            assert b"\x1b[?1049l" in terminal.seen  # the terminal got its normal screen back
         states = list(partials.glob("*.state.json"))
         assert len(states) == 1 and b'"ranges"' in states[0].read_bytes()
         assert list((store / ".gguf-tui" / "jobs").glob("*.json"))
