@@ -1,22 +1,16 @@
 """Download one file into its partial: resume, byte ranges over one or more connections, hashing.
 
-The partial lives under `.gguf-tui/partials/` with its resume state beside it. Bytes are written
-with `pwritev` at their offset, so several connections can fill one preallocated file. SHA-256 is
-computed once over the file in order: inline for the connection that writes at the hashed
-frontier, and from the page cache for ranges that completed out of order.
+The partial lives under `.gguf-tui/partials/` with its resume state beside it. Several
+connections fill one preallocated file; writing and hashing it is `PartialFile`'s work.
 """
 
 from __future__ import annotations
 
 import asyncio
 import errno
-import hashlib
 import hmac
-import os
 import re
-import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable
 from urllib.parse import urljoin
@@ -33,7 +27,7 @@ from gguf_tui.engine.errors import (
     most_telling,
 )
 from gguf_tui.engine.http import CONTENT_RANGE_RE, check_status, describe_error
-from gguf_tui.engine.placement import DiskFullError, preallocate, start_writeback
+from gguf_tui.engine.partial import PartialFile
 from gguf_tui.engine.ratelimit import RateLimiter
 from gguf_tui.engine.resume import ResumeState, ResumeStateError, merge_ranges, missing_ranges
 from gguf_tui.engine.segments import Segment, SegmentPlan
@@ -45,8 +39,6 @@ from gguf_tui.textsafe import redact_url
 # 1 MiB batches: still in the CPU cache when copied into the page cache and hashed (measured
 # faster than 4 MiB), and memory stays flat whatever the connection count.
 WRITE_BATCH = 1024 * 1024
-HASH_BLOCK = 4 * 1024 * 1024
-WRITEBACK_EVERY = 64 * 1024 * 1024  # hashed bytes between two early-writeback requests
 FLUSH_EVERY = 0.25  # seconds: slow links still show progress and save state
 MAX_REDIRECTS = 10
 MAX_RESOLVES = 3
@@ -88,23 +80,8 @@ class FileDownload:
         self.expected_size = request.expected_size
         self.sha256: str | None = None
         self.rechecking_until = 0  # resumed prefix that is being re-hashed from disk
-        self._fd = -1
+        self.partial = PartialFile(self.partial_path, Path(request.dest).name)
         self._resolved_url: str | None = None
-        self._hash = hashlib.sha256()
-        self._hashed_upto = 0
-        self._written_back = 0
-        self._hash_lock = threading.Lock()
-        self._hash_view: memoryview | None = None
-        self._io_futures: set[asyncio.Future] = set()
-        # One writer thread per file: parallel buffered writes to one file only fight over the
-        # inode lock. One hashing thread, since the hash is sequential anyway.
-        self._writer = ThreadPoolExecutor(1, thread_name_prefix="gguf-tui-write")
-        self._hasher = ThreadPoolExecutor(1, thread_name_prefix="gguf-tui-hash")
-        # Early writeback requests can block on the disk queue: they get their own thread, and
-        # their own descriptor which that thread closes after the last request, so neither
-        # writing, hashing nor closing the download waits for them.
-        self._syncer = ThreadPoolExecutor(1, thread_name_prefix="gguf-tui-sync")
-        self._sync_fd = -1
         self._ranges_changed = asyncio.Event()
         self._plan = SegmentPlan([], steal_min=self.steal_min, silent_after=1.0)
         self._last_saved = 0.0
@@ -121,7 +98,7 @@ class FileDownload:
 
     @property
     def hashed(self) -> int:
-        return self._hashed_upto
+        return self.partial.hashed
 
     # ---- state -----------------------------------------------------------------------------
 
@@ -188,91 +165,18 @@ class FileDownload:
 
     def _reset_to_zero(self, reason: str) -> None:
         self.on_notice(f"starting {Path(self.request.dest).name} again from 0: {reason}")
-        with self._hash_lock:
-            self._hash = hashlib.sha256()
-            self._hashed_upto = 0
+        self.partial.restart()
         self.state = ResumeState(self.request.resume_key, self.request.dest)
         self.rechecking_until = 0
-        if self._fd >= 0:
-            os.ftruncate(self._fd, 0)
         self.save_state()
 
-    # ---- file I/O in threads ----------------------------------------------------------------
-
-    async def _io(self, func, *args, executor: ThreadPoolExecutor | None = None):
-        future = asyncio.get_running_loop().run_in_executor(executor or self._writer, func, *args)
-        self._io_futures.add(future)
-        future.add_done_callback(self._io_futures.discard)
-        return await future
-
-    async def _drain_io(self) -> None:
-        while self._io_futures:
-            await asyncio.wait(list(self._io_futures))
-
-    def _write_pieces(self, offset: int, pieces: list[bytes]) -> None:
-        """Write pieces at offset (thread)."""
-        position = offset
-        views = [memoryview(p) for p in pieces]
-        try:
-            while views:
-                written = os.pwritev(self._fd, views, position)
-                position += written
-                while views and written >= len(views[0]):
-                    written -= len(views[0])
-                    views.pop(0)
-                if views and written:
-                    views[0] = views[0][written:]
-        except OSError as exc:
-            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-                raise DiskFullError(
-                    f"disk full while writing {Path(self.request.dest).name}"
-                ) from None
-            raise
-
-    def _hash_pieces(self, offset: int, pieces: list[bytes]) -> None:
-        """Hash received bytes straight from memory when they extend the hashed prefix (thread,
-        in parallel with their write: hashlib releases the GIL on large buffers)."""
-        with self._hash_lock:
-            if self._hashed_upto == offset:
-                for piece in pieces:
-                    self._hash.update(piece)
-                    self._hashed_upto += len(piece)
-        self._writeback_hashed()
-
-    def _writeback_hashed(self) -> None:
-        """(hash thread) Send the hashed prefix to disk in large steps while downloading."""
-        if self._hashed_upto - self._written_back >= WRITEBACK_EVERY:
-            start, end = self._written_back, self._hashed_upto
-            self._written_back = end
-            try:
-                self._syncer.submit(start_writeback, self._sync_fd, start, end - start)
-            except RuntimeError:
-                pass  # the download is closing; writeback is only a head start for the fsync
-
-    def _hash_from_disk(self, limit: int) -> None:
-        """Hash [hashed_upto, limit) from the partial (thread; data is usually in page cache)."""
-        if self._hash_view is None:  # one buffer per file (only the hash thread uses it)
-            self._hash_view = memoryview(bytearray(HASH_BLOCK))
-        view = self._hash_view
-        while True:
-            start = self._hashed_upto
-            if start >= limit:
-                return
-            count = os.preadv(self._fd, [view[: min(HASH_BLOCK, limit - start)]], start)
-            if count <= 0:
-                raise ChecksumMismatch("partial file ended early while hashing")
-            with self._hash_lock:
-                if self._hashed_upto != start:
-                    continue  # an inline write moved the frontier; re-read from there
-                self._hash.update(view[:count])
-                self._hashed_upto = start + count
-            self._writeback_hashed()
+    # ---- hashing --------------------------------------------------------------------------
 
     async def _hash_loop(self) -> None:
         while True:
             prefix = self.state.contiguous_prefix
-            if self._hashed_upto < prefix:
-                await self._io(self._hash_from_disk, prefix, executor=self._hasher)
+            if self.partial.hashed < prefix:
+                await self.partial.hash_upto(prefix)
                 continue
             self._ranges_changed.clear()
             await self._ranges_changed.wait()
@@ -343,8 +247,7 @@ class FileDownload:
         if self.state.total_size is None:
             self.state.total_size = total
             self.on_fresh_total(total)
-            if total > 0 and os.fstat(self._fd).st_size < total:
-                preallocate(self._fd, total)
+            self.partial.reserve(total)
         elif self.state.total_size != total:
             raise RestartFromZero("the file's size changed on the server")
 
@@ -425,11 +328,9 @@ class FileDownload:
                 self._mark_done(*pending_range)
                 pending = None
             if batch:
-                steps = [self._io(self._write_pieces, batch_start, batch)]
-                if self._hashed_upto == batch_start:
-                    steps.append(
-                        self._io(self._hash_pieces, batch_start, batch, executor=self._hasher)
-                    )
+                steps = [self.partial.write(batch_start, batch)]
+                if self.partial.hashed == batch_start:
+                    steps.append(self.partial.hash_received(batch_start, batch))
                 pending = asyncio.ensure_future(asyncio.gather(*steps))
                 pending_range = (batch_start, batch_start + batch_len)
                 batch_start += batch_len
@@ -557,13 +458,10 @@ class FileDownload:
         """Download until the partial is complete and verified; returns its SHA-256."""
         self.layout.ensure()
         self.load_state()
-        flags = os.O_RDWR | os.O_CREAT
-        self._fd = os.open(self.partial_path, flags, 0o644)
+        self.partial.open()
         hasher: asyncio.Task | None = None
         try:
-            self._sync_fd = os.dup(self._fd)
-            if self.state.total_size and os.fstat(self._fd).st_size < self.state.total_size:
-                preallocate(self._fd, self.state.total_size)
+            self.partial.reserve(self.state.total_size or 0)
             self.rechecking_until = self.state.contiguous_prefix
             self.save_state()
             hasher = asyncio.ensure_future(self._hash_loop())
@@ -577,14 +475,14 @@ class FileDownload:
                     reason = str(exc)
                     if restarts > self.settings.retries:
                         raise FatalDownloadError(f"cannot resume: {reason}") from None
-                    await self._drain_io()
+                    await self.partial.drain()
                     self._reset_to_zero(reason)
             total = self.state.total_size if self.state.total_size is not None else 0
             if self.state.bytes_done != total:
                 raise RetryableError("the download ended with bytes missing")
-            while self._hashed_upto < total:
-                await self._io(self._hash_from_disk, total, executor=self._hasher)
-            self.sha256 = self._hash.hexdigest()
+            while self.partial.hashed < total:
+                await self.partial.hash_upto(total)
+            self.sha256 = self.partial.hexdigest()
             self.save_state()
             self.verify()
             return self.sha256
@@ -592,14 +490,7 @@ class FileDownload:
             if hasher is not None:
                 hasher.cancel()
                 await asyncio.wait([hasher])
-            if self._sync_fd >= 0:
-                self._syncer.submit(os.close, self._sync_fd)  # after any writeback still queued
-            self._syncer.shutdown(wait=False)
-            await self._drain_io()
-            os.close(self._fd)
-            self._fd = -1
-            self._writer.shutdown(wait=False)
-            self._hasher.shutdown(wait=False)
+            await self.partial.close()
 
     def verify(self) -> None:
         if self.expected_size is not None and self.state.total_size != self.expected_size:
