@@ -115,3 +115,13 @@ def cli_subprocess_env(config_file: Path) -> dict[str, str]:
 
 
 PYTHON = sys.executable
+
+
+async def start_pull(config_file: Path, *args: str) -> asyncio.subprocess.Process:
+    """`gguf-tui pull ARGS` as its own process (the real program, exit path included)."""
+    return await asyncio.create_subprocess_exec(
+        PYTHON, "-m", "gguf_tui", "pull", *args,
+        env=cli_subprocess_env(config_file),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )

@@ -57,17 +57,13 @@ async def test_waiter_takes_the_finished_file_instead_of_downloading_again(
 async def test_cancelling_a_waiting_job_leaves_the_other_process_download_alone(
     server, config, config_file, store, gguf_bytes
 ):
-    import subprocess
 
-    from tests.conftest import PYTHON, cli_subprocess_env
+    from tests.conftest import start_pull
 
     behaviour = Behaviour(rate=1_000_000)
     url = server.add("/m.gguf", gguf_bytes, behaviour)
     request = FileRequest(url=url, dest="m.gguf")
-    owner = await asyncio.create_subprocess_exec(
-        PYTHON, "-m", "gguf_tui", "pull", url,
-        env=cli_subprocess_env(config_file), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-    )
+    owner = await start_pull(config_file, url)
     async with Engine(config) as engine:
         partial = engine.layout.partial_path(request.key_hash)
         while not partial.exists() or not server.requests("/m.gguf"):

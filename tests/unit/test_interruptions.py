@@ -13,7 +13,7 @@ import pytest
 from gguf_tui.engine import Engine, FileRequest, JobSpec, JobState
 from gguf_tui.engine.resume import ResumeState
 from gguf_tui.store.layout import StoreLayout
-from tests.conftest import PYTHON, cli_subprocess_env, sha256_of, visible_files
+from tests.conftest import sha256_of, start_pull, visible_files
 from tests.helpers.fileserver import Behaviour
 
 
@@ -31,21 +31,12 @@ async def _wait_for_bytes(state_path: Path, minimum: int, timeout: float = 15.0)
     raise AssertionError(f"no progress saved in {state_path}")
 
 
-async def _start_pull(config_file: Path, url: str) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        PYTHON, "-m", "gguf_tui", "pull", url,
-        env=cli_subprocess_env(config_file),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-
-
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["sigint", "sigkill"])
 async def test_killed_pull_resumes_from_saved_state(server, config_file, store, gguf_bytes, sig):
     url = server.add("/m.gguf", gguf_bytes, Behaviour(rate=1_000_000))
     key = FileRequest(url=url, dest="m.gguf").key_hash
     state_path = StoreLayout(store).state_path(key)
-    process = await _start_pull(config_file, url)
+    process = await start_pull(config_file, url)
     await _wait_for_bytes(state_path, 256 * 1024)
     process.send_signal(sig)
     _out, err = await asyncio.wait_for(process.communicate(), 15)
@@ -60,7 +51,7 @@ async def test_killed_pull_resumes_from_saved_state(server, config_file, store, 
 
     server.behaviours["/m.gguf"].rate = None
     requests_before = len(server.requests("/m.gguf"))
-    second = await _start_pull(config_file, url)
+    second = await start_pull(config_file, url)
     out, err = await asyncio.wait_for(second.communicate(), 30)
     assert second.returncode == 0, err.decode()
     first_new = server.requests("/m.gguf")[requests_before]
@@ -158,7 +149,7 @@ async def test_disk_full_pauses_and_resumes_after_space_is_freed(
     config_file.write_text(
         f"store: {small_fs}\ndownloads:\n  free_space_margin: 0\n  retry_backoff: 0.05\n"
     )
-    process = await _start_pull(config_file, url)
+    process = await start_pull(config_file, url)
     out, err = await asyncio.wait_for(process.communicate(), 30)
     assert process.returncode == 1
     assert b"disk full" in err and b"partial is kept" in err
@@ -172,7 +163,7 @@ async def test_disk_full_pauses_and_resumes_after_space_is_freed(
 
     subprocess.run(["mount", "-o", "remount,size=16m", str(small_fs)], check=True)
     behaviour.rate, behaviour.ignore_range = None, False
-    process = await _start_pull(config_file, url)
+    process = await start_pull(config_file, url)
     out, err = await asyncio.wait_for(process.communicate(), 30)
     assert process.returncode == 0, err.decode()
     assert server.requests("/big.gguf")[-1].headers["Range"].startswith(f"bytes={saved.bytes_done}-")
@@ -201,10 +192,7 @@ async def test_program_exit_loses_no_output_or_data(server, config_file, store, 
     """`gguf-tui` leaves with os._exit after flushing: every --json line arrives whole, the
     placed file and manifest are complete, and the exit code is the command's."""
     url = server.add("/m.gguf", gguf_bytes)
-    process = await asyncio.create_subprocess_exec(
-        PYTHON, "-m", "gguf_tui", "pull", url, "--json", "--sha256", server.sha256("/m.gguf"),
-        env=cli_subprocess_env(config_file), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-    )
+    process = await start_pull(config_file, url, "--json", "--sha256", server.sha256("/m.gguf"))
     out, err = await asyncio.wait_for(process.communicate(), 30)
     assert process.returncode == 0, err.decode()
     events = [json.loads(line) for line in out.decode().splitlines()]
@@ -215,10 +203,7 @@ async def test_program_exit_loses_no_output_or_data(server, config_file, store, 
     assert len(manifests) == 1
     assert server.sha256("/m.gguf") in manifests[0].read_text()
 
-    failing = await asyncio.create_subprocess_exec(
-        PYTHON, "-m", "gguf_tui", "pull", server.url("/missing.gguf"),
-        env=cli_subprocess_env(config_file), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-    )
+    failing = await start_pull(config_file, server.url("/missing.gguf"))
     _out, err = await asyncio.wait_for(failing.communicate(), 30)
     assert failing.returncode == 1
     assert b"404" in err and err.endswith(b"\n")

@@ -156,11 +156,10 @@ async def test_killed_segmented_pull_resumes_every_unfinished_range(
     server, tmp_path, store, big_gguf
 ):
     import signal
-    import subprocess
 
     from gguf_tui.engine.resume import ResumeState
     from gguf_tui.store.layout import StoreLayout
-    from tests.conftest import PYTHON, cli_subprocess_env
+    from tests.conftest import start_pull
 
     config_file = tmp_path / "seg.yaml"
     config_file.write_text(
@@ -171,14 +170,7 @@ async def test_killed_segmented_pull_resumes_every_unfinished_range(
     url = server.add("/big.gguf", big_gguf, behaviour)
     state_path = StoreLayout(store).state_path(FileRequest(url=url, dest="big.gguf").key_hash)
 
-    async def pull() -> asyncio.subprocess.Process:
-        return await asyncio.create_subprocess_exec(
-            PYTHON, "-m", "gguf_tui", "pull", url,
-            env=cli_subprocess_env(config_file),
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        )
-
-    process = await pull()
+    process = await start_pull(config_file, url)
     while True:
         await asyncio.sleep(0.05)
         try:
@@ -193,7 +185,7 @@ async def test_killed_segmented_pull_resumes_every_unfinished_range(
     assert len(saved.ranges) >= 2  # several connections had been filling different ranges
     before = len(server.requests("/big.gguf"))
     behaviour.rate = None
-    second = await pull()
+    second = await start_pull(config_file, url)
     _out, err = await asyncio.wait_for(second.communicate(), 60)
     assert second.returncode == 0, err.decode()
     for start, end in _requested(server.requests("/big.gguf")[before:]):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import subprocess
 import time
 from pathlib import Path
 
@@ -15,7 +14,7 @@ from gguf_tui.engine.resume import ResumeState
 from gguf_tui.engine.spec import FileRequest
 from gguf_tui.store.layout import StoreLayout
 from gguf_tui.store.locks import STALE_AFTER, DownloadLock, LockHeld, read_owner
-from tests.conftest import PYTHON, cli_subprocess_env, sha256_of, visible_files
+from tests.conftest import sha256_of, start_pull, visible_files
 from tests.helpers.fileserver import Behaviour
 from tests.helpers.ggufgen import make_gguf
 
@@ -23,15 +22,6 @@ from tests.helpers.ggufgen import make_gguf
 @pytest.fixture(scope="module")
 def model_bytes(tmp_path_factory: pytest.TempPathFactory) -> bytes:
     return make_gguf(tmp_path_factory.mktemp("src") / "m.gguf", tensor_bytes=768 << 10).read_bytes()
-
-
-async def _start_pull(config_file: Path, url: str) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        PYTHON, "-m", "gguf_tui", "pull", url,
-        env=cli_subprocess_env(config_file),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
 
 
 async def _until(predicate, timeout: float = 15.0) -> None:
@@ -47,7 +37,7 @@ async def test_two_pulls_at_once_one_downloads_the_other_waits(
     server, config_file, store, model_bytes
 ):
     url = server.add("/m.gguf", model_bytes, Behaviour(rate=400_000))
-    processes = [await _start_pull(config_file, url) for _ in range(2)]
+    processes = [await start_pull(config_file, url) for _ in range(2)]
     waiting = asyncio.Event()
     requests_when_waiting: list[int] = []
 
@@ -88,7 +78,7 @@ async def test_lock_left_by_a_killed_pull_is_taken_over(
     url = server.add("/m.gguf", model_bytes, Behaviour(rate=300_000))
     key = FileRequest(url=url, dest="m.gguf").key_hash
     layout = StoreLayout(store)
-    process = await _start_pull(config_file, url)
+    process = await start_pull(config_file, url)
 
     def saved_some() -> bool:
         try:
