@@ -15,7 +15,7 @@ RECORD_FORMAT = 1
 
 
 def record_path(layout: StoreLayout, name: str) -> Path:
-    return layout.hidden / "jobs" / layout.manifest_path(name).name
+    return layout.jobs_dir / layout.manifest_path(name).name
 
 
 def save_record(layout: StoreLayout, spec: JobSpec, created_at: float) -> None:
@@ -55,7 +55,7 @@ def load_records(layout: StoreLayout) -> tuple[list[StoredJob], list[str]]:
     """Every readable record, and one line per unreadable one."""
     jobs: list[StoredJob] = []
     problems: list[str] = []
-    folder = layout.hidden / "jobs"
+    folder = layout.jobs_dir
     for path in sorted(folder.glob("*.json")) if folder.exists() else []:
         try:
             raw = json.loads(path.read_text(encoding="utf-8"))

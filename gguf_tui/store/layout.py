@@ -63,6 +63,11 @@ class StoreLayout:
     def locks_dir(self) -> Path:
         return self.hidden / "locks"
 
+    @property
+    def jobs_dir(self) -> Path:
+        """The engine's queue records (one JSON file per unfinished download)."""
+        return self.hidden / "jobs"
+
     def ensure(self) -> None:
         for folder in (self.root, self.manifests_dir, self.partials_dir, self.locks_dir):
             folder.mkdir(parents=True, exist_ok=True)

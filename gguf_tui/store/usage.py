@@ -147,7 +147,7 @@ class JobRecord:
 
 
 def job_records(layout: StoreLayout) -> list[JobRecord]:
-    folder = layout.hidden / "jobs"
+    folder = layout.jobs_dir
     if not folder.is_dir():
         return []
     records = []
