@@ -66,6 +66,7 @@ class HubConfig:
     endpoint: str = "https://huggingface.co"
     search_limit: int = 50
     prefer_mmproj: str = "F16"
+    api_timeout: float = 60.0
 
 
 @dataclass
@@ -180,6 +181,7 @@ _SECTIONS: dict[str, dict[str, Callable[[Any], Any]]] = {
         "endpoint": _url,
         "search_limit": _int(1, 1000),
         "prefer_mmproj": _str,
+        "api_timeout": _seconds(1),
     },
     "ui": {
         "theme": _str,

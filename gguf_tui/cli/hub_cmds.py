@@ -9,13 +9,19 @@ import sys
 from typing import Any
 
 from gguf_tui.hub import HubClient, HubError, RepoFiles, SearchResult, parse_ref
+from gguf_tui.hub.errors import RefError
 from gguf_tui.textsafe import plain
 from gguf_tui.units import format_size
 
 
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+
 def _fail(exc: HubError) -> int:
+    """One line on stderr; a REF the user mistyped is a usage error (2), the Hub's no is 1."""
     print(f"gguf-tui: {plain(exc)}", file=sys.stderr)
-    return 1
+    return EXIT_USAGE if isinstance(exc, RefError) else EXIT_FAILED
 
 
 def _count(value: int) -> str:
@@ -123,11 +129,16 @@ def plain_lines(lines: list[str]) -> list[str]:
 
 def run_files(args: argparse.Namespace, config: Any) -> int:
     try:
-        ref = parse_ref(args.repo, config.hub.endpoint)
+        try:
+            ref = parse_ref(args.repo, config.hub.endpoint)
+        except RefError:
+            if "/" not in args.repo.strip().strip("/"):
+                raise RefError(
+                    f"not a Hub repository: {plain(args.repo)!r} (expected owner/repo)"
+                ) from None
+            raise
         if ref.is_file or ref.quant:
-            raise HubError(
-                f"'files' takes a repo (owner/repo), not {plain(args.repo)!r}", kind="bad_ref"
-            )
+            raise RefError(f"'files' takes a repo (owner/repo), not {plain(args.repo)!r}")
         files = asyncio.run(_files(config, ref.repo, args.revision or ref.revision))
     except HubError as exc:
         return _fail(exc)
@@ -135,4 +146,10 @@ def run_files(args: argparse.Namespace, config: Any) -> int:
         print(json.dumps(files.to_json(), indent=2))
     else:
         print(_describe(files))
+    if files.truncated_at is not None:
+        print(
+            f"gguf-tui: note: the file list of {files.repo} was truncated at "
+            f"{files.truncated_at} entries; files after that are not shown",
+            file=sys.stderr,
+        )
     return 0

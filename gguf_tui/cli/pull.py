@@ -175,8 +175,22 @@ class ProgressPrinter:
 # ---- pull --------------------------------------------------------------------------------------
 
 
+def _check_refs(refs: list[str], config: Config) -> None:
+    """A REF that is neither an http(s) URL nor a well-formed Hub reference is a usage error."""
+    from gguf_tui.hub.errors import RefError
+    from gguf_tui.hub.refs import parse_ref
+
+    for ref in refs:
+        if not is_plain_url(ref, config.hub.endpoint):
+            try:
+                parse_ref(ref, config.hub.endpoint)
+            except RefError as exc:
+                raise UsageError(str(exc)) from None
+
+
 def run_pull(args: argparse.Namespace, config: Config) -> int:
     _check_args(args)
+    _check_refs(args.refs, config)
     return asyncio.run(_pull(args, config))
 
 
@@ -201,6 +215,7 @@ async def _pull(args: argparse.Namespace, config: Config) -> int:
     engine = Engine(config, connections=args.connections, max_rate=args.max_rate)
     stream = engine.subscribe()
     pump = None
+    job_ids: list = []
     try:
         await engine.start()
         pump = asyncio.ensure_future(_pump(stream, printer))
@@ -211,7 +226,8 @@ async def _pull(args: argparse.Namespace, config: Config) -> int:
                 printer.finish()
                 _say(args, {"event": "failed", "message": str(exc)}, str(exc))
                 return EXIT_FAILED
-            job_ids = [await engine.enqueue(spec) for spec in specs]
+            for spec in specs:
+                job_ids.append(await engine.enqueue(spec))
             jobs = [await engine.wait(job_id) for job_id in job_ids]
         except asyncio.CancelledError:
             if not interrupted:
@@ -220,7 +236,10 @@ async def _pull(args: argparse.Namespace, config: Config) -> int:
             await asyncio.sleep(0)
             _drain(stream, printer)
             printer.finish()
-            message = "interrupted; resume state saved: run the same pull again to resume"
+            if job_ids:
+                message = "interrupted; resume state saved: run the same pull again to resume"
+            else:  # still asking the Hub what to download: there is nothing to resume
+                message = "interrupted before any download started"
             _say(args, {"event": "interrupted", "message": message}, message)
             return EXIT_INTERRUPTED
         await asyncio.sleep(0)

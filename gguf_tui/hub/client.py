@@ -3,18 +3,21 @@
 One aiohttp session (the caller's, or our own with big-file timeouts). Redirects are followed
 by hand so the token is only ever sent to the Hub's own origin. 429 waits for `Retry-After`;
 5xx and network errors retry a couple of times with backoff; everything else becomes a
-one-line HubError.
+one-line HubError. Every API call (retries, redirects and pages included) has one overall
+deadline, `hub.api_timeout`: the socket read timeout alone never fires for a server that
+trickles a byte every few seconds. Lists are parsed item by item and capped, so a huge tree
+costs bounded time and memory.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
+import contextlib
 import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
 from urllib.parse import quote, urljoin
 
 import aiohttp
@@ -24,9 +27,24 @@ from gguf_tui import __version__
 from gguf_tui.httputil import parse_retry_after
 from gguf_tui.hub.auth import auth_headers, get_token, origin_of
 from gguf_tui.hub.errors import HubError, http_error
-from gguf_tui.hub.models import HubFile, RepoFiles, RepoInfo, SearchResult, SkippedPath
+from gguf_tui.hub.models import (
+    HubFile,
+    RepoFiles,
+    RepoInfo,
+    SearchResult,
+    SkippedPath,
+    TreeListing,
+)
 from gguf_tui.hub.paths import check_repo_id, check_repo_path, is_valid_repo_id
 from gguf_tui.hub.quants import annotate, assign_local_names, group_files, is_gguf
+from gguf_tui.hub.wire import (
+    MAX_ERROR_BYTES,
+    MAX_JSON_BYTES,
+    endpoint_of,
+    json_array_items,
+    parse_json,
+    read_body,
+)
 from gguf_tui.textsafe import plain, redact_url
 
 SEARCH_CACHE_SECONDS = 60.0
@@ -36,6 +54,15 @@ _LINK_NEXT_RE = re.compile(r'<([^>]*)>\s*;[^,]*?\brel="?next"?', re.IGNORECASE)
 _REDIRECTS = (301, 302, 303, 307, 308)
 _RETRY_STATUSES = (500, 502, 503, 504)
 _MAX_PAGES = 1000
+API_TIMEOUT = 60.0  # seconds for one API call, all its retries and pages included
+# A repo tree is read up to this many entries: a listing of 100k entries took 19 s and 250 MB,
+# and no GGUF repo comes near it (the biggest list a few hundred files).
+MAX_TREE_ENTRIES = 20_000
+MAX_SEARCH_ENTRIES = 5_000
+# repo_info asks only for the fields it reads: without `expand` the Hub also sends `siblings`,
+# one entry per file, which for a huge repo is megabytes of JSON nobody looks at.
+_INFO_FIELDS = ("sha", "gated", "private", "cardData", "downloads", "likes", "lastModified", "tags")
+_T = TypeVar("_T")
 
 
 class _Unset:
@@ -51,26 +78,40 @@ class _Reply:
     headers: CIMultiDictProxy[str]
     body: bytes
     url: str
+    consumed: Any = None  # what `consume` made of a 2xx body (then `body` is empty)
 
     def json(self) -> Any:
-        try:
-            return json.loads(self.body)
-        except (ValueError, UnicodeDecodeError):
-            raise HubError(
-                f"the Hub sent a reply that is not JSON for {redact_url(self.url)}",
-                kind="bad_response",
-                status=self.status,
-            ) from None
+        return parse_json(self.body, self.url)
 
 
 @dataclass
 class _Context:
-    """What a request is about, for error messages."""
+    """What a request is about, for error messages; `url` is the one being fetched right now."""
 
     what: str
     repo: str | None = None
     revision: str | None = None
     path: str | None = None
+    url: str = ""
+    deadline_at: float | None = None  # loop time when the call's deadline runs out
+
+
+@dataclass
+class _Page(Generic[_T]):
+    """The usable items of one list page, and how many raw entries it held."""
+
+    items: list[_T] = field(default_factory=list)
+    entries: int = 0
+    stopped_early: bool = False  # the cap or the wanted count was reached inside this page
+
+
+@dataclass
+class _Listing(Generic[_T]):
+    items: list[_T]
+    truncated: bool  # the Hub had more entries than the cap allowed
+
+
+_Consume = Callable[[aiohttp.ClientResponse], Awaitable[Any]]
 
 
 def valid_sha256(value: object) -> str | None:
@@ -130,6 +171,8 @@ class HubClient:
         search_limit: int = 50,
         max_rate_limit_retries: int = 3,
         max_retry_after: float = 60.0,
+        api_timeout: float = API_TIMEOUT,
+        max_tree_entries: int = MAX_TREE_ENTRIES,
         sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -146,6 +189,8 @@ class HubClient:
         self.search_limit = search_limit
         self.max_rate_limit_retries = max_rate_limit_retries
         self.max_retry_after = max_retry_after
+        self.api_timeout = api_timeout
+        self.max_tree_entries = max_tree_entries
         self._sleep = sleep
         self._clock = clock
 
@@ -160,6 +205,7 @@ class HubClient:
             connect_timeout=config.downloads.connect_timeout,
             read_timeout=max(config.downloads.stall_timeout, 30.0),
             search_limit=config.hub.search_limit,
+            api_timeout=config.hub.api_timeout,
         )
 
     def __repr__(self) -> str:
@@ -215,6 +261,22 @@ class HubClient:
 
     # ---- requests ---------------------------------------------------------------------------
 
+    @contextlib.asynccontextmanager
+    async def _deadline(self, ctx: _Context) -> AsyncIterator[None]:
+        """One overall deadline for an API call; running out is a HubError naming the endpoint."""
+        loop = asyncio.get_running_loop()
+        ctx.deadline_at = loop.time() + self.api_timeout
+        try:
+            async with asyncio.timeout(self.api_timeout):
+                yield
+        except TimeoutError:
+            where = endpoint_of(ctx.url) if ctx.url else self.redacted_endpoint
+            raise HubError(
+                f"the Hub did not answer within {self.api_timeout:g} s ({ctx.what}, {where}): "
+                "try again later, or raise hub.api_timeout for a slow link",
+                kind="timeout",
+            ) from None
+
     async def _request(
         self,
         method: str,
@@ -223,13 +285,18 @@ class HubClient:
         *,
         params: dict[str, Any] | list[tuple[str, str]] | None = None,
         follow_redirects: bool = True,
+        consume: _Consume | None = None,
     ) -> _Reply:
-        """One request with manual redirects, bounded retries and mapped errors (2xx/3xx back)."""
+        """One request with manual redirects, bounded retries and mapped errors (2xx/3xx back).
+
+        `consume` reads a 2xx body itself (a streamed list); a retry calls it again from the
+        start, so it must build its result afresh each time.
+        """
         rate_limited = 0
         failures = 0
         while True:
             try:
-                reply = await self._send(method, url, params, follow_redirects)
+                reply = await self._send(method, url, params, follow_redirects, ctx, consume)
             except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
                 failures += 1
                 if failures >= 3:
@@ -244,7 +311,15 @@ class HubClient:
                 wait = parse_retry_after(reply.headers.get("Retry-After"))
                 wait = 1.0 if wait is None else wait
                 rate_limited += 1
-                if rate_limited > self.max_rate_limit_retries or wait > self.max_retry_after:
+                past_deadline = (
+                    ctx.deadline_at is not None
+                    and asyncio.get_running_loop().time() + wait > ctx.deadline_at
+                )
+                if (
+                    rate_limited > self.max_rate_limit_retries
+                    or wait > self.max_retry_after
+                    or past_deadline
+                ):
                     raise HubError(
                         f"the Hub is rate limiting requests ({ctx.what}); try again in "
                         f"{max(1, round(wait))} s",
@@ -268,9 +343,12 @@ class HubClient:
         url: str,
         params: dict[str, Any] | list[tuple[str, str]] | None,
         follow_redirects: bool,
+        ctx: _Context,
+        consume: _Consume | None,
     ) -> _Reply:
         session = self._get_session()
         for _ in range(10):
+            ctx.url = url
             headers = {"User-Agent": USER_AGENT}
             headers.update(self.auth_headers_for(url))
             async with session.request(
@@ -288,8 +366,20 @@ class HubClient:
                     if response.status == 303:
                         method = "GET"
                     continue
-                body = b"" if method == "HEAD" else await response.read()
-                return _Reply(response.status, response.headers, body, str(response.url))
+                reply = _Reply(response.status, response.headers, b"", str(response.url))
+                if method == "HEAD":
+                    return reply
+                if consume is not None and 200 <= response.status < 300:
+                    reply.consumed = await consume(response)
+                    return reply
+                limit = MAX_JSON_BYTES if response.status < 400 else MAX_ERROR_BYTES
+                try:
+                    reply.body = await read_body(response, limit)
+                except HubError:
+                    if response.status < 400:
+                        raise
+                    # An oversized error reply: its status says enough.
+                return reply
         raise HubError(f"too many redirects from the Hub for {redact_url(url)}", kind="http")
 
     def _error_for(self, reply: _Reply, ctx: _Context) -> HubError:
@@ -307,28 +397,60 @@ class HubClient:
         )
 
     async def _paged(
-        self, url: str, ctx: _Context, params: list[tuple[str, str]] | None
-    ) -> AsyncIterator[Any]:
-        """Items of a JSON list endpoint, following `Link: <...>; rel="next"` pages."""
+        self,
+        url: str,
+        ctx: _Context,
+        params: list[tuple[str, str]] | None,
+        convert: Callable[[Any], _T | None],
+        *,
+        max_entries: int,
+        want: int | None = None,
+    ) -> _Listing[_T]:
+        """A JSON list endpoint read page by page (`Link: <...>; rel="next"`), item by item.
+
+        `convert` turns a raw entry into what the caller keeps (None: drop it), so no page is
+        held as raw JSON. Reading stops after `max_entries` raw entries (then `truncated` says
+        whether the Hub had more) or once `want` items were kept.
+        """
+        items: list[_T] = []
+        entries = 0
         seen: set[str] = set()
         next_url: str | None = url
         first = True
         for _ in range(_MAX_PAGES):
             if next_url is None:
-                return
-            reply = await self._request("GET", next_url, ctx, params=params if first else None)
+                break
+            budget = max_entries - entries
+            wanted = None if want is None else want - len(items)
+
+            async def read_page(response: aiohttp.ClientResponse) -> _Page[_T]:
+                page: _Page[_T] = _Page()
+                async for raw in json_array_items(response):
+                    if page.entries >= budget or (wanted is not None and len(page.items) >= wanted):
+                        page.stopped_early = True
+                        break
+                    page.entries += 1
+                    converted = convert(raw)
+                    if converted is not None:
+                        page.items.append(converted)
+                return page
+
+            reply = await self._request(
+                "GET", next_url, ctx, params=params if first else None, consume=read_page
+            )
             first = False
-            data = reply.json()
-            if not isinstance(data, list):
-                raise HubError(
-                    f"the Hub sent an unexpected reply for {ctx.what}", kind="bad_response"
-                )
-            for item in data:
-                yield item
+            page: _Page[_T] = reply.consumed
+            items.extend(page.items)
+            entries += page.entries
             seen.add(reply.url)
             next_url = next_link(reply.headers.get("Link"), reply.url)
             if next_url in seen:
-                return
+                next_url = None
+            if want is not None and len(items) >= want:
+                return _Listing(items, truncated=False)
+            if page.stopped_early or (entries >= max_entries and next_url is not None):
+                return _Listing(items, truncated=True)
+        return _Listing(items, truncated=next_url is not None)
 
     # ---- API --------------------------------------------------------------------------------
 
@@ -347,14 +469,17 @@ class HubClient:
             ("direction", "-1"),
             ("limit", str(limit)),
         ] + [("expand", e) for e in ("downloads", "likes", "gated", "lastModified", "tags")]
-        results: list[SearchResult] = []
         ctx = _Context(what=f"search {plain(query)!r}")
-        async for item in self._paged(self._api("models"), ctx, params):
-            result = _search_result(item)
-            if result is not None:
-                results.append(result)
-            if len(results) >= limit:
-                break
+        async with self._deadline(ctx):
+            listing = await self._paged(
+                self._api("models"),
+                ctx,
+                params,
+                _search_result,
+                max_entries=max(MAX_SEARCH_ENTRIES, limit),
+                want=limit,
+            )
+        results = listing.items[:limit]
         self._search_cache[key] = (now + self.search_cache_seconds, results)
         return list(results)
 
@@ -366,7 +491,9 @@ class HubClient:
         check_repo_id(repo)
         ctx = _Context(what=f"repo {repo}", repo=repo, revision=revision)
         url = self._api("models", repo, "revision", quote(revision, safe=""))
-        data = (await self._request("GET", url, ctx)).json()
+        params = [("expand", name) for name in _INFO_FIELDS]
+        async with self._deadline(ctx):
+            data = (await self._request("GET", url, ctx, params=params)).json()
         if not isinstance(data, dict):
             raise HubError(f"the Hub sent an unexpected reply for {repo}", kind="bad_response")
         sha = data.get("sha")
@@ -391,41 +518,48 @@ class HubClient:
             tags=_tags(data),
         )
 
-    async def list_tree(
-        self, repo: str, revision: str = "main"
-    ) -> tuple[list[HubFile], list[SkippedPath]]:
-        """Every file of the repo (recursive), with unsafe paths set aside instead of returned."""
+    async def list_tree(self, repo: str, revision: str = "main") -> TreeListing:
+        """Every file of the repo (recursive), up to `max_tree_entries` entries.
+
+        Unsafe paths are set aside instead of returned. A path listed twice with the same size
+        and hash is kept once; listed twice with different ones, the listing cannot be trusted
+        and it is a HubError (before anything is downloaded from it).
+        """
         check_repo_id(repo)
         ctx = _Context(what=f"file list of {repo}", repo=repo, revision=revision)
         url = self._api("models", repo, "tree", quote(revision, safe=""))
-        files: list[HubFile] = []
-        skipped: list[SkippedPath] = []
-        async for item in self._paged(url, ctx, [("recursive", "true")]):
-            if not isinstance(item, dict) or item.get("type") != "file":
+        async with self._deadline(ctx):
+            listing = await self._paged(
+                url, ctx, [("recursive", "true")], _tree_entry, max_entries=self.max_tree_entries
+            )
+        files: dict[str, HubFile] = {}
+        skipped: dict[str, SkippedPath] = {}
+        for entry in listing.items:
+            if isinstance(entry, SkippedPath):
+                skipped.setdefault(entry.path, entry)
                 continue
-            path = item.get("path")
-            if not isinstance(path, str):
-                continue
-            reason = check_repo_path(path)
-            if reason:
-                skipped.append(SkippedPath(plain(path)[:300], reason))
-                continue
-            lfs = item.get("lfs") if isinstance(item.get("lfs"), dict) else None
-            size = item.get("size")
-            if lfs and isinstance(lfs.get("size"), int):
-                size = lfs["size"]
-            if not isinstance(size, int) or isinstance(size, bool) or size < 0:
-                size = None
-            sha = valid_sha256(lfs.get("oid")) if lfs else None
-            files.append(annotate(path, size, sha, lfs=lfs is not None))
-        return files, skipped
+            known = files.get(entry.path)
+            if known is None:
+                files[entry.path] = entry
+            elif (known.size, known.sha256, known.lfs) != (entry.size, entry.sha256, entry.lfs):
+                raise HubError(
+                    f"the Hub listed {entry.display!r} twice in {repo} with different sizes or "
+                    f"SHA-256 ({known.size} vs {entry.size} bytes); not downloading from a "
+                    "listing that contradicts itself",
+                    kind="bad_response",
+                )
+        return TreeListing(
+            files=list(files.values()),
+            skipped=list(skipped.values()),
+            truncated_at=self.max_tree_entries if listing.truncated else None,
+        )
 
     async def repo_files(self, repo: str, revision: str = "main") -> RepoFiles:
         """The repo's GGUF files grouped by quantisation, with its commit, gating and licence."""
-        info, (files, skipped) = await asyncio.gather(
+        info, tree = await asyncio.gather(
             self.repo_info(repo, revision), self.list_tree(repo, revision)
         )
-        ggufs = assign_local_names([f for f in files if is_gguf(f.path)])
+        ggufs = assign_local_names([f for f in tree.files if is_gguf(f.path)])
         quants, other = group_files(ggufs)
         return RepoFiles(
             repo=info.id,
@@ -434,27 +568,50 @@ class HubClient:
             quants=quants,
             mmprojs=sorted((f for f in ggufs if f.is_mmproj), key=lambda f: f.path),
             other=other,
-            skipped=skipped,
+            skipped=tree.skipped,
             gated=info.gated,
             license=info.license,
+            truncated_at=tree.truncated_at,
         )
 
     async def check_access(self, repo: str, path: str, revision: str = "main") -> None:
         """HEAD the file's resolve URL without following it; raise HubError if refused."""
         ctx = _Context(what=f"{repo}/{plain(path)}", repo=repo, revision=revision, path=path)
-        await self._request(
-            "HEAD", self.resolve_url(repo, path, revision), ctx, follow_redirects=False
-        )
+        async with self._deadline(ctx):
+            await self._request(
+                "HEAD", self.resolve_url(repo, path, revision), ctx, follow_redirects=False
+            )
 
     async def read_gguf_header(self, repo: str, path: str, revision: str = "main"):
         """GGUF header facts of a Hub file read with Range requests: (GGUFInfo, bytes_fetched)."""
         from gguf_tui.hub.remote import read_remote_gguf
 
-        return await read_remote_gguf(
-            self.resolve_url(repo, path, revision),
-            self._get_session(),
-            headers=self.auth_headers(),
-        )
+        ctx = _Context(what=f"header of {repo}/{plain(path)}", repo=repo, revision=revision)
+        ctx.url = self.resolve_url(repo, path, revision)
+        async with self._deadline(ctx):
+            return await read_remote_gguf(
+                ctx.url, self._get_session(), headers=self.auth_headers()
+            )
+
+
+def _tree_entry(item: object) -> HubFile | SkippedPath | None:
+    """One raw tree entry as a HubFile, a SkippedPath (unsafe path) or None (not a file)."""
+    if not isinstance(item, dict) or item.get("type") != "file":
+        return None
+    path = item.get("path")
+    if not isinstance(path, str):
+        return None
+    reason = check_repo_path(path)
+    if reason:
+        return SkippedPath(plain(path)[:300], reason)
+    lfs = item.get("lfs") if isinstance(item.get("lfs"), dict) else None
+    size = item.get("size")
+    if lfs and isinstance(lfs.get("size"), int):
+        size = lfs["size"]
+    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+        size = None
+    sha = valid_sha256(lfs.get("oid")) if lfs else None
+    return annotate(path, size, sha, lfs=lfs is not None)
 
 
 def _search_result(item: object) -> SearchResult | None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 
 from gguf_tui.textsafe import plain
@@ -15,7 +14,8 @@ class HubError(Exception):
 
     `kind` says what went wrong so callers can react without parsing text: "not_found",
     "gated", "auth", "denied", "rate_limited", "http", "network", "bad_response", "unsafe_path",
-    "unknown_quant", "incomplete", "ambiguous", "bad_ref". `status` is the HTTP status if any.
+    "unknown_quant", "incomplete", "ambiguous", "bad_ref", "timeout". `status` is the HTTP
+    status if any.
     Messages never contain tokens or signed URLs.
     """
 
@@ -27,6 +27,17 @@ class HubError(Exception):
 
     def __repr__(self) -> str:
         return f"HubError({str(self)!r}, kind={self.kind!r}, status={self.status!r})"
+
+
+class RefError(HubError):
+    """What the user typed is not a usable REF or repo id: a usage error (exit 2), not a Hub one.
+
+    Raised before any network access, so the command line can tell "you typed it wrong" from
+    "the Hub said no" without parsing the message.
+    """
+
+    def __init__(self, message: str, *, kind: str = "bad_ref") -> None:
+        super().__init__(message, kind=kind)
 
 
 def gated_message(repo: str, repo_page: str, *, had_token: bool) -> str:
@@ -80,10 +91,9 @@ def error_for_code(
 def _server_message(headers: Mapping[str, str], body: bytes) -> str:
     message = headers.get("X-Error-Message") or ""
     if not message and body:
-        try:
-            data = json.loads(body)
-        except (ValueError, UnicodeDecodeError):
-            data = None
+        from gguf_tui.hub.wire import try_parse_json  # wire imports this module
+
+        data = try_parse_json(body)
         if isinstance(data, dict) and isinstance(data.get("error"), str):
             message = data["error"]
     return plain(message)[:200]

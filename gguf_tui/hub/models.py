@@ -122,12 +122,26 @@ class SkippedPath:
 
 
 @dataclass(frozen=True)
+class TreeListing:
+    """A repo's file tree as listed: usable files, refused paths, and where the listing stopped.
+
+    `truncated_at` is the entry cap when the Hub listed more entries than the client reads
+    (files past it are missing), else None.
+    """
+
+    files: list[HubFile]
+    skipped: list[SkippedPath]
+    truncated_at: int | None = None
+
+
+@dataclass(frozen=True)
 class RepoFiles:
     """A repo's GGUF files at one revision, grouped for choosing a quantisation.
 
     `quants` is ordered by total size (ties by quant rank); `mmprojs` are projector files
     (never quants); `other` holds GGUF files whose names carry no recognisable quant;
-    `skipped` lists unsafe paths that were left out.
+    `skipped` lists unsafe paths that were left out; `truncated_at` is set when the listing was
+    cut at the client's entry cap (some files may be missing).
     """
 
     repo: str
@@ -139,6 +153,7 @@ class RepoFiles:
     skipped: list[SkippedPath] = field(default_factory=list)
     gated: bool = False
     license: str | None = None
+    truncated_at: int | None = None
 
     def find_quant(self, quant: str) -> list[QuantGroup]:
         wanted = quant.upper()
@@ -155,4 +170,5 @@ class RepoFiles:
             "mmprojs": [f.to_json() for f in self.mmprojs],
             "other": [g.to_json() for g in self.other],
             "skipped": [{"path": s.path, "reason": s.reason} for s in self.skipped],
+            "truncated_at": self.truncated_at,
         }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from gguf_tui.hub.errors import HubError
+from gguf_tui.hub.errors import RefError
 from gguf_tui.store.layout import UnsafePathError, check_relative_path, safe_file_name
 from gguf_tui.textsafe import plain
 
@@ -23,9 +23,7 @@ def is_valid_repo_id(repo: str) -> bool:
 
 def check_repo_id(repo: str) -> str:
     if not is_valid_repo_id(repo):
-        raise HubError(
-            f"not a Hub repository id: {plain(repo)!r} (expected owner/name)", kind="bad_ref"
-        )
+        raise RefError(f"not a Hub repository id: {plain(repo)!r} (expected owner/name)")
     return repo
 
 

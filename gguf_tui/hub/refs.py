@@ -25,7 +25,7 @@ import aiohttp
 
 from gguf_tui.engine.spec import FileRequest, JobSpec
 from gguf_tui.hub.client import _UNSET, HubClient
-from gguf_tui.hub.errors import HubError, gated_message
+from gguf_tui.hub.errors import HubError, RefError, gated_message
 from gguf_tui.hub.models import HubFile, QuantGroup, RepoFiles
 from gguf_tui.hub.paths import check_repo_id, check_repo_path
 from gguf_tui.hub.quants import DEFAULT_QUANT, closest_quant, normalise_quant, pick_mmproj
@@ -35,6 +35,13 @@ from gguf_tui.textsafe import plain
 _HUB_HOSTS = ("huggingface.co", "www.huggingface.co", "hf.co")
 _QUANT_TEXT_RE = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
 _PAGE_KINDS = ("resolve", "blob", "raw")
+_SCHEME_RE = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):")
+# Schemes someone might paste that we never fetch (only http and https are downloaded); they
+# are refused by name even without '//' ("file:/x.gguf", "data:...").
+_FOREIGN_SCHEMES = frozenset(
+    {"file", "ftp", "ftps", "sftp", "scp", "ssh", "data", "s3", "gs", "hf", "git", "rsync", "smb"}
+)
+FORMS = "owner/repo, owner/repo:QUANT, owner/repo/FILE.gguf or an http(s) URL"
 
 
 @dataclass(frozen=True)
@@ -51,8 +58,26 @@ class HubRef:
         return self.path is not None
 
 
-def _bad(ref: str, why: str) -> HubError:
-    return HubError(f"not a Hub reference: {plain(ref)!r} ({why})", kind="bad_ref")
+def _bad(ref: str, why: str) -> RefError:
+    return RefError(f"not a Hub reference: {plain(ref)!r} ({why})")
+
+
+def _check_scheme(ref: str) -> None:
+    """Refuse a URL scheme other than http(s) by name, before its text is read as owner/repo."""
+    match = _SCHEME_RE.match(ref)
+    if not match:
+        return
+    scheme = match.group(1).lower()
+    after = ref[match.end() :]
+    if scheme in ("http", "https"):
+        if not after.startswith("//"):
+            raise RefError(f"not a valid URL: {plain(ref)!r} (expected {scheme}://HOST/PATH)")
+        return
+    if after.startswith("//") or scheme in _FOREIGN_SCHEMES:
+        raise RefError(
+            f"unsupported URL scheme {plain(scheme)!r} in {plain(ref)!r}: "
+            f"give {FORMS}"
+        )
 
 
 def _strip_prefix(ref: str, endpoint: str | None) -> str | None:
@@ -99,12 +124,13 @@ def _check_revision(ref: str, revision: str | None) -> str:
 def parse_ref(ref: str, endpoint: str | None = None) -> HubRef:
     """Parse a REF string (see the module docstring) without any network access."""
     text = ref.strip()
+    _check_scheme(text)
     rest = _strip_prefix(text, endpoint)
     if rest is None:
         raise _bad(ref, "a URL on another host")
     rest = rest.split("?", 1)[0].split("#", 1)[0].strip("/")
     if not rest:
-        raise _bad(ref, "expected owner/repo")
+        raise _bad(ref, f"expected {FORMS}")
     segments = [unquote(s) for s in rest.split("/")]
     # Page URLs: owner/repo/resolve/REV/path, owner/repo/blob/REV/path, owner/repo/tree/REV.
     if len(segments) >= 4 and segments[2] in _PAGE_KINDS + ("tree",):
@@ -140,7 +166,7 @@ def parse_ref(ref: str, endpoint: str | None = None) -> HubRef:
             rest, revision = before, after
     segments = rest.split("/")
     if len(segments) < 2:
-        raise _bad(ref, "expected owner/repo")
+        raise _bad(ref, f"expected {FORMS}")
     if "@" in segments[1]:
         segments[1], head_revision = segments[1].split("@", 1)
         if revision is not None:
@@ -158,7 +184,7 @@ def _check_file_path(ref: str, path: str) -> str:
         raise _bad(ref, "a file REF must name a .gguf file")
     reason = check_repo_path(path)
     if reason:
-        raise HubError(f"refusing unsafe path in {plain(ref)!r}: {reason}", kind="unsafe_path")
+        raise RefError(f"refusing unsafe path in {plain(ref)!r}: {reason}", kind="unsafe_path")
     return path
 
 
@@ -171,6 +197,13 @@ def _available(files: RepoFiles) -> str:
         if group.quant not in names:
             names.append(group.quant)
     return ", ".join(names) or "none"
+
+
+def _cut(files: RepoFiles) -> str:
+    """A hint for "not found" when the listing was cut at the entry cap."""
+    if files.truncated_at is None:
+        return ""
+    return f" (the file list was truncated at {files.truncated_at} entries; later files are unknown)"
 
 
 def _single(groups: list[QuantGroup], repo: str, quant: str) -> QuantGroup:
@@ -202,7 +235,7 @@ def choose_quant(files: RepoFiles, quant: str | None) -> QuantGroup:
             groups = [g for g in files.quants if (g.quant or "").removeprefix("UD-") == bare]
         if not groups:
             raise HubError(
-                f"{repo} has no {plain(quant)} quant; available: {_available(files)}",
+                f"{repo} has no {plain(quant)} quant; available: {_available(files)}{_cut(files)}",
                 kind="unknown_quant",
             )
         return _single(groups, repo, quant)
@@ -218,7 +251,7 @@ def choose_quant(files: RepoFiles, quant: str | None) -> QuantGroup:
                     f"{repo} has no complete quant to download; listed: {_available(files)}",
                     kind="incomplete",
                 )
-            raise HubError(f"{repo} has no GGUF model files", kind="not_found")
+            raise HubError(f"{repo} has no GGUF model files{_cut(files)}", kind="not_found")
         groups = files.find_quant(nearest)
     return _single(groups, repo, groups[0].quant or DEFAULT_QUANT)
 
@@ -245,7 +278,8 @@ def choose_file(files: RepoFiles, path: str) -> tuple[list[HubFile], QuantGroup 
     known = [g.files[0].display for g in groups][:8]
     hint = f"; GGUF files there: {', '.join(known)}" if known else ""
     raise HubError(
-        f"file {plain(path)!r} not found in {files.repo} at revision {plain(files.revision)}{hint}",
+        f"file {plain(path)!r} not found in {files.repo} at revision {plain(files.revision)}"
+        f"{hint}{_cut(files)}",
         kind="not_found",
     )
 
@@ -320,6 +354,9 @@ async def resolve_ref(
             )
         await client.check_access(files.repo, chosen[0].path, files.commit or files.revision)
     requests = [_request(client, files, f, role) for f, role in zip(chosen, roles)]
+    dests = [request.dest for request in requests]
+    if len(set(dests)) != len(dests):  # one store file twice in one model: never download it so
+        raise HubError(f"{files.repo}: the listing names one file twice for {name}", kind="bad_response")
     return JobSpec(
         name=name,
         files=requests,

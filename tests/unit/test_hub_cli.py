@@ -100,5 +100,5 @@ def test_errors_are_one_line_exit_1(tmp_path, capsys) -> None:
 
 
 def test_bad_repo_argument(tmp_path, capsys) -> None:
-    assert _run(tmp_path, "files", "acme/Qwen3-8B-GGUF:Q4_K_M") == 1
+    assert _run(tmp_path, "files", "acme/Qwen3-8B-GGUF:Q4_K_M") == 2  # a usage error
     assert "takes a repo" in capsys.readouterr().err

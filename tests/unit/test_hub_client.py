@@ -93,7 +93,9 @@ async def test_tree_listing_with_paging_and_lfs_oid_validation() -> None:
             },
         )
         async with HubClient(hub.endpoint, token=None) as client:
-            files, skipped = await client.list_tree("o/r")
+            tree = await client.list_tree("o/r")
+            files, skipped = tree.files, tree.skipped
+            assert tree.truncated_at is None
             by_path = {f.path: f for f in files}
             assert set(by_path) == {
                 "M-Q4_K_M.gguf", "sub/M-Q8_0.gguf", "M-Q2_K.gguf", "M-Q3_K_S.gguf",
