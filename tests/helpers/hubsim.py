@@ -92,6 +92,9 @@ class HubSim:
         self.cdn_drop_after: int | None = None  # cut responses after this many body bytes
         self.cdn_drop_times = 0  # ... for this many responses (0: forever while set)
         self.cdn_corrupt_times = 0  # flip one byte in the next N CDN bodies
+        # Raw entries appended to a repo's tree listing (key: lower-case repo id), e.g. the same
+        # path listed twice, as a broken mirror does.
+        self.tree_extra: dict[str, list[dict[str, Any]]] = {}
         self.requests: list[RecordedRequest] = []
         self._faults: list[_Fault] = []
         self._signed: dict[str, _Signed] = {}
@@ -318,8 +321,7 @@ class HubSim:
         commit = repo.commit_for(revision)
         if commit is None:
             return self._error(404, "RevisionNotFound", f"Invalid rev id: {revision}")
-        return web.json_response(
-            {
+        info = {
                 "_id": hashlib.md5(repo.id.encode()).hexdigest()[:24],
                 "id": repo.id,
                 "modelId": repo.id,
@@ -333,7 +335,10 @@ class HubSim:
                 "cardData": {"license": repo.license} if repo.license else {},
                 "siblings": [{"rfilename": path} for path in repo.files],
             }
-        )
+        expand = request.query.getall("expand", [])
+        if expand:  # as the Hub does: only the fields asked for, plus the ids
+            info = {k: v for k, v in info.items() if k in ("_id", "id", *expand)}
+        return web.json_response(info)
 
     async def _tree(self, request: web.Request) -> web.Response:
         repo = self._repo(request)
@@ -371,6 +376,7 @@ class HubSim:
             if recursive or "/" not in name[len(folder) + 1 if folder else 0 :]:
                 entries.append({"type": "directory", "oid": "0" * 40, "size": 0, "path": name})
         entries.sort(key=lambda e: (e["type"] != "directory", e["path"]))
+        entries += self.tree_extra.get(repo.id.lower(), [])
         cursor = int(request.query.get("cursor") or 0)
         page = entries[cursor : cursor + self.tree_page_size]
         headers = {}
