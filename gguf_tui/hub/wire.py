@@ -97,6 +97,7 @@ async def json_array_items(
     state = "start"  # start -> item -> (comma -> item)* -> end
 
     async def more() -> bool:
+        """Read on; False once the end was already known (reaching it is news: parse again)."""
         nonlocal buffer, position, at_eof
         if at_eof:
             return False
@@ -111,7 +112,7 @@ async def json_array_items(
             raise malformed(url, "not UTF-8") from None
         buffer = buffer[position:] + text
         position = 0
-        return bool(text) or not at_eof
+        return True
 
     while True:
         while position < len(buffer) and buffer[position] in _WHITESPACE:

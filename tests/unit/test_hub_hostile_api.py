@@ -169,6 +169,15 @@ async def test_deadline_covers_the_whole_call_in_the_client(api) -> None:
     assert caught.value.kind == "timeout"
 
 
+async def test_deadline_covers_remote_header_reads(api) -> None:
+    api.mode = "trickle"
+    async with HubClient(api.endpoint, token=None, api_timeout=1, read_timeout=30) as client:
+        with pytest.raises(HubError) as caught:
+            await client.read_gguf_header("o/r", "m-Q4_K_M.gguf")
+    assert caught.value.kind == "timeout"
+    assert f"{api.endpoint}/o/r/resolve/main/m-Q4_K_M.gguf" in str(caught.value)
+
+
 async def test_ctrl_c_while_resolving_does_not_claim_saved_state(api, config_file, store):
     api.mode = "trickle"  # the default 60 s deadline: the pull is still waiting on the Hub
     process = await _gguf_tui(config_file, api.endpoint, "pull", "o/r:Q4_K_M")
@@ -257,3 +266,87 @@ async def test_listing_exactly_at_the_cap_is_not_truncated(api) -> None:
     async with HubClient(api.endpoint, token=None, max_tree_entries=25) as client:
         tree = await client.list_tree("o/r")
     assert tree.truncated_at == 25 and len(tree.files) == 25
+
+
+# ---- the one JSON reader: items split anywhere across chunks -----------------------------------
+
+
+class PieceServer:
+    """Serves a fixed body in pieces of `piece` bytes, flushing each (chunked encoding)."""
+
+    def __init__(self, body: bytes, piece: int, status: int = 200) -> None:
+        self.body, self.piece, self.status = body, piece, status
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(status=self.status, headers={"Content-Type": "application/json"})
+        await response.prepare(request)
+        for start in range(0, len(self.body), self.piece):
+            await response.write(self.body[start : start + self.piece])
+        await response.write_eof()
+        return response
+
+
+async def _serve(handler) -> tuple[web.AppRunner, str]:
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", handler)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    return runner, f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("piece", [1, 3, 7, 64 * 1024])
+async def test_streamed_list_survives_any_chunk_boundary(piece: int) -> None:
+    import aiohttp
+
+    from gguf_tui.hub.wire import json_array_items
+
+    items = [{"path": "é-ü-文字.gguf", "size": 123456789}, 42, -1.5e10, "x\"y", [1, [2]], None, {}]
+    body = (" [ " + " ,\n".join(json.dumps(i, ensure_ascii=False) for i in items) + " ] ").encode()
+    runner, endpoint = await _serve(PieceServer(body, piece).handle)
+    try:
+        async with aiohttp.ClientSession() as session, session.get(endpoint + "/x") as response:
+            got = [item async for item in json_array_items(response)]
+    finally:
+        await runner.cleanup()
+    assert got == items
+
+
+@pytest.mark.parametrize(
+    ("body", "why"),
+    [
+        (b'{"a": 1}', "expected a list"),
+        (b"[1, 2", "ends inside the list"),
+        (b"[1 2]", "expected ',' or ']'"),
+        (b"[1,]", "not valid JSON"),
+        (b"[1] [2]", "text after the end"),
+        (b"[" + b"[" * 50_000, "nested too deeply"),
+        (b'["\xff"]', "not UTF-8"),
+    ],
+)
+async def test_streamed_list_errors_name_the_endpoint(body: bytes, why: str) -> None:
+    import aiohttp
+
+    from gguf_tui.hub.wire import json_array_items
+
+    runner, endpoint = await _serve(PieceServer(body, 5).handle)
+    try:
+        async with aiohttp.ClientSession() as session:
+            async with session.get(endpoint + "/api/list?secret=1") as response:
+                with pytest.raises(HubError) as caught:
+                    [item async for item in json_array_items(response)]
+    finally:
+        await runner.cleanup()
+    message = str(caught.value)
+    assert why in message and f"{endpoint}/api/list" in message and "secret" not in message
+
+
+async def test_nested_json_in_an_error_reply_still_gives_the_status_message(config_file) -> None:
+    runner, endpoint = await _serve(PieceServer(b"[" * 100_000, 4096, status=404).handle)
+    try:
+        code, out, err = await _run(config_file, endpoint, "files", "o/r")
+    finally:
+        await runner.cleanup()
+    assert code == 1
+    assert "not found" in err and "recursion" not in err and "Traceback" not in err
