@@ -203,7 +203,9 @@ def _cut(files: RepoFiles) -> str:
     """A hint for "not found" when the listing was cut at the entry cap."""
     if files.truncated_at is None:
         return ""
-    return f" (the file list was truncated at {files.truncated_at} entries; later files are unknown)"
+    return (
+        f" (the file list was truncated at {files.truncated_at} entries; later files are unknown)"
+    )
 
 
 def _single(groups: list[QuantGroup], repo: str, quant: str) -> QuantGroup:
@@ -356,7 +358,9 @@ async def resolve_ref(
     requests = [_request(client, files, f, role) for f, role in zip(chosen, roles)]
     dests = [request.dest for request in requests]
     if len(set(dests)) != len(dests):  # one store file twice in one model: never download it so
-        raise HubError(f"{files.repo}: the listing names one file twice for {name}", kind="bad_response")
+        raise HubError(
+            f"{files.repo}: the listing names one file twice for {name}", kind="bad_response"
+        )
     return JobSpec(
         name=name,
         files=requests,
