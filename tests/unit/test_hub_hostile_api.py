@@ -350,3 +350,23 @@ async def test_nested_json_in_an_error_reply_still_gives_the_status_message(conf
         await runner.cleanup()
     assert code == 1
     assert "not found" in err and "recursion" not in err and "Traceback" not in err
+
+
+def test_remote_json_is_parsed_in_one_place() -> None:
+    """Every JSON parse in the Hub package goes through hub/wire.py (bounded, clear errors)."""
+    import ast
+
+    package = Path(__file__).resolve().parents[2] / "gguf_tui" / "hub"
+    offenders = []
+    for module in sorted(package.glob("*.py")):
+        if module.name == "wire.py":
+            continue
+        for node in ast.walk(ast.parse(module.read_text())):
+            if (
+                isinstance(node, ast.Attribute)
+                and isinstance(node.value, ast.Name)
+                and node.value.id == "json"
+                and node.attr in ("loads", "load", "JSONDecoder")
+            ):
+                offenders.append(f"{module.name}:{node.lineno}")
+    assert offenders == []
