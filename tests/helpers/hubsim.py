@@ -22,6 +22,8 @@ CDN never saw `Authorization`. Faults: `fail(...)` answers chosen requests with 
 `Retry-After`, 500, ...), `expire_signed_urls()` / `signed_url_max_uses` / `signed_url_ttl`
 make signed URLs answer `expired_status` (403), `cdn_rate` throttles, `cdn_drop_after` cuts a
 response short, `cdn_corrupt_times` flips a byte, `cdn_ignore_range` answers 200 to Range.
+`tree_extra` appends raw entries to a repo's tree listing (e.g. one path listed twice); repo
+info honours `expand=` as the Hub does.
 
 Use it from an async test:  `async with HubSim() as hub: hub.add_repo(...); hub.endpoint`
 from sync code (e.g. `gguf_tui.cli.main`, which runs its own event loop): `with HubSim() as hub:`

@@ -270,3 +270,18 @@ async def test_token_comes_from_env_then_token_file(monkeypatch, tmp_path) -> No
     assert client.auth_headers_for("http://127.0.0.1:1/x") == {"Authorization": "Bearer hf_from_env"}
     assert client.auth_headers_for("http://127.0.0.2:1/x") == {}
     assert client.auth_headers_for("https://127.0.0.1:1/x") == {}
+
+
+async def test_retry_after_past_the_deadline_is_reported_at_once() -> None:
+    waits: list[float] = []
+
+    async def record(seconds: float) -> None:
+        waits.append(seconds)
+
+    async with _search_hub() as hub:
+        hub.fail(429, headers={"Retry-After": "30"}, times=100)
+        async with HubClient(hub.endpoint, token=None, sleep=record, api_timeout=5) as client:
+            with pytest.raises(HubError) as caught:
+                await client.search("qwen3")
+    assert caught.value.kind == "rate_limited" and "try again in 30 s" in str(caught.value)
+    assert waits == []  # no wait that the deadline would cut short anyway
