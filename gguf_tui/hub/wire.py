@@ -94,7 +94,7 @@ async def json_array_items(
     buffer = ""
     position = 0
     at_eof = False
-    state = "start"  # start -> item -> (comma -> item)* -> end
+    state = "start"  # start, then "first" item or "]", then "after" an item, "comma", "end"
 
     async def more() -> bool:
         """Read on; False once the end was already known (reaching it is news: parse again)."""
