@@ -14,11 +14,12 @@ from gguf_tui.config import Config
 from gguf_tui.gguf import GGUFError
 from gguf_tui.store.fileio import read_header
 from gguf_tui.store.importer import StoreImportError, import_paths
-from gguf_tui.store.layout import StoreLayout
+from gguf_tui.store.layout import StoreLayout, UnsafeStoreError
 from gguf_tui.store.ops import (
     NothingToVerify,
     StoreBusyError,
     delete_model,
+    manifest_paths_named,
     record_use,
     remove_manifest,
     verify_model,
@@ -34,8 +35,18 @@ from gguf_tui.units import format_size, parse_duration, parse_size
 # ---- shared helpers ----------------------------------------------------------------------------
 
 
-def _snapshot(config: Config, warn: bool = True) -> tuple[StoreLayout, StoreSnapshot]:
+def _snapshot(
+    config: Config, warn: bool = True, changes: bool = False
+) -> tuple[StoreLayout, StoreSnapshot]:
+    """The store now. A hidden folder that is a link stops a command that `changes` the store
+    (exit 1) and is a warning for one that only reads (its partials are then not listed)."""
     layout = StoreLayout(config.store)
+    try:
+        layout.check_hidden()
+    except UnsafeStoreError as exc:
+        if changes:
+            raise _Failed(str(exc)) from None
+        print(f"gguf-tui: warning: {exc}", file=sys.stderr)
     snapshot = scan_store(layout)
     if warn:
         for problem in snapshot.problems:
@@ -138,12 +149,24 @@ class _Progress:
 # ---- ls / info / path --------------------------------------------------------------------------
 
 
+def _partials_text(partials: list) -> str:
+    """'2 partial downloads: 15.0 MB downloaded, 134.2 MB on disk' (preallocation shown apart)."""
+    if not partials:
+        return "no partial downloads"
+    done = [p.downloaded_bytes for p in partials]
+    downloaded = "?" if any(d is None for d in done) else format_size(sum(done))
+    on_disk = format_size(sum(p.allocated_bytes for p in partials))
+    return (
+        f"{_count(len(partials), 'partial download')}: {downloaded} downloaded, "
+        f"{on_disk} on disk"
+    )
+
+
 def _footer(snapshot: StoreSnapshot) -> str:
     return (
         f"{_count(len(snapshot.models), 'model')} · {format_size(snapshot.total_size)} in "
         f"{snapshot.root} · {format_size(snapshot.free_space)} free · "
-        f"{format_size(snapshot.partials_size)} in "
-        f"{_count(len(snapshot.partials), 'partial download')}"
+        f"{_partials_text(snapshot.partials)}"
     )
 
 
@@ -151,7 +174,13 @@ def _footer(snapshot: StoreSnapshot) -> str:
 def run_ls(args: argparse.Namespace, config: Config) -> int:
     _layout, snapshot = _snapshot(config)
     if args.json:
-        print(json.dumps(snapshot.to_json(), indent=1))
+        done = [p.downloaded_bytes for p in snapshot.partials]
+        partials = {
+            # partials_size is the space they hold (preallocated); downloaded is what arrived
+            "partials_allocated_bytes": sum(p.allocated_bytes for p in snapshot.partials),
+            "partials_downloaded_bytes": None if None in done else sum(done),
+        }
+        print(json.dumps({**snapshot.to_json(), **partials}, indent=1))
         return EXIT_OK
     if snapshot.models:
         columns = shutil.get_terminal_size((100, 24)).columns
@@ -188,7 +217,7 @@ def run_info(args: argparse.Namespace, config: Config) -> int:
             headers[entry.relative] = read_header(entry.path).to_json()
         except GGUFError as exc:
             headers[entry.relative] = {"error": str(exc)}
-    record_use(model)
+    # Looking at a model is not using it: only `path` (and reading the file) counts for LRU.
     if args.json:
         print(json.dumps({**model.to_json(), "headers": headers}, indent=1))
         return EXIT_OK
@@ -307,13 +336,13 @@ def run_verify(args: argparse.Namespace, config: Config) -> int:
 
 @_failing
 def run_rm(args: argparse.Namespace, config: Config) -> int:
-    layout, snapshot = _snapshot(config)
+    layout, snapshot = _snapshot(config, changes=True)
     models: list[StoreModel] = []
-    stale = []
+    stale: list[str] = []
     for query in args.models:
         gone = [m for m in snapshot.stale_manifests if m.name == query]
         if gone and not any(m.name == query for m in snapshot.models):
-            stale.extend(gone)
+            stale.append(query)
             continue
         model = _lookup(snapshot, query)
         if all(model is not chosen for chosen in models):
@@ -340,32 +369,68 @@ def run_rm(args: argparse.Namespace, config: Config) -> int:
         print("nothing deleted", file=sys.stderr)
         return EXIT_FAILED
     results, code = [], EXIT_OK
-    for manifest in stale:
-        remove_manifest(layout.manifest_path(manifest.name))
-        print(f"removed the manifest of {plain(manifest.name)} (its files were already gone)")
+    for name in stale:
+        if not _remove_stale(layout, name):
+            code = EXIT_FAILED
     for model in models:
         try:
             result = delete_model(layout, model, snapshot=snapshot)
-        except StoreBusyError as exc:
-            print(f"gguf-tui: {plain(str(exc))}", file=sys.stderr)
+        except (StoreBusyError, OSError) as exc:
+            print(f"gguf-tui: not deleting {plain(model.name)}: {plain(str(exc))}", file=sys.stderr)
             code = EXIT_FAILED
             continue
         results.append(result)
+        for path, other in result.shared:
+            print(f"gguf-tui: kept {plain(path)}: also a file of {plain(other)}", file=sys.stderr)
         for path, why in result.kept:
             print(f"gguf-tui: kept {plain(path)}: {plain(why)}", file=sys.stderr)
-            if not why.startswith("also a file of"):
-                code = EXIT_FAILED
+        if result.kept:
+            code = EXIT_FAILED
         if not args.json:
-            links = ""
-            if result.links_removed:
-                links = f", {len(result.links_removed)} symlink(s) removed, targets kept"
-            print(
-                f"removed {plain(model.name)}: {len(result.removed)} file(s), "
-                f"{format_size(result.freed)} freed{links}"
-            )
+            print(_deleted_line(result))
     if args.json:
         print(json.dumps({"deleted": [r.to_json() for r in results]}, indent=1))
     return code
+
+
+def _deleted_line(result) -> str:
+    """What happened to one model, truthfully: removed, or kept (nothing deleted) and why."""
+    name = plain(result.name)
+    if result.kept:
+        done = result.removed or result.links_removed
+        if not done:
+            return f"kept {name}: nothing deleted (see above)"
+        return (f"partly removed {name}: {len(result.removed)} file(s) deleted, "
+                f"{len(result.kept)} kept (see above)")
+    links = ""
+    if result.links_removed:
+        links = f", {len(result.links_removed)} symlink(s) removed, targets kept"
+    missing = f", {len(result.missing)} already missing" if result.missing else ""
+    return (f"removed {name}: {len(result.removed)} file(s), "
+            f"{format_size(result.freed)} freed{links}{missing}")
+
+
+def _remove_stale(layout: StoreLayout, name: str) -> bool:
+    """Remove the manifests of a model whose files are all gone; say exactly what happened."""
+    paths = manifest_paths_named(layout, name)
+    if not paths:
+        print(f"gguf-tui: no manifest of {plain(name)} found under {layout.manifests_dir}; "
+              "nothing removed", file=sys.stderr)
+        return False
+    ok = True
+    for path in paths:
+        try:
+            removed = remove_manifest(layout, path)
+        except OSError as exc:
+            print(f"gguf-tui: kept the manifest {path}: {plain(str(exc))}", file=sys.stderr)
+            ok = False
+            continue
+        if removed:
+            print(f"removed the manifest of {plain(name)} ({path.name}); its files were already "
+                  "gone from the store")
+        else:
+            print(f"the manifest of {plain(name)} ({path.name}) was already gone")
+    return ok
 
 
 # ---- prune -------------------------------------------------------------------------------------
@@ -382,7 +447,7 @@ def run_prune(args: argparse.Namespace, config: Config) -> int:
         unused_for = parse_duration(args.unused_for) if args.unused_for is not None else None
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    layout, snapshot = _snapshot(config)
+    layout, snapshot = _snapshot(config, changes=not args.dry_run)
     plan = plan_prune(
         snapshot, layout, max_size=max_size, unused_for=unused_for, partials=args.partials
     )
@@ -400,7 +465,7 @@ def run_prune(args: argparse.Namespace, config: Config) -> int:
               f"{_ago(model.last_used_at)} ({item.reason}{kind})", file=out)
     for partial in plan.partials:
         what = plain(partial.dest or partial.key)
-        print(f"{verb} partial download {what}: {format_size(partial.size)}, "
+        print(f"{verb} partial download {what}: {partial.describe_size()}, "
               f"saved {_ago(partial.updated_at)}", file=out)
     if not plan.models and not plan.partials:
         print("nothing to prune", file=out)
@@ -416,13 +481,19 @@ def run_prune(args: argparse.Namespace, config: Config) -> int:
     if not _confirm(args, f"delete these ({format_size(plan.freed)})?"):
         print("nothing deleted", file=sys.stderr)
         return EXIT_FAILED
-    result = carry_out(layout, plan, snapshot)
+    try:
+        result = carry_out(layout, plan, snapshot)
+    except UnsafeStoreError as exc:
+        raise _Failed(str(exc)) from None
     code = EXIT_OK
     for what, why in result.refused:
         print(f"gguf-tui: kept {plain(what)}: {plain(why)}", file=sys.stderr)
         code = EXIT_FAILED
     if args.json:
         print(json.dumps({"dry_run": False, **result.to_json()}, indent=1))
+    elif result.refused:
+        print(f"freed {format_size(result.freed)}; {_count(len(result.refused), 'item')} could "
+              "not be deleted (see above)")
     else:
         print(f"freed {format_size(result.freed)}")
     return code
@@ -434,6 +505,10 @@ def run_prune(args: argparse.Namespace, config: Config) -> int:
 @_failing
 def run_import(args: argparse.Namespace, config: Config) -> int:
     layout = StoreLayout(config.store)
+    try:
+        layout.check_hidden()  # before reading anything: a linked hidden folder stops it all
+    except UnsafeStoreError as exc:
+        raise _Failed(str(exc)) from None
     progress = _Progress()
     try:
         outcomes = import_paths(
