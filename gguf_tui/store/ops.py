@@ -316,10 +316,13 @@ def update_manifest(model: StoreModel, change: Callable[[Manifest], None]) -> Ma
     """Re-read the model's manifest, apply `change`, write it back atomically.
 
     Re-reading right before writing keeps what another process wrote meanwhile. Returns None for
-    an unmanaged model; raises ManifestError if the manifest became unreadable.
+    an unmanaged model; raises ManifestError if the manifest became unreadable, and
+    UnsafeStoreError (an OSError) if the store's hidden folder is a link.
     """
     if model.manifest_path is None:
         return None
+    # <root>/.gguf-tui/manifests/<name>.json: never rewrite a manifest through a linked folder
+    StoreLayout(model.manifest_path.parent.parent.parent).check_hidden()
     manifest = Manifest.load(model.manifest_path)
     change(manifest)
     manifest.save(model.manifest_path)

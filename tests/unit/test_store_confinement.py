@@ -166,3 +166,18 @@ def test_ensure_refuses_a_linked_subfolder_and_writes_nothing_there(store, elsew
         layout.ensure()
     assert snapshot_of(elsewhere) == before
     assert os.path.islink(layout.locks_dir)
+
+
+async def test_path_never_rewrites_a_manifest_through_a_linked_folder(
+    config_file, store, elsewhere, model_file
+):
+    written = add_managed_model(store, "small", {"small.gguf": model_file})
+    victims = elsewhere / "manifests"
+    written.rename(victims / written.name)  # the victim's own manifest, found through the link
+    before = snapshot_of(elsewhere)
+    plant(store, ".gguf-tui/manifests", victims)
+
+    result = await run_cli(config_file, "path", "small")
+
+    assert str(store / ".gguf-tui" / "manifests") in result.err
+    assert snapshot_of(elsewhere) == before
