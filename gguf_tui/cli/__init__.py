@@ -80,7 +80,8 @@ class CliParser(argparse.ArgumentParser):
                 return name
             action = options[matches[0]]
             takes_value = action.nargs != 0
-            skip_value = takes_value and not has_value and token.startswith("--")
+            whole = token.startswith("--") or len(token) == 2  # not "-xVALUE"
+            skip_value = takes_value and not has_value and whole
         return None
 
 

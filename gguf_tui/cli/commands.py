@@ -62,7 +62,7 @@ def _store_commands(subparsers: argparse._SubParsersAction) -> None:
     rm.add_argument("models", nargs="+", metavar="MODEL")
     rm.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
     rm.add_argument("--json", action="store_true")
-    rm.set_defaults(func="gguf_tui.cli.store_cmds:run_rm", store_use=READS)
+    rm.set_defaults(func="gguf_tui.cli.delete_cmds:run_rm", store_use=READS)
 
     prune = subparsers.add_parser("prune", help="free space by policy")
     prune.add_argument(
@@ -75,7 +75,7 @@ def _store_commands(subparsers: argparse._SubParsersAction) -> None:
     prune.add_argument("--dry-run", action="store_true", help="only list what would go")
     prune.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
     prune.add_argument("--json", action="store_true")
-    prune.set_defaults(func="gguf_tui.cli.store_cmds:run_prune", store_use=READS)
+    prune.set_defaults(func="gguf_tui.cli.delete_cmds:run_prune", store_use=READS)
 
     imp = subparsers.add_parser("import", help="adopt GGUF files already on disk")
     imp.add_argument("paths", nargs="+", metavar="PATH", help="GGUF files or folders holding them")

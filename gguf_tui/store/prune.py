@@ -144,7 +144,8 @@ class PruneResult:
 
     @property
     def freed(self) -> int:
-        return sum(r.freed for r in self.deleted) + sum(p.allocated_bytes for p in self.partials_removed)
+        partials = sum(p.allocated_bytes for p in self.partials_removed)
+        return sum(r.freed for r in self.deleted) + partials
 
     def to_json(self) -> dict:
         return {

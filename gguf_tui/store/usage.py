@@ -21,6 +21,7 @@ from gguf_tui.store.locks import (
     LockOwner,
     deletion_blocker,
 )
+from gguf_tui.units import format_size
 
 
 def free_space(root: Path) -> int:
@@ -79,11 +80,9 @@ class PartialDownload:
 
     def describe_size(self) -> str:
         """'15.0 MB downloaded of 134.2 MB, 134.2 MB on disk' - the numbers a user needs."""
-        from gguf_tui.units import format_size
-
-        done = "? downloaded" if self.bytes_done is None else f"{format_size(self.bytes_done)} downloaded"
+        done = "?" if self.bytes_done is None else format_size(self.bytes_done)
         of = f" of {format_size(self.total)}" if self.total else ""
-        return f"{done}{of}, {format_size(self.allocated_bytes)} on disk"
+        return f"{done} downloaded{of}, {format_size(self.allocated_bytes)} on disk"
 
     def to_json(self) -> dict:
         return {
