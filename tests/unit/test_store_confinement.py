@@ -112,7 +112,7 @@ async def test_rm_refuses_a_store_with_a_linked_hidden_folder(
     assert (store / "small.gguf").exists()  # nothing deleted, not even the model's own file
 
 
-@pytest.mark.parametrize("linked", LINKED)
+@pytest.mark.parametrize("linked", [*LINKED, ".gguf-tui/jobs"])
 async def test_pull_writes_nothing_through_a_linked_hidden_folder(
     config_file, store, elsewhere, model_file, server, linked
 ):
