@@ -36,14 +36,15 @@ def _snapshot(
     config: Config, warn: bool = True, changes: bool = False
 ) -> tuple[StoreLayout, StoreSnapshot]:
     """The store now. A hidden folder that is a link stops a command that `changes` the store
-    (exit 1) and is a warning for one that only reads (its partials are then not listed)."""
+    (exit 1) and is a warning for one that only reads (partials behind it are not listed)."""
     layout = StoreLayout(config.store)
     try:
         layout.check_hidden()
     except UnsafeStoreError as exc:
         if changes:
             raise _Failed(str(exc)) from None
-        print(f"gguf-tui: warning: {exc}", file=sys.stderr)
+        print(f"gguf-tui: warning: {exc.folder} is a symlink or not a folder: commands that "
+              "write or delete refuse this store until it is removed", file=sys.stderr)
     snapshot = scan_store(layout)
     if warn:
         for problem in snapshot.problems:

@@ -30,8 +30,9 @@ class UnsafeStoreError(OSError):
     An OSError (ELOOP), so writers that already handle filesystem errors fail cleanly with it.
     """
 
-    def __init__(self, message: str) -> None:
-        super().__init__(errno.ELOOP, message)
+    def __init__(self, folder: Path) -> None:
+        super().__init__(errno.ELOOP, _unsafe_text(folder))
+        self.folder = folder
 
     def __str__(self) -> str:
         return str(self.strerror)
@@ -121,7 +122,7 @@ class StoreLayout:
                     )
                 except OSError as exc:
                     if exc.errno in (errno.ELOOP, errno.ENOTDIR):
-                        raise UnsafeStoreError(_unsafe_text(folder)) from None
+                        raise UnsafeStoreError(folder) from None
                     raise
                 os.close(fd)
                 fd = next_fd
@@ -168,4 +169,4 @@ def _check_real_folder(folder: Path, missing_ok: bool = False) -> None:
             return
         raise
     if not stat_module.S_ISDIR(mode):
-        raise UnsafeStoreError(_unsafe_text(folder))
+        raise UnsafeStoreError(folder)
