@@ -9,6 +9,11 @@ from __future__ import annotations
 
 import argparse
 
+# How a command uses the store (checked once in `gguf_tui.cli.main`): READS needs it to exist;
+# the default, writes, may create it; NO_STORE does not touch it.
+READS = "read"
+NO_STORE = "none"
+
 
 def register_all(subparsers: argparse._SubParsersAction) -> None:
     """Every subcommand, in help order."""
@@ -35,29 +40,29 @@ def _pull_commands(subparsers: argparse._SubParsersAction) -> None:
 
     status = subparsers.add_parser("status", help="partial downloads and their resume state")
     status.add_argument("--json", action="store_true")
-    status.set_defaults(func="gguf_tui.cli.pull:run_status")
+    status.set_defaults(func="gguf_tui.cli.pull:run_status", store_use=READS)
 
 
 def _store_commands(subparsers: argparse._SubParsersAction) -> None:
     ls = subparsers.add_parser("ls", help="list the store's models, their size and state")
     ls.add_argument("--json", action="store_true")
-    ls.set_defaults(func="gguf_tui.cli.store_cmds:run_ls")
+    ls.set_defaults(func="gguf_tui.cli.store_cmds:run_ls", store_use=READS)
 
     info = subparsers.add_parser("info", help="one model: manifest and GGUF header facts")
     info.add_argument("model", metavar="MODEL", help="a name, a path, or a unique prefix")
     info.add_argument("--json", action="store_true")
-    info.set_defaults(func="gguf_tui.cli.store_cmds:run_info")
+    info.set_defaults(func="gguf_tui.cli.store_cmds:run_info", store_use=READS)
 
     verify = subparsers.add_parser("verify", help="re-hash files against their recorded SHA-256")
     verify.add_argument("models", nargs="*", metavar="MODEL", help="default: every managed model")
     verify.add_argument("--json", action="store_true")
-    verify.set_defaults(func="gguf_tui.cli.store_cmds:run_verify")
+    verify.set_defaults(func="gguf_tui.cli.store_cmds:run_verify", store_use=READS)
 
     rm = subparsers.add_parser("rm", help="delete models with all their files (parts, mmproj)")
     rm.add_argument("models", nargs="+", metavar="MODEL")
     rm.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
     rm.add_argument("--json", action="store_true")
-    rm.set_defaults(func="gguf_tui.cli.store_cmds:run_rm")
+    rm.set_defaults(func="gguf_tui.cli.delete_cmds:run_rm", store_use=READS)
 
     prune = subparsers.add_parser("prune", help="free space by policy")
     prune.add_argument(
@@ -70,7 +75,7 @@ def _store_commands(subparsers: argparse._SubParsersAction) -> None:
     prune.add_argument("--dry-run", action="store_true", help="only list what would go")
     prune.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
     prune.add_argument("--json", action="store_true")
-    prune.set_defaults(func="gguf_tui.cli.store_cmds:run_prune")
+    prune.set_defaults(func="gguf_tui.cli.delete_cmds:run_prune", store_use=READS)
 
     imp = subparsers.add_parser("import", help="adopt GGUF files already on disk")
     imp.add_argument("paths", nargs="+", metavar="PATH", help="GGUF files or folders holding them")
@@ -90,7 +95,7 @@ def _store_commands(subparsers: argparse._SubParsersAction) -> None:
     which = path.add_mutually_exclusive_group()
     which.add_argument("--mmproj", action="store_true", help="the vision projector's path")
     which.add_argument("--all", action="store_true", help="every file, one per line")
-    path.set_defaults(func="gguf_tui.cli.store_cmds:run_path")
+    path.set_defaults(func="gguf_tui.cli.store_cmds:run_path", store_use=READS)
 
 
 def _hub_commands(subparsers: argparse._SubParsersAction) -> None:
@@ -103,7 +108,7 @@ def _hub_commands(subparsers: argparse._SubParsersAction) -> None:
     search.add_argument("--limit", type=_positive_int, default=None, metavar="N",
                         help="at most N results (default: hub.search_limit)")  # fmt: skip
     search.add_argument("--json", action="store_true", help="print JSON")
-    search.set_defaults(func="gguf_tui.cli.hub_cmds:run_search")
+    search.set_defaults(func="gguf_tui.cli.hub_cmds:run_search", store_use=NO_STORE)
 
     files = subparsers.add_parser(
         "files",
@@ -114,7 +119,7 @@ def _hub_commands(subparsers: argparse._SubParsersAction) -> None:
     files.add_argument("repo", metavar="REPO")
     files.add_argument("--revision", default=None, metavar="REV", help="branch, tag or commit")
     files.add_argument("--json", action="store_true", help="print JSON")
-    files.set_defaults(func="gguf_tui.cli.hub_cmds:run_files")
+    files.set_defaults(func="gguf_tui.cli.hub_cmds:run_files", store_use=NO_STORE)
 
 
 def _positive_int(text: str) -> int:

@@ -310,6 +310,7 @@ def partial_downloads(layout: StoreLayout) -> list[dict]:
             "key": key_hash,
             "partial": str(partial),
             "partial_exists": partial.exists(),
+            "allocated_bytes": _allocated(partial),  # preallocated: more than bytes_done
             "owner": owner.describe() if owner else None,
         }
         try:
@@ -336,6 +337,15 @@ def partial_downloads(layout: StoreLayout) -> list[dict]:
     return rows
 
 
+def _allocated(partial) -> int:
+    from gguf_tui.store.usage import allocated_bytes
+
+    try:
+        return allocated_bytes(partial.lstat())
+    except OSError:
+        return 0
+
+
 def run_status(args: argparse.Namespace, config: Config) -> int:
     rows = partial_downloads(StoreLayout(config.store))
     if args.json:
@@ -354,6 +364,7 @@ def run_status(args: argparse.Namespace, config: Config) -> int:
         age = int(time.time() - row["saved_at"]) if row["saved_at"] else None
         print(
             f"{plain(row['dest'])}: {format_size(row['bytes_done'])} of {total}{percent}, "
+            f"{format_size(row['allocated_bytes'])} on disk, "
             f"{len(row['ranges'])} range(s), validator {plain(row['validator'] or 'none')}, "
             f"saved {age} s ago{where}"
         )

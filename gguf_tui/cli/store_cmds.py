@@ -1,4 +1,7 @@
-"""`gguf-tui ls | info | verify | rm | prune | import | path`: the model store from a shell."""
+"""`gguf-tui ls | info | verify | import | path`: the model store from a shell.
+
+`rm` and `prune` live in `gguf_tui.cli.delete_cmds`; both share the helpers here.
+"""
 
 from __future__ import annotations
 
@@ -14,28 +17,34 @@ from gguf_tui.config import Config
 from gguf_tui.gguf import GGUFError
 from gguf_tui.store.fileio import read_header
 from gguf_tui.store.importer import StoreImportError, import_paths
-from gguf_tui.store.layout import StoreLayout
+from gguf_tui.store.layout import StoreLayout, UnsafeStoreError
 from gguf_tui.store.ops import (
     NothingToVerify,
-    StoreBusyError,
-    delete_model,
     record_use,
-    remove_manifest,
     verify_model,
 )
-from gguf_tui.store.prune import carry_out, plan_prune
 from gguf_tui.store.lookup import ModelLookupError, find_model
 from gguf_tui.store.scan import StoreModel, StoreSnapshot, scan_store
-from gguf_tui.store.usage import active_downloads
 from gguf_tui.textsafe import plain
-from gguf_tui.units import format_size, parse_duration, parse_size
+from gguf_tui.units import format_size
 
 
 # ---- shared helpers ----------------------------------------------------------------------------
 
 
-def _snapshot(config: Config, warn: bool = True) -> tuple[StoreLayout, StoreSnapshot]:
+def _snapshot(
+    config: Config, warn: bool = True, changes: bool = False
+) -> tuple[StoreLayout, StoreSnapshot]:
+    """The store now. A hidden folder that is a link stops a command that `changes` the store
+    (exit 1) and is a warning for one that only reads (partials behind it are not listed)."""
     layout = StoreLayout(config.store)
+    try:
+        layout.check_hidden()
+    except UnsafeStoreError as exc:
+        if changes:
+            raise _Failed(str(exc)) from None
+        print(f"gguf-tui: warning: {exc.folder} is a symlink or not a folder: commands that "
+              "write or delete refuse this store until it is removed", file=sys.stderr)
     snapshot = scan_store(layout)
     if warn:
         for problem in snapshot.problems:
@@ -138,12 +147,24 @@ class _Progress:
 # ---- ls / info / path --------------------------------------------------------------------------
 
 
+def _partials_text(partials: list) -> str:
+    """'2 partial downloads: 15.0 MB downloaded, 134.2 MB on disk' (preallocation shown apart)."""
+    if not partials:
+        return "no partial downloads"
+    done = [p.downloaded_bytes for p in partials]
+    downloaded = "?" if any(d is None for d in done) else format_size(sum(done))
+    on_disk = format_size(sum(p.allocated_bytes for p in partials))
+    return (
+        f"{_count(len(partials), 'partial download')}: {downloaded} downloaded, "
+        f"{on_disk} on disk"
+    )
+
+
 def _footer(snapshot: StoreSnapshot) -> str:
     return (
         f"{_count(len(snapshot.models), 'model')} · {format_size(snapshot.total_size)} in "
         f"{snapshot.root} · {format_size(snapshot.free_space)} free · "
-        f"{format_size(snapshot.partials_size)} in "
-        f"{_count(len(snapshot.partials), 'partial download')}"
+        f"{_partials_text(snapshot.partials)}"
     )
 
 
@@ -151,7 +172,13 @@ def _footer(snapshot: StoreSnapshot) -> str:
 def run_ls(args: argparse.Namespace, config: Config) -> int:
     _layout, snapshot = _snapshot(config)
     if args.json:
-        print(json.dumps(snapshot.to_json(), indent=1))
+        done = [p.downloaded_bytes for p in snapshot.partials]
+        partials = {
+            # partials_size is the space they hold (preallocated); downloaded is what arrived
+            "partials_allocated_bytes": sum(p.allocated_bytes for p in snapshot.partials),
+            "partials_downloaded_bytes": None if None in done else sum(done),
+        }
+        print(json.dumps({**snapshot.to_json(), **partials}, indent=1))
         return EXIT_OK
     if snapshot.models:
         columns = shutil.get_terminal_size((100, 24)).columns
@@ -188,7 +215,7 @@ def run_info(args: argparse.Namespace, config: Config) -> int:
             headers[entry.relative] = read_header(entry.path).to_json()
         except GGUFError as exc:
             headers[entry.relative] = {"error": str(exc)}
-    record_use(model)
+    # Looking at a model is not using it: only `path` (and reading the file) counts for LRU.
     if args.json:
         print(json.dumps({**model.to_json(), "headers": headers}, indent=1))
         return EXIT_OK
@@ -302,138 +329,16 @@ def run_verify(args: argparse.Namespace, config: Config) -> int:
     return code
 
 
-# ---- rm ----------------------------------------------------------------------------------------
-
-
-@_failing
-def run_rm(args: argparse.Namespace, config: Config) -> int:
-    layout, snapshot = _snapshot(config)
-    models: list[StoreModel] = []
-    stale = []
-    for query in args.models:
-        gone = [m for m in snapshot.stale_manifests if m.name == query]
-        if gone and not any(m.name == query for m in snapshot.models):
-            stale.extend(gone)
-            continue
-        model = _lookup(snapshot, query)
-        if all(model is not chosen for chosen in models):
-            models.append(model)
-    active = active_downloads(layout)
-    for model in models:
-        for entry in model.files:
-            reason = active.busy_reason(entry.relative)
-            if reason:
-                where = f"{plain(model.name)}: {plain(entry.relative)}"
-                raise _Failed(f"not deleting {where}: {reason}")
-    for model in models:
-        print(
-            f"{plain(model.name)}: {_count(len(model.files), 'file')}, "
-            f"{format_size(model.disk_bytes)}",
-            file=sys.stderr,
-        )
-        for entry in model.files:
-            link = " (symlink: only the link is removed)" if entry.is_symlink else ""
-            print(f"  {plain(entry.relative)}{link}", file=sys.stderr)
-    total = sum(m.disk_bytes for m in models)
-    question = f"delete {_count(len(models), 'model')} ({format_size(total)})?"
-    if models and not _confirm(args, question):
-        print("nothing deleted", file=sys.stderr)
-        return EXIT_FAILED
-    results, code = [], EXIT_OK
-    for manifest in stale:
-        remove_manifest(layout.manifest_path(manifest.name))
-        print(f"removed the manifest of {plain(manifest.name)} (its files were already gone)")
-    for model in models:
-        try:
-            result = delete_model(layout, model, snapshot=snapshot)
-        except StoreBusyError as exc:
-            print(f"gguf-tui: {plain(str(exc))}", file=sys.stderr)
-            code = EXIT_FAILED
-            continue
-        results.append(result)
-        for path, why in result.kept:
-            print(f"gguf-tui: kept {plain(path)}: {plain(why)}", file=sys.stderr)
-            if not why.startswith("also a file of"):
-                code = EXIT_FAILED
-        if not args.json:
-            links = ""
-            if result.links_removed:
-                links = f", {len(result.links_removed)} symlink(s) removed, targets kept"
-            print(
-                f"removed {plain(model.name)}: {len(result.removed)} file(s), "
-                f"{format_size(result.freed)} freed{links}"
-            )
-    if args.json:
-        print(json.dumps({"deleted": [r.to_json() for r in results]}, indent=1))
-    return code
-
-
-# ---- prune -------------------------------------------------------------------------------------
-
-
-@_failing
-def run_prune(args: argparse.Namespace, config: Config) -> int:
-    if args.max_size is None and args.unused_for is None and not args.partials:
-        raise UsageError(
-            "prune needs a policy: --max-size SIZE, --unused-for DURATION and/or --partials"
-        )
-    try:
-        max_size = parse_size(args.max_size) if args.max_size is not None else None
-        unused_for = parse_duration(args.unused_for) if args.unused_for is not None else None
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
-    layout, snapshot = _snapshot(config)
-    plan = plan_prune(
-        snapshot, layout, max_size=max_size, unused_for=unused_for, partials=args.partials
-    )
-    for name, why in plan.skipped:
-        print(f"gguf-tui: keeping {plain(name)}: {plain(why)}", file=sys.stderr)
-    if args.json and args.dry_run:
-        print(json.dumps({"dry_run": True, **plan.to_json()}, indent=1))
-        return EXIT_OK
-    out = sys.stderr if args.json else sys.stdout
-    verb = "would delete" if args.dry_run else "deleting"
-    for item in plan.models:
-        model = item.model
-        kind = "" if model.managed else ", unmanaged"
-        print(f"{verb} {plain(model.name)}: {format_size(model.disk_bytes)}, last used "
-              f"{_ago(model.last_used_at)} ({item.reason}{kind})", file=out)
-    for partial in plan.partials:
-        what = plain(partial.dest or partial.key)
-        print(f"{verb} partial download {what}: {format_size(partial.size)}, "
-              f"saved {_ago(partial.updated_at)}", file=out)
-    if not plan.models and not plan.partials:
-        print("nothing to prune", file=out)
-        if args.json:
-            print(json.dumps(plan.to_json() | {"dry_run": False}, indent=1))
-        return EXIT_OK
-    if max_size is not None and not plan.fits:
-        print(f"gguf-tui: warning: the models will still take more than {format_size(max_size)}",
-              file=sys.stderr)
-    if args.dry_run:
-        print(f"would free {format_size(plan.freed)}", file=out)
-        return EXIT_OK
-    if not _confirm(args, f"delete these ({format_size(plan.freed)})?"):
-        print("nothing deleted", file=sys.stderr)
-        return EXIT_FAILED
-    result = carry_out(layout, plan, snapshot)
-    code = EXIT_OK
-    for what, why in result.refused:
-        print(f"gguf-tui: kept {plain(what)}: {plain(why)}", file=sys.stderr)
-        code = EXIT_FAILED
-    if args.json:
-        print(json.dumps({"dry_run": False, **result.to_json()}, indent=1))
-    else:
-        print(f"freed {format_size(result.freed)}")
-    return code
-
-
 # ---- import ------------------------------------------------------------------------------------
 
 
 @_failing
 def run_import(args: argparse.Namespace, config: Config) -> int:
     layout = StoreLayout(config.store)
+    try:
+        layout.check_hidden()  # before reading anything: a linked hidden folder stops it all
+    except UnsafeStoreError as exc:
+        raise _Failed(str(exc)) from None
     progress = _Progress()
     try:
         outcomes = import_paths(

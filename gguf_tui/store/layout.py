@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import os
 import re
+import stat as stat_module
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -19,6 +22,20 @@ _SAFE_NAME_RE = re.compile(r"[^A-Za-z0-9._+-]+")
 
 class UnsafePathError(ValueError):
     """A remote path would escape the store or is not a plain relative path."""
+
+
+class UnsafeStoreError(OSError):
+    """The store's hidden folder (or one below it) is a symlink or not a folder: never used.
+
+    An OSError (ELOOP), so writers that already handle filesystem errors fail cleanly with it.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        super().__init__(errno.ELOOP, _unsafe_text(folder))
+        self.folder = folder
+
+    def __str__(self) -> str:
+        return str(self.strerror)
 
 
 def check_relative_path(path: str) -> str:
@@ -68,9 +85,51 @@ class StoreLayout:
         """The engine's queue records (one JSON file per unfinished download)."""
         return self.hidden / "jobs"
 
+    @property
+    def state_dirs(self) -> tuple[Path, ...]:
+        """The folders under the hidden folder that the store and the engine write into."""
+        return (self.manifests_dir, self.partials_dir, self.locks_dir, self.jobs_dir)
+
     def ensure(self) -> None:
-        for folder in (self.root, self.manifests_dir, self.partials_dir, self.locks_dir):
-            folder.mkdir(parents=True, exist_ok=True)
+        """Create the hidden folders, refusing any that is a symlink (UnsafeStoreError).
+
+        Every writer (downloads, import, locks, manifests) calls this first, so a link planted
+        at `.gguf-tui` or below can never lead a write or a delete out of the store.
+        """
+        self.root.mkdir(parents=True, exist_ok=True)
+        for folder in (self.hidden, self.manifests_dir, self.partials_dir, self.locks_dir):
+            try:
+                folder.mkdir(exist_ok=True)
+            except FileExistsError:
+                pass  # a file or a dangling link: the check below says so
+            _check_real_folder(folder)
+        _check_real_folder(self.jobs_dir, missing_ok=True)  # the engine creates it when needed
+
+    def check_hidden(self) -> None:
+        """Raise UnsafeStoreError if the hidden folder or one below it is not a real folder."""
+        for folder in (self.hidden, *self.state_dirs):
+            _check_real_folder(folder, missing_ok=True)
+
+    def open_hidden_dir(self, folder: Path) -> int:
+        """An fd of a hidden folder reached from the root without following any symlink."""
+        relative = folder.relative_to(self.root).parts
+        fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            for part in relative:
+                try:
+                    next_fd = os.open(
+                        part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd
+                    )
+                except OSError as exc:
+                    if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                        raise UnsafeStoreError(folder) from None
+                    raise
+                os.close(fd)
+                fd = next_fd
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
 
     def partial_path(self, key_hash: str) -> Path:
         return self.partials_dir / f"{key_hash}{PARTIAL_SUFFIX}"
@@ -93,3 +152,21 @@ class StoreLayout:
         if not target.parent.resolve().is_relative_to(root_resolved) and target.parent.exists():
             raise UnsafePathError(f"refusing path that resolves outside the store: {relative!r}")
         return target
+
+
+def _unsafe_text(folder: Path) -> str:
+    return (
+        f"refusing to use the store: {folder} is a symlink or not a folder (the store's hidden "
+        f"folder is never followed through a link); remove it and try again"
+    )
+
+
+def _check_real_folder(folder: Path, missing_ok: bool = False) -> None:
+    try:
+        mode = os.lstat(folder).st_mode
+    except FileNotFoundError:
+        if missing_ok:
+            return
+        raise
+    if not stat_module.S_ISDIR(mode):
+        raise UnsafeStoreError(folder)

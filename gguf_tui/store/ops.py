@@ -104,16 +104,26 @@ class DeleteResult:
     name: str
     removed: list[str] = field(default_factory=list)  # store-relative paths of files deleted
     links_removed: list[str] = field(default_factory=list)  # symlinks removed (targets kept)
-    kept: list[tuple[str, str]] = field(default_factory=list)  # (path, why it was kept)
+    kept: list[tuple[str, str]] = field(default_factory=list)  # (path, why it could not go)
+    shared: list[tuple[str, str]] = field(default_factory=list)  # (path, other model using it)
+    missing: list[str] = field(default_factory=list)  # listed, but already gone from disk
     freed: int = 0  # store bytes no longer used
     manifest_removed: bool = False
+
+    @property
+    def complete(self) -> bool:
+        """Everything that was to go went (a file another model uses is kept on purpose)."""
+        return not self.kept
 
     def to_json(self) -> dict:
         return {
             "name": self.name,
             "removed": self.removed,
             "links_removed": self.links_removed,
-            "kept": [{"path": path, "reason": why} for path, why in self.kept],
+            "kept": [{"path": path, "reason": why} for path, why in self.kept]
+            + [{"path": path, "reason": f"also a file of {other}"} for path, other in self.shared],
+            "missing": self.missing,
+            "complete": self.complete,
             "freed": self.freed,
             "manifest_removed": self.manifest_removed,
         }
@@ -129,6 +139,47 @@ def busy_files(model: StoreModel, active: ActiveDownloads) -> list[tuple[str, st
     return found
 
 
+def deletion_obstacle(root: Path, relative: str) -> str | None:
+    """Why the store entry at `relative` could not be deleted now, or None if it could.
+
+    Checked for every file of a model before any is deleted, so a model is deleted whole or
+    not at all: a symlinked folder on the way, a folder where the file should be, or a folder
+    that cannot be written (a read-only filesystem, no permission).
+    """
+    try:
+        fd, name = _open_parent(root, relative)
+    except FileNotFoundError:
+        return None  # already gone: nothing to delete
+    except (UnsafeDeleteError, UnsafePathError) as exc:
+        return str(exc)
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    try:
+        try:
+            stat = os.stat(name, dir_fd=fd, follow_symlinks=False)
+        except FileNotFoundError:
+            return None
+        if stat_module.S_ISDIR(stat.st_mode):
+            return f"refusing to delete {relative}: it is a folder, not a file"
+        # faccessat on the folder: a read-only filesystem shows even for root, whom modes do
+        # not stop
+        if not os.access(".", os.W_OK, dir_fd=fd):
+            return _unwritable_reason(fd)
+        return None
+    finally:
+        os.close(fd)
+
+
+def _unwritable_reason(folder_fd: int) -> str:
+    try:
+        flags = os.fstatvfs(folder_fd).f_flag
+    except OSError:
+        flags = 0
+    if flags & getattr(os, "ST_RDONLY", 1):
+        return "the store is on a read-only filesystem"
+    return "no permission to change its folder"
+
+
 def delete_model(
     layout: StoreLayout,
     model: StoreModel,
@@ -136,53 +187,126 @@ def delete_model(
     snapshot: StoreSnapshot | None = None,
     active: ActiveDownloads | None = None,
 ) -> DeleteResult:
-    """Delete every file of the model and its manifest.
+    """Delete every file of the model and its manifest, or nothing of it.
 
-    Raises StoreBusyError (deleting nothing) when a download in progress owns one of its files.
-    A file another managed model also lists is kept; a symlink is removed, never its target; a
-    path through a symlinked folder is refused (kept, with the reason).
+    Raises StoreBusyError (deleting nothing) when a download in progress owns one of its files,
+    and UnsafeStoreError when the hidden folder is a link. A file another managed model also
+    lists is kept; a symlink is removed, never its target. When any file cannot be deleted (a
+    symlinked folder on the way, a folder in its place, a read-only store) none is deleted and
+    each obstacle is in `kept`; the manifest stays so the model stays visible.
     """
+    layout.check_hidden()
     active = active if active is not None else active_downloads(layout)
     busy = busy_files(model, active)
     if busy:
         path, reason = busy[0]
         raise StoreBusyError(f"not deleting {model.name}: {path}: {reason}")
     result = DeleteResult(model.name)
-    refused = False
+    mine = []
     for entry in model.files:
         claims = snapshot.claims(entry.relative) if snapshot else []
         others = [m.name for m in claims if m.name != model.name]
         if others:
-            result.kept.append((entry.relative, f"also a file of {others[0]}"))
-            continue
+            result.shared.append((entry.relative, others[0]))
+        else:
+            mine.append(entry)
+    obstacles = [
+        (entry.relative, why)
+        for entry in mine
+        if (why := deletion_obstacle(layout.root, entry.relative)) is not None
+    ]
+    if model.manifest_path is not None and not obstacles:
+        why = _manifest_obstacle(layout, model.manifest_path)
+        if why:
+            obstacles.append((str(model.manifest_path), why))
+    if obstacles:
+        result.kept.extend(obstacles)
+        return result
+    for entry in mine:
         try:
             outcome = unlink_in_store(layout.root, entry.relative)
         except UnsafeDeleteError as exc:
             result.kept.append((entry.relative, str(exc)))
-            refused = True
             continue
         except OSError as exc:
             result.kept.append((entry.relative, exc.strerror or str(exc)))
-            refused = True
             continue
         if outcome == "file":
             result.removed.append(entry.relative)
             result.freed += entry.disk_bytes
         elif outcome == "link":
             result.links_removed.append(entry.relative)
+        else:
+            result.missing.append(entry.relative)
         remove_empty_folders(layout.root, entry.relative)
     # A file that could not be deleted keeps the manifest, so the model stays visible.
-    if model.manifest_path is not None and not refused:
-        remove_manifest(model.manifest_path)
-        result.manifest_removed = True
+    if model.manifest_path is not None and not result.kept:
+        try:
+            result.manifest_removed = remove_manifest(layout, model.manifest_path)
+        except OSError as exc:
+            result.kept.append((str(model.manifest_path), exc.strerror or str(exc)))
     return result
 
 
-def remove_manifest(path: Path) -> None:
+def _manifest_obstacle(layout: StoreLayout, path: Path) -> str | None:
+    if path.parent != layout.manifests_dir:
+        return f"its manifest {path} is not in the store's manifests folder"
     try:
-        path.unlink()
+        fd = layout.open_hidden_dir(layout.manifests_dir)
     except FileNotFoundError:
-        pass
+        return None
+    except OSError as exc:
+        return str(exc)
+    try:
+        if not os.access(".", os.W_OK, dir_fd=fd):
+            return _unwritable_reason(fd)
+        return None
+    finally:
+        os.close(fd)
+
+
+def remove_manifest(layout: StoreLayout, path: Path) -> bool:
+    """Delete a manifest by name inside the manifests folder (never through a link).
+
+    Returns False when it was already gone; raises OSError (UnsafeStoreError for a linked
+    hidden folder) when it could not be deleted.
+    """
+    if path.parent != layout.manifests_dir:
+        raise UnsafeDeleteError(f"refusing to delete {path}: not in the store's manifests folder")
+    try:
+        fd = layout.open_hidden_dir(layout.manifests_dir)
+    except FileNotFoundError:
+        return False
+    try:
+        try:
+            stat = os.stat(path.name, dir_fd=fd, follow_symlinks=False)
+        except FileNotFoundError:
+            return False
+        if stat_module.S_ISDIR(stat.st_mode):
+            raise UnsafeDeleteError(f"refusing to delete {path}: it is a folder")
+        os.unlink(path.name, dir_fd=fd)
+        return True
+    finally:
+        os.close(fd)
+
+
+def manifest_paths_named(layout: StoreLayout, name: str) -> list[Path]:
+    """Every manifest file that records the model `name`, whatever the file is called.
+
+    A manifest's file name is derived from its model name when written, but a file renamed by
+    hand (or by an older version) still counts; `rm` of a stale manifest must find it.
+    """
+    folder = layout.manifests_dir
+    found = []
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        if path.is_symlink() or not path.is_file():
+            continue
+        try:
+            if Manifest.load(path).name == name:
+                found.append(path)
+        except ManifestError:
+            continue
+    return found
 
 
 # ---- recording use and verification -----------------------------------------------------------
@@ -192,10 +316,13 @@ def update_manifest(model: StoreModel, change: Callable[[Manifest], None]) -> Ma
     """Re-read the model's manifest, apply `change`, write it back atomically.
 
     Re-reading right before writing keeps what another process wrote meanwhile. Returns None for
-    an unmanaged model; raises ManifestError if the manifest became unreadable.
+    an unmanaged model; raises ManifestError if the manifest became unreadable, and
+    UnsafeStoreError (an OSError) if the store's hidden folder is a link.
     """
     if model.manifest_path is None:
         return None
+    # <root>/.gguf-tui/manifests/<name>.json: never rewrite a manifest through a linked folder
+    StoreLayout(model.manifest_path.parent.parent.parent).check_hidden()
     manifest = Manifest.load(model.manifest_path)
     change(manifest)
     manifest.save(model.manifest_path)
@@ -203,7 +330,12 @@ def update_manifest(model: StoreModel, change: Callable[[Manifest], None]) -> Ma
 
 
 def record_use(model: StoreModel, when: float | None = None) -> bool:
-    """Remember that the model was used now (info, verify, path); False if it has no manifest."""
+    """Remember that the model was used now (`path`, which hands it to a runner).
+
+    Only real use counts: looking at a model (`info`) or checking it (`verify`) must not, or a
+    nightly verify would make every model "used just now" and LRU pruning would never pick one.
+    False if it has no manifest.
+    """
     when = time.time() if when is None else when
 
     def touch(manifest: Manifest) -> None:
@@ -262,7 +394,8 @@ def verify_model(
     """Re-hash every file against its recorded SHA-256 and record the outcome in the manifest.
 
     Blocking (run it in a thread from async code); `stop` cancels (raises HashCancelled).
-    Success sets each file's verified time and the model's last use; a mismatch marks the file.
+    Success sets each file's verified time, a mismatch marks the file; checking is not a use,
+    so the model's last use is left alone.
     """
     if not model.managed:
         raise NothingToVerify(
@@ -311,7 +444,6 @@ def verify_model(
                 file_entry.verify_failed_at = None
             else:
                 file_entry.verify_failed_at = now
-        manifest.last_used_at = now
 
     try:
         update_manifest(model, record)

@@ -43,7 +43,8 @@ class PrunePlan:
 
     @property
     def partials_bytes(self) -> int:
-        return sum(partial.size for partial in self.partials)
+        """Disk space the partials hold (preallocation included): what deleting them frees."""
+        return sum(partial.allocated_bytes for partial in self.partials)
 
     @property
     def freed(self) -> int:
@@ -143,7 +144,8 @@ class PruneResult:
 
     @property
     def freed(self) -> int:
-        return sum(r.freed for r in self.deleted) + sum(p.size for p in self.partials_removed)
+        partials = sum(p.allocated_bytes for p in self.partials_removed)
+        return sum(r.freed for r in self.deleted) + partials
 
     def to_json(self) -> dict:
         return {
@@ -157,18 +159,37 @@ class PruneResult:
 def carry_out(
     layout: StoreLayout, plan: PrunePlan, snapshot: StoreSnapshot | None = None
 ) -> PruneResult:
-    """Delete what the plan lists, re-checking downloads in progress just before each model."""
+    """Delete what the plan lists, re-checking downloads in progress just before each model.
+
+    Whatever could not be deleted is in `refused` with the reason (a model is deleted whole or
+    not at all). Raises UnsafeStoreError, deleting nothing, when the hidden folder is a link.
+    """
+    layout.check_hidden()
     result = PruneResult()
     for item in plan.models:
         try:
-            result.deleted.append(
-                delete_model(layout, item.model, snapshot=snapshot, active=active_downloads(layout))
+            deleted = delete_model(
+                layout, item.model, snapshot=snapshot, active=active_downloads(layout)
             )
         except StoreBusyError as exc:
             result.refused.append((item.model.name, str(exc)))
+            continue
+        except OSError as exc:
+            result.refused.append((item.model.name, exc.strerror or str(exc)))
+            continue
+        if deleted.removed or deleted.links_removed or deleted.manifest_removed:
+            result.deleted.append(deleted)
+        for path, why in deleted.kept:
+            result.refused.append((f"{item.model.name}: {path}", why))
     for partial in plan.partials:
-        if remove_partial(layout, partial):
+        what = partial.dest or partial.key
+        try:
+            removed = remove_partial(layout, partial)
+        except OSError as exc:
+            result.refused.append((f"partial download {what}", exc.strerror or str(exc)))
+            continue
+        if removed:
             result.partials_removed.append(partial)
         else:
-            result.refused.append((partial.key, "a download took it over meanwhile"))
+            result.refused.append((f"partial download {what}", "a download took it over meanwhile"))
     return result

@@ -44,6 +44,7 @@ def test_store_commands_do_not_load_the_download_engine(tmp_path):
         " if m in sys.modules)\n"
         "print('loaded:', heavy)\n"
     )
+    (tmp_path / "store").mkdir()  # `ls` of a named store that does not exist is an error
     env_config = tmp_path / "none.yaml"
     env_config.write_text("{}\n")
     result = subprocess.run(

@@ -65,7 +65,8 @@ async def test_unused_for_and_confirmation(cli, store, three_models):
     assert nothing.code == 0 and "nothing to prune" in nothing.out
 
 
-async def test_prune_needs_a_policy_and_valid_values(cli):
+async def test_prune_needs_a_policy_and_valid_values(cli, store):
+    store.mkdir()  # a named store that does not exist is itself a usage error
     assert (await cli("prune")).code == 2
     bad = await cli("prune", "--max-size", "lots")
     assert bad.code == 2 and "not a size" in bad.err
