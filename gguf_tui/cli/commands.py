@@ -15,6 +15,7 @@ def register_all(subparsers: argparse._SubParsersAction) -> None:
     _pull_commands(subparsers)
     _store_commands(subparsers)
     _hub_commands(subparsers)
+    _engine_commands(subparsers)
 
 
 def _pull_commands(subparsers: argparse._SubParsersAction) -> None:
@@ -115,6 +116,27 @@ def _hub_commands(subparsers: argparse._SubParsersAction) -> None:
     files.add_argument("--revision", default=None, metavar="REV", help="branch, tag or commit")
     files.add_argument("--json", action="store_true", help="print JSON")
     files.set_defaults(func="gguf_tui.cli.hub_cmds:run_files")
+
+
+def _engine_commands(subparsers: argparse._SubParsersAction) -> None:
+    engine = subparsers.add_parser(
+        "engine",
+        help="the background download engine (one per user and store)",
+        description="The engine service: downloads go on after the terminal closes.",
+    )
+    actions = engine.add_subparsers(dest="engine_command", metavar="ACTION", required=True)
+    run = actions.add_parser("run", help="run the service in the foreground (for systemd)")
+    run.add_argument("--detached", action="store_true", help=argparse.SUPPRESS)
+    run.set_defaults(func="gguf_tui.cli.engine_cmds:run_engine")
+    start = actions.add_parser("start", help="start the service in the background")
+    start.set_defaults(func="gguf_tui.cli.engine_cmds:start_engine")
+    stop = actions.add_parser("stop", help="pause and save every download, then stop the service")
+    stop.set_defaults(func="gguf_tui.cli.engine_cmds:stop_engine")
+    status = actions.add_parser("status", help="is the service running, and what is it doing")
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(func="gguf_tui.cli.engine_cmds:status_engine")
+    unit = actions.add_parser("unit", help="print a systemd user unit for the service")
+    unit.set_defaults(func="gguf_tui.cli.engine_cmds:unit_engine")
 
 
 def _positive_int(text: str) -> int:

@@ -1,0 +1,142 @@
+"""The engine interface in-process (`LocalEngine`): views, sequenced events, JSON round trips."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from gguf_tui.engine.api import (
+    CommandError,
+    EngineAPI,
+    ErrorKind,
+    JobAdded,
+    JobRemoved,
+    JobState,
+    JobView,
+    OrderChanged,
+    Progress,
+    PullOptions,
+    Snapshot,
+    StateChanged,
+    StateReason,
+    event_from_json,
+    follow_jobs,
+)
+from gguf_tui.engine.local import LocalEngine
+from gguf_tui.engine.views import FileView, ResumeView
+from gguf_tui.service.client import ServiceClient
+from tests.conftest import sha256_of
+from tests.helpers.fileserver import Behaviour
+
+
+def test_both_transports_implement_the_interface(config):
+    assert isinstance(LocalEngine(config), EngineAPI)
+    from gguf_tui.service.paths import service_paths
+
+    assert isinstance(ServiceClient(service_paths(config.store)), EngineAPI)
+
+
+def test_views_and_events_round_trip_through_json():
+    view = JobView(
+        id=3, name="o/r:Q4_K_M", state=JobState.PAUSED, bytes_done=10, total=20, eta=None,
+        files=(FileView("o/r/a.gguf", "model", 20, "ab" * 32,
+                        ResumeView(10, 20, ((0, 5), (8, 13)), '"etag"', 1.5)),),
+    )  # fmt: skip
+    assert JobView.from_json(json.loads(json.dumps(view.to_json()))) == view
+    events = [
+        JobAdded(3, view=view, seq=1),
+        JobRemoved(3, seq=2),
+        OrderChanged(3, order=(4, 3), seq=3),
+        StateChanged(3, "n", JobState.COMPLETED, "already in the store", StateReason.ALREADY_IN_STORE, seq=4),
+        Progress(3, "n", 5, 20, 1.5, 10.0, seq=5),
+    ]
+    for event in events:
+        assert event_from_json(json.loads(json.dumps(event.to_json()))) == event
+    snapshot = Snapshot(7, (view,))
+    assert Snapshot.from_json(json.loads(json.dumps(snapshot.to_json()))) == snapshot
+    # The old positional constructors still work.
+    assert StateChanged(1, "n", JobState.QUEUED).reason == StateReason.NONE
+
+
+async def test_local_engine_numbers_events_and_types_reasons(server, config, store, gguf_bytes):
+    url = server.add("/m.gguf", gguf_bytes)
+    async with LocalEngine(config) as engine:
+        subscription = await engine.subscribe()
+        assert subscription.snapshot.jobs == ()
+        job_id = await engine.enqueue(url, PullOptions(sha256=server.sha256("/m.gguf")))
+        seen = []
+        views = await follow_jobs(subscription, [job_id], on_event=seen.append)
+        assert views[job_id].state == JobState.COMPLETED
+        assert sha256_of(store / "m.gguf") == server.sha256("/m.gguf")
+        sequence = [event.seq for event in seen]
+        assert sequence == sorted(sequence) and len(set(sequence)) == len(sequence)
+        assert isinstance(seen[0], JobAdded) and seen[0].view.name == "m"
+
+        # The same file again: completed with a typed reason, not a message to match.
+        again = await engine.enqueue(url, PullOptions(name="m2"))
+        views = await follow_jobs(subscription, [again])
+        last_state = [e for e in _drain(subscription) if isinstance(e, StateChanged)]
+        snapshot = await engine.snapshot()
+        assert snapshot.get(again) is not None and snapshot.seq >= sequence[-1]
+        del views, last_state
+
+
+def _drain(subscription) -> list:
+    queue = subscription._queue
+    items = []
+    while not queue.empty():
+        items.append(queue.get_nowait())
+    return items
+
+
+async def test_already_in_store_has_its_reason(server, config, gguf_bytes):
+    url = server.add("/m.gguf", gguf_bytes)
+    async with LocalEngine(config) as engine:
+        first = await engine.enqueue(url)
+        subscription = await engine.subscribe()
+        await follow_jobs(subscription, [first])
+        await engine.remove(first)
+        second = await engine.enqueue(url)
+        seen = []
+        await follow_jobs(subscription, [second], on_event=seen.append)
+        final = [e for e in seen if isinstance(e, StateChanged) and e.state == JobState.COMPLETED]
+        assert final[-1].reason == StateReason.ALREADY_IN_STORE
+        assert any(isinstance(e, JobRemoved) and e.job_id == first for e in seen)
+
+
+async def test_pause_move_remove_show_as_events_and_views(server, config, gguf_bytes):
+    url_a = server.add("/a.gguf", gguf_bytes, Behaviour(rate=500_000))
+    url_b = server.add("/b.gguf", gguf_bytes, Behaviour(rate=500_000))
+    async with LocalEngine(config) as engine:
+        subscription = await engine.subscribe()
+        a = await engine.enqueue(url_a)
+        b = await engine.enqueue(url_b, PullOptions(paused=True))
+        await follow_jobs(subscription, [a], done=lambda view: view.bytes_done > 0)
+        await engine.pause(a)
+        await engine.move(b, -1)
+        seen = []
+        views = await follow_jobs(subscription, [a, b], on_event=seen.append)
+        assert views[a].state == JobState.PAUSED
+        paused = [e for e in seen if isinstance(e, StateChanged) and e.job_id == a and e.state == JobState.PAUSED]
+        assert paused and paused[-1].reason == StateReason.USER
+        snapshot = await engine.snapshot()
+        assert [view.id for view in snapshot.jobs] == [b, a]
+        assert any(isinstance(e, OrderChanged) and e.order == (b, a) for e in _drain(subscription) + seen)
+        assert snapshot.get(a).files[0].resume is not None  # resume state is in the view
+        with pytest.raises(CommandError) as refused:
+            await engine.remove(a)
+        assert refused.value.kind == ErrorKind.FAILED
+        await engine.cancel(a)
+        await engine.remove(a)
+        assert [view.id for view in (await engine.snapshot()).jobs] == [b]
+        with pytest.raises(CommandError) as missing:
+            await engine.pause(999)
+        assert missing.value.kind == ErrorKind.NOT_FOUND
+
+
+async def test_unresolvable_ref_is_a_refused_command(config):
+    async with LocalEngine(config) as engine:
+        with pytest.raises(CommandError) as bad:
+            await engine.enqueue("http://127.0.0.1:9/x.gguf", PullOptions(sha256="nothex"))
+        assert bad.value.kind == ErrorKind.USAGE
