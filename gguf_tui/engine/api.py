@@ -52,7 +52,7 @@ __all__ = [
     "Subscription",
     "apply_event",
     "event_from_json",
-    "follow_jobs",
+    "QueueMirror",
     "settled",
 ]
 
@@ -226,6 +226,8 @@ def apply_event(jobs: dict[int, JobView], order: list[int], event: EngineEvent) 
             changes.update(retry_attempt=0, retry_max=0, retry_reason="")
         if not event.state.is_active:
             changes.update(speed=0.0, eta=None)
+        if event.bytes_done is not None:
+            changes.update(bytes_done=event.bytes_done, total=event.total)
         jobs[event.job_id] = replace(view, **changes)
     elif isinstance(event, Progress):
         jobs[event.job_id] = replace(
@@ -250,27 +252,46 @@ def settled(view: JobView) -> bool:
     return view.state.is_final or view.state == JobState.PAUSED
 
 
-async def follow_jobs(
-    subscription: Subscription, job_ids: list[int], done=settled, on_event=None
-) -> dict[int, JobView]:
-    """Fold events into the subscription's snapshot until every job in `job_ids` is `done`;
-    their last views. `on_event` sees each event first (e.g. to print progress).
+class QueueMirror:
+    """A client's live copy of the queue: a subscription's snapshot with every event folded in.
 
-    Raises CommandError when a job is removed, or the stream ends (the engine went away)."""
-    jobs = {view.id: view for view in subscription.snapshot.jobs}
-    order = [view.id for view in subscription.snapshot.jobs]
+    Iterate `mirror.events()` (or call `follow`) instead of the subscription itself, so the
+    copy stays current; `views()` is then the queue in order, as the engine has it."""
 
-    def finished() -> bool:
-        return all(job_id in jobs and done(jobs[job_id]) for job_id in job_ids)
+    def __init__(self, subscription: Subscription) -> None:
+        self.subscription = subscription
+        self.jobs: dict[int, JobView] = {view.id: view for view in subscription.snapshot.jobs}
+        self.order: list[int] = [view.id for view in subscription.snapshot.jobs]
+        self.seq = subscription.snapshot.seq
 
-    if finished():
-        return {job_id: jobs[job_id] for job_id in job_ids}
-    async for event in subscription:
-        if on_event is not None:
-            on_event(event)
-        apply_event(jobs, order, event)
-        if isinstance(event, JobRemoved) and event.job_id in job_ids:
-            raise CommandError(f"download {event.job_id} was removed", ErrorKind.FAILED)
+    def apply(self, event: EngineEvent) -> None:
+        apply_event(self.jobs, self.order, event)
+        self.seq = max(self.seq, event.seq)
+
+    def views(self) -> list[JobView]:
+        return [self.jobs[job_id] for job_id in self.order if job_id in self.jobs]
+
+    async def events(self) -> AsyncIterator[EngineEvent]:
+        """Every event, already folded into the copy when it is yielded."""
+        async for event in self.subscription:
+            self.apply(event)
+            yield event
+
+    async def follow(self, job_ids: list[int], done=settled, on_event=None) -> dict[int, JobView]:
+        """Wait until every job in `job_ids` is `done`; their views. `on_event` sees each event.
+
+        CommandError when one is removed, or when the stream ends (the engine went away)."""
+
+        def finished() -> bool:
+            return all(job_id in self.jobs and done(self.jobs[job_id]) for job_id in job_ids)
+
         if finished():
-            return {job_id: jobs[job_id] for job_id in job_ids}
-    raise CommandError("the engine went away before the downloads finished", ErrorKind.FAILED)
+            return {job_id: self.jobs[job_id] for job_id in job_ids}
+        async for event in self.events():
+            if on_event is not None:
+                on_event(event)
+            if isinstance(event, JobRemoved) and event.job_id in job_ids:
+                raise CommandError(f"download {event.job_id} was removed", ErrorKind.FAILED)
+            if finished():
+                return {job_id: self.jobs[job_id] for job_id in job_ids}
+        raise CommandError("the engine went away before the downloads finished", ErrorKind.FAILED)

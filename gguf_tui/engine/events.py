@@ -47,6 +47,8 @@ class StateChanged(EngineEvent):
     state: JobState
     message: str = ""
     reason: StateReason = StateReason.NONE
+    bytes_done: int | None = None  # the job's progress at the change, when the engine knows it
+    total: int | None = None
 
 
 @dataclass(frozen=True)

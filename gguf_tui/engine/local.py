@@ -221,6 +221,8 @@ class LocalEngine:
                 self._publish(OrderChanged(job.id, order=tuple(self.queue._order)))
                 return
             event = replace(event, reason=self._reason_for(event))
+            if job is not None:
+                event = replace(event, bytes_done=job.bytes_done, total=job.total)
             self._note_wanted()
         self._publish(event)
 

@@ -21,7 +21,7 @@ from gguf_tui.engine.api import (
     StateChanged,
     StateReason,
     event_from_json,
-    follow_jobs,
+    QueueMirror,
 )
 from gguf_tui.engine.local import LocalEngine
 from gguf_tui.engine.views import FileView, ResumeView
@@ -62,44 +62,31 @@ def test_views_and_events_round_trip_through_json():
 async def test_local_engine_numbers_events_and_types_reasons(server, config, store, gguf_bytes):
     url = server.add("/m.gguf", gguf_bytes)
     async with LocalEngine(config) as engine:
-        subscription = await engine.subscribe()
-        assert subscription.snapshot.jobs == ()
+        queue = QueueMirror(await engine.subscribe())
+        assert queue.views() == []
         job_id = await engine.enqueue(url, PullOptions(sha256=server.sha256("/m.gguf")))
         seen = []
-        views = await follow_jobs(subscription, [job_id], on_event=seen.append)
+        views = await queue.follow([job_id], on_event=seen.append)
         assert views[job_id].state == JobState.COMPLETED
         assert sha256_of(store / "m.gguf") == server.sha256("/m.gguf")
         sequence = [event.seq for event in seen]
         assert sequence == sorted(sequence) and len(set(sequence)) == len(sequence)
         assert isinstance(seen[0], JobAdded) and seen[0].view.name == "m"
 
-        # The same file again: completed with a typed reason, not a message to match.
-        again = await engine.enqueue(url, PullOptions(name="m2"))
-        views = await follow_jobs(subscription, [again])
-        last_state = [e for e in _drain(subscription) if isinstance(e, StateChanged)]
         snapshot = await engine.snapshot()
-        assert snapshot.get(again) is not None and snapshot.seq >= sequence[-1]
-        del views, last_state
-
-
-def _drain(subscription) -> list:
-    queue = subscription._queue
-    items = []
-    while not queue.empty():
-        items.append(queue.get_nowait())
-    return items
+        assert snapshot.seq == sequence[-1] and snapshot.get(job_id) == queue.jobs[job_id]
 
 
 async def test_already_in_store_has_its_reason(server, config, gguf_bytes):
     url = server.add("/m.gguf", gguf_bytes)
     async with LocalEngine(config) as engine:
         first = await engine.enqueue(url)
-        subscription = await engine.subscribe()
-        await follow_jobs(subscription, [first])
+        queue = QueueMirror(await engine.subscribe())
+        await queue.follow([first])
         await engine.remove(first)
         second = await engine.enqueue(url)
         seen = []
-        await follow_jobs(subscription, [second], on_event=seen.append)
+        await queue.follow([second], on_event=seen.append)
         final = [e for e in seen if isinstance(e, StateChanged) and e.state == JobState.COMPLETED]
         assert final[-1].reason == StateReason.ALREADY_IN_STORE
         assert any(isinstance(e, JobRemoved) and e.job_id == first for e in seen)
@@ -109,20 +96,21 @@ async def test_pause_move_remove_show_as_events_and_views(server, config, gguf_b
     url_a = server.add("/a.gguf", gguf_bytes, Behaviour(rate=500_000))
     url_b = server.add("/b.gguf", gguf_bytes, Behaviour(rate=500_000))
     async with LocalEngine(config) as engine:
-        subscription = await engine.subscribe()
+        queue = QueueMirror(await engine.subscribe())
         a = await engine.enqueue(url_a)
         b = await engine.enqueue(url_b, PullOptions(paused=True))
-        await follow_jobs(subscription, [a], done=lambda view: view.bytes_done > 0)
+        await queue.follow([a], done=lambda view: view.bytes_done > 0)
         await engine.pause(a)
         await engine.move(b, -1)
         seen = []
-        views = await follow_jobs(subscription, [a, b], on_event=seen.append)
+        views = await queue.follow([a, b], on_event=seen.append)
         assert views[a].state == JobState.PAUSED
         paused = [e for e in seen if isinstance(e, StateChanged) and e.job_id == a and e.state == JobState.PAUSED]
         assert paused and paused[-1].reason == StateReason.USER
         snapshot = await engine.snapshot()
         assert [view.id for view in snapshot.jobs] == [b, a]
-        assert any(isinstance(e, OrderChanged) and e.order == (b, a) for e in _drain(subscription) + seen)
+        await queue.follow([b], done=lambda _view: queue.order == [b, a], on_event=seen.append)
+        assert any(isinstance(e, OrderChanged) and e.order == (b, a) for e in seen)
         assert snapshot.get(a).files[0].resume is not None  # resume state is in the view
         with pytest.raises(CommandError) as refused:
             await engine.remove(a)
