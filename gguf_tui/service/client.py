@@ -106,10 +106,19 @@ class ServiceClient:
                 f"the process on {self.paths.socket} runs as uid {peer_uid}, not you: "
                 "refusing to talk to it; remove the socket"
             )
-        self._writer.write(encode(hello(self._protocol, self._version)))
         try:
-            answer = decode(await asyncio.wait_for(self._reader.readline(), 15))
-        except (ProtocolError, asyncio.TimeoutError, ConnectionError) as exc:
+            self._writer.write(encode(hello(self._protocol, self._version)))
+            line = await asyncio.wait_for(self._reader.readline(), 15)
+        except ConnectionError:
+            line = b""
+        if not line:
+            # Accepted and then closed: a service that is dying (killed, stopping). A new one
+            # can take its place.
+            self._writer.close()
+            raise ServiceNotRunning(f"the engine service on {self.paths.socket} is going away")
+        try:
+            answer = decode(line)
+        except (ProtocolError, asyncio.TimeoutError) as exc:
             self._writer.close()
             raise ServiceError(f"the engine service did not say hello ({exc or 'no answer'})") from None
         if answer.get("op") == "error":

@@ -36,18 +36,10 @@ async def start_service(config: Config, paths: ServicePaths | None = None) -> in
     env = dict(os.environ)
     package_root = str(Path(__file__).resolve().parents[2])
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + START_TIMEOUT
     with tempfile.TemporaryFile() as early_errors:
-        process = subprocess.Popen(
-            service_command(config),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=early_errors,
-            start_new_session=True,  # not in the terminal's process group: no SIGHUP, no ^C
-            env=env,
-            close_fds=True,
-        )
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + START_TIMEOUT
+        process = _spawn(config, env, early_errors)
         while loop.time() < deadline:
             client = ServiceClient(paths)
             try:
@@ -59,6 +51,11 @@ async def start_service(config: Config, paths: ServicePaths | None = None) -> in
                     lines = early_errors.read().decode(errors="replace").strip().splitlines()
                     reason = lines[-1].removeprefix("gguf-tui: ") if lines else f"exit status {code}"
                     raise ServiceError(f"the engine service did not start: {reason}") from None
+                if code == 0:
+                    # It found another service holding the store (one that was still going
+                    # away, or one another client started): start again once that one is gone.
+                    await asyncio.sleep(0.5)  # the other one may be about to answer
+                    process = _spawn(config, env, early_errors)
                 await asyncio.sleep(0.05)
                 continue
             pid = client.service_pid or process.pid
@@ -66,6 +63,18 @@ async def start_service(config: Config, paths: ServicePaths | None = None) -> in
             return pid
     raise ServiceError(
         f"the engine service did not answer within {START_TIMEOUT:g} s; see {paths.log}"
+    )
+
+
+def _spawn(config: Config, env: dict[str, str], early_errors) -> subprocess.Popen:
+    return subprocess.Popen(
+        service_command(config),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=early_errors,
+        start_new_session=True,  # not in the terminal's process group: no SIGHUP, no ^C
+        env=env,
+        close_fds=True,
     )
 
 
