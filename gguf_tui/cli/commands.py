@@ -124,19 +124,20 @@ def _engine_commands(subparsers: argparse._SubParsersAction) -> None:
         help="the background download engine (one per user and store)",
         description="The engine service: downloads go on after the terminal closes.",
     )
+    engine.set_defaults(func="gguf_tui.cli.engine_cmds:run_engine_action")
     actions = engine.add_subparsers(dest="engine_command", metavar="ACTION", required=True)
     run = actions.add_parser("run", help="run the service in the foreground (for systemd)")
     run.add_argument("--detached", action="store_true", help=argparse.SUPPRESS)
-    run.set_defaults(func="gguf_tui.cli.engine_cmds:run_engine")
+    run.set_defaults(engine_func="run")
     start = actions.add_parser("start", help="start the service in the background")
-    start.set_defaults(func="gguf_tui.cli.engine_cmds:start_engine")
+    start.set_defaults(engine_func="start")
     stop = actions.add_parser("stop", help="pause and save every download, then stop the service")
-    stop.set_defaults(func="gguf_tui.cli.engine_cmds:stop_engine")
+    stop.set_defaults(engine_func="stop")
     status = actions.add_parser("status", help="is the service running, and what is it doing")
     status.add_argument("--json", action="store_true")
-    status.set_defaults(func="gguf_tui.cli.engine_cmds:status_engine")
+    status.set_defaults(engine_func="status")
     unit = actions.add_parser("unit", help="print a systemd user unit for the service")
-    unit.set_defaults(func="gguf_tui.cli.engine_cmds:unit_engine")
+    unit.set_defaults(engine_func="unit")
 
 
 def _positive_int(text: str) -> int:

@@ -22,6 +22,18 @@ from gguf_tui.service.client import (
 from gguf_tui.service.paths import service_paths
 
 
+def run_engine_action(args: argparse.Namespace, config: Config) -> int:
+    """`engine ACTION`: the action's function."""
+    actions = {
+        "run": run_engine,
+        "start": start_engine,
+        "stop": stop_engine,
+        "status": status_engine,
+        "unit": unit_engine,
+    }
+    return actions[args.engine_func](args, config)
+
+
 def _fail(message: str) -> int:
     print(f"gguf-tui: {message}", file=sys.stderr)
     return EXIT_FAILED

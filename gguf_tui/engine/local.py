@@ -212,13 +212,16 @@ class LocalEngine:
             listener(event)
 
     def _on_queue_event(self, event: EngineEvent) -> None:
-        job = self.queue._jobs.get(event.job_id)
+        try:
+            job: Job | None = self.queue.get(event.job_id)
+        except KeyError:
+            job = None  # job id 0 (queue-wide notices), or a job removed meanwhile
         if job is not None and event.job_id not in self._known:
             self._known.add(event.job_id)
             self._publish(JobAdded(job.id, view=job_view(job, self._root)))
         if isinstance(event, StateChanged):
             if event.message == MOVED and job is not None:
-                self._publish(OrderChanged(job.id, order=tuple(self.queue._order)))
+                self._publish(OrderChanged(job.id, order=tuple(queued.id for queued in self.queue.jobs())))
                 return
             event = replace(event, reason=self._reason_for(event))
             if job is not None:

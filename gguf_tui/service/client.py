@@ -93,7 +93,7 @@ class ServiceClient:
             self._reader, self._writer = await asyncio.open_unix_connection(
                 str(self.paths.socket), limit=MAX_FRAME
             )
-        except (FileNotFoundError, ConnectionRefusedError) as exc:
+        except (FileNotFoundError, NotADirectoryError, ConnectionRefusedError) as exc:
             raise ServiceNotRunning(f"no engine service answers on {self.paths.socket}") from exc
         except OSError as exc:
             raise ServiceError(f"cannot reach the engine service at {self.paths.socket}: {exc.strerror}") from None

@@ -128,3 +128,40 @@ async def test_unresolvable_ref_is_a_refused_command(config):
         with pytest.raises(CommandError) as bad:
             await engine.enqueue("http://127.0.0.1:9/x.gguf", PullOptions(sha256="nothex"))
         assert bad.value.kind == ErrorKind.USAGE
+
+
+async def test_outbox_coalesces_progress_in_place_and_drops_when_full():
+    from gguf_tui.service.outbox import Outbox
+
+    dropped = []
+    outbox = Outbox(lambda: dropped.append(True), limit=4)
+    outbox.put_event(Progress(1, "a", 10, 100, 1.0, None, seq=1))
+    outbox.put_event(StateChanged(2, "b", JobState.PAUSED, seq=2))
+    outbox.put_event(Progress(1, "a", 20, 100, 1.0, None, seq=3))
+    outbox.put_event(Progress(1, "a", 30, 100, 1.0, None, seq=4))
+    frames = [json.loads(line) for line in (await outbox.next_batch()).splitlines()]
+    assert [(frame["event"], frame["seq"]) for frame in frames] == [("progress", 4), ("statechanged", 2)]
+    for number in range(5):
+        outbox.put_event(StateChanged(2, "b", JobState.PAUSED, seq=10 + number))
+    assert dropped == [True] and outbox.overflowed and len(outbox) == 0
+
+
+def test_service_clients_use_only_the_engine_interface():
+    """The client side of the service imports nothing from the engine but engine/api.py."""
+    import ast
+    from pathlib import Path
+
+    import gguf_tui
+
+    root = Path(gguf_tui.__file__).parent
+    for relative in ("service/client.py", "service/spawn.py", "cli/engine_cmds.py"):
+        tree = ast.parse((root / relative).read_text())
+        for node in ast.walk(tree):
+            names = []
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            elif isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            for name in names:
+                if name.startswith("gguf_tui.engine"):
+                    assert name == "gguf_tui.engine.api", (relative, name)

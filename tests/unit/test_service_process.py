@@ -344,6 +344,7 @@ async def test_another_uid_is_refused(svc):
     # With the modes as they are, another user cannot even reach the socket.
     assert await asyncio.to_thread(_connect_as_nobody, svc.paths.socket) == "EACCES"
     # Opened up by mistake, the service still checks who is calling.
+    os.chmod(svc.runtime, 0o755)
     os.chmod(svc.paths.runtime_dir, 0o755)
     os.chmod(svc.paths.socket, 0o666)
     answer = await asyncio.to_thread(_connect_as_nobody, svc.paths.socket)
@@ -397,6 +398,10 @@ async def test_idle_service_exits_by_itself(tmp_path, monkeypatch, store):
 
 
 async def test_engine_status_and_start_commands(svc):
+    svc.paths.runtime_dir.mkdir(mode=0o700)
+    stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    stale.bind(str(svc.paths.socket))
+    stale.close()  # a socket file nobody listens on, as a killed service leaves it
     result = await asyncio.to_thread(svc.run_cli, "engine", "status")
     assert result.returncode == 1 and "no engine service" in result.stdout
     result = await asyncio.to_thread(svc.run_cli, "engine", "start")
