@@ -413,3 +413,28 @@ async def test_engine_status_and_start_commands(svc):
     assert "already running" in result.stdout
     result = await asyncio.to_thread(svc.run_cli, "engine", "stop")
     assert result.returncode == 0 and not svc.paths.socket.exists()
+
+
+async def test_hub_ref_is_resolved_by_the_service_with_the_clients_token(svc, store):
+    from gguf_tui.engine.api import CommandError, ErrorKind, HubSettings
+    from tests.helpers.hubsim import HubSim, gguf_bytes
+
+    token = "hf_clientTOKENonlyInMemory0123"
+    async with HubSim(token=token) as hub:
+        hub.add_repo("acme/Gated-GGUF", {"Gated-Q4_K_M.gguf": gguf_bytes(seed=4)}, gated=True)
+        client, queue = await _attach(svc)  # the service itself has no token
+        try:
+            with pytest.raises(CommandError) as refused:
+                await client.enqueue("acme/Gated-GGUF:Q4_K_M", hub=HubSettings(hub.endpoint, None))
+            assert refused.value.kind == ErrorKind.REFUSED and "token" in refused.value.message
+            job_id = await client.enqueue("acme/Gated-GGUF:Q4_K_M", hub=HubSettings(hub.endpoint, token))
+            views = await asyncio.wait_for(queue.follow([job_id]), 30)
+            assert views[job_id].state == JobState.COMPLETED, views[job_id]
+        finally:
+            await client.close()
+        assert not any("authorization" in {k.lower() for k in r.headers} for r in hub.requests_to("cdn"))
+    assert visible_files(store) == ["acme/Gated-GGUF/Gated-Q4_K_M.gguf"]
+    on_disk = [svc.paths.log, *store.rglob("*")]
+    for path in on_disk:
+        if path.is_file():
+            assert token.encode() not in path.read_bytes(), path
