@@ -259,6 +259,7 @@ class EngineService:
         if uid != os.getuid():
             self.log.warning("refused a connection from uid %d (pid %d)", uid, pid)
             await _refuse(
+                reader,
                 writer,
                 "permission",
                 f"refused: this engine service belongs to uid {os.getuid()}; "
@@ -286,7 +287,7 @@ class EngineService:
             line = await asyncio.wait_for(client.reader.readline(), HELLO_TIMEOUT)
             frame = decode(line)
         except (asyncio.TimeoutError, ProtocolError):
-            await _refuse(client.writer, "protocol", "expected a hello frame")
+            await _refuse(client.reader, client.writer, "protocol", "expected a hello frame")
             return False
         if frame.get("op") != "hello" or frame.get("protocol") != PROTOCOL or frame.get("version") != __version__:
             self.log.warning(
@@ -294,6 +295,7 @@ class EngineService:
                 scrub(str(frame.get("version"))), scrub(str(frame.get("protocol"))),
             )  # fmt: skip
             await _refuse(
+                client.reader,
                 client.writer,
                 "version",
                 restart_hint(__version__, PROTOCOL),
@@ -389,11 +391,22 @@ class EngineService:
         }
 
 
-async def _refuse(writer: asyncio.StreamWriter, kind: str, message: str, **extra) -> None:
+async def _refuse(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, kind: str, message: str, **extra
+) -> None:
+    """Send one error frame and close. What the client sent is read first: closing a Unix
+    socket with unread input resets the connection, and the client might miss the error."""
     try:
         writer.write(encode({"op": "error", "kind": kind, "message": message, **extra}))
         await asyncio.wait_for(writer.drain(), 1.0)
-    except (ConnectionError, OSError, asyncio.TimeoutError):
+        writer.write_eof()
+
+        async def read_to_end() -> None:
+            while await reader.read(65536):
+                pass
+
+        await asyncio.wait_for(read_to_end(), 2.0)
+    except (ConnectionError, OSError, asyncio.TimeoutError, ValueError):
         pass
     writer.close()
 
@@ -417,6 +430,7 @@ def run_service(config: Config, *, detached: bool = False) -> int:
     def on_ready() -> None:
         if detached:
             # Started in the background: nothing may write to the starter's terminal any more.
+            os.chdir("/")  # do not keep the starter's folder (or its mount) busy
             null = os.open(os.devnull, os.O_RDWR)
             for fd in (0, 1, 2):
                 os.dup2(null, fd)

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 from pathlib import Path
 
 from gguf_tui.config import Config
@@ -60,6 +61,9 @@ async def start_service(config: Config, paths: ServicePaths | None = None) -> in
                 continue
             pid = client.service_pid or process.pid
             await client.close()
+            # Reap the service when it exits some day, so a long-lived client (the dashboard)
+            # is not left holding a zombie.
+            threading.Thread(target=process.wait, name="reap-engine-service", daemon=True).start()
             return pid
     raise ServiceError(
         f"the engine service did not answer within {START_TIMEOUT:g} s; see {paths.log}"

@@ -285,9 +285,10 @@ async def test_a_client_that_never_reads_is_dropped_and_does_not_slow_downloads(
     finally:
         await probe.close()
     stuck.close()
+    print(f"download alone {baseline:.2f} s, with a stuck client {with_stuck:.2f} s")
     assert status["clients"] == 1, status  # only the probe: the stuck client was dropped
     assert "fell 512 frames behind: dropped" in svc.paths.log.read_text()
-    assert with_stuck <= baseline * 1.25 + 0.5, (with_stuck, baseline)
+    assert with_stuck <= baseline * 1.10 + 0.25, (with_stuck, baseline)
 
 
 def _send_calls(sock: socket.socket, count: int) -> None:
@@ -371,6 +372,8 @@ def _connect_as_nobody(path: Path) -> str:
                 os._exit(0)
             sock.sendall(b'{"op":"hello","protocol":1,"version":"x"}\n')
             os.write(write_end, sock.recv(4096))
+        except BaseException as exc:  # noqa: BLE001 - reported to the parent
+            os.write(write_end, repr(exc).encode())
         finally:
             os._exit(0)
     os.close(write_end)
