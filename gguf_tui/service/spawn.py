@@ -94,3 +94,4 @@ async def connect_or_start(config: Config, paths: ServicePaths | None = None) ->
         pass
     await start_service(config, paths)
     return await ServiceClient(paths).connect()
+

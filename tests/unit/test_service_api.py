@@ -165,3 +165,19 @@ def test_service_clients_use_only_the_engine_interface():
             for name in names:
                 if name.startswith("gguf_tui.engine"):
                     assert name == "gguf_tui.engine.api", (relative, name)
+
+
+async def test_open_engine_in_local_mode_is_in_process(server, config, store, gguf_bytes):
+    from gguf_tui.service.attach import open_engine
+
+    url = server.add("/m.gguf", gguf_bytes)
+    config.engine.mode = "local"
+    engine = await open_engine(config)
+    try:
+        assert isinstance(engine, LocalEngine)
+        queue = QueueMirror(await engine.subscribe())
+        job_id = await engine.enqueue(url)
+        assert (await queue.follow([job_id]))[job_id].state == JobState.COMPLETED
+    finally:
+        await engine.close()
+    assert sha256_of(store / "m.gguf") == server.sha256("/m.gguf")
