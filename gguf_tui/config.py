@@ -79,11 +79,19 @@ class UIConfig:
 
 
 @dataclass
+class EngineConfig:
+    mode: str = "service"  # "service": a per-user background engine; "local": in this process
+    idle_exit: float = 600.0  # seconds a service with nothing to do and no client stays up; 0 never
+    refresh_rate: float = 4.0  # progress events and lock heartbeats per second per job
+
+
+@dataclass
 class Config:
     store: Path = field(default_factory=_default_store)
     downloads: DownloadsConfig = field(default_factory=DownloadsConfig)
     hub: HubConfig = field(default_factory=HubConfig)
     ui: UIConfig = field(default_factory=UIConfig)
+    engine: EngineConfig = field(default_factory=EngineConfig)
     source: Path | None = None
 
     @property
@@ -124,6 +132,15 @@ def _optional_rate(value: Any) -> int | None:
     if rate < 1024:
         raise ValueError(f"rate limit below 1 KiB/s makes no sense: {value!r}")
     return rate
+
+
+def _choice(*choices: str) -> Callable[[Any], str]:
+    def check(value: Any) -> str:
+        if value not in choices:
+            raise ValueError(f"expected one of {', '.join(choices)}, got {value!r}")
+        return value
+
+    return check
 
 
 def _str(value: Any) -> str:
@@ -188,6 +205,11 @@ _SECTIONS: dict[str, dict[str, Callable[[Any], Any]]] = {
         "keymap": _keymap,
         "mouse": _bool,
         "theme_dirs": _str_list,
+        "refresh_rate": lambda v: float(_int(1, 30)(v)),
+    },
+    "engine": {
+        "mode": _choice("service", "local"),
+        "idle_exit": _seconds(0),
         "refresh_rate": lambda v: float(_int(1, 30)(v)),
     },
 }
@@ -269,6 +291,7 @@ def load_config(
 def config_field_names() -> dict[str, list[str]]:
     """Every documented key, for tests that check config.example.yaml covers them all."""
     names = {"": list(_TOP_LEVEL)}
-    for section_name, cls in (("downloads", DownloadsConfig), ("hub", HubConfig), ("ui", UIConfig)):
+    for section_name, cls in (("downloads", DownloadsConfig), ("hub", HubConfig), ("ui", UIConfig),
+                              ("engine", EngineConfig)):
         names[section_name] = [f.name for f in fields(cls)]
     return names

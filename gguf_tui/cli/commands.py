@@ -20,6 +20,7 @@ def register_all(subparsers: argparse._SubParsersAction) -> None:
     _pull_commands(subparsers)
     _store_commands(subparsers)
     _hub_commands(subparsers)
+    _engine_commands(subparsers)
 
 
 def _pull_commands(subparsers: argparse._SubParsersAction) -> None:
@@ -120,6 +121,28 @@ def _hub_commands(subparsers: argparse._SubParsersAction) -> None:
     files.add_argument("--revision", default=None, metavar="REV", help="branch, tag or commit")
     files.add_argument("--json", action="store_true", help="print JSON")
     files.set_defaults(func="gguf_tui.cli.hub_cmds:run_files", store_use=NO_STORE)
+
+
+def _engine_commands(subparsers: argparse._SubParsersAction) -> None:
+    engine = subparsers.add_parser(
+        "engine",
+        help="the background download engine (one per user and store)",
+        description="The engine service: downloads go on after the terminal closes.",
+    )
+    engine.set_defaults(func="gguf_tui.cli.engine_cmds:run_engine_action")
+    actions = engine.add_subparsers(dest="engine_command", metavar="ACTION", required=True)
+    run = actions.add_parser("run", help="run the service in the foreground (for systemd)")
+    run.add_argument("--detached", action="store_true", help=argparse.SUPPRESS)
+    run.set_defaults(engine_func="run")
+    start = actions.add_parser("start", help="start the service in the background")
+    start.set_defaults(engine_func="start")
+    stop = actions.add_parser("stop", help="pause and save every download, then stop the service")
+    stop.set_defaults(engine_func="stop")
+    status = actions.add_parser("status", help="is the service running, and what is it doing")
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(engine_func="status")
+    unit = actions.add_parser("unit", help="print a systemd user unit for the service")
+    unit.set_defaults(engine_func="unit")
 
 
 def _positive_int(text: str) -> int:

@@ -288,7 +288,7 @@ class Engine:
             job.eta = None
 
     async def _tick(self, job: Job) -> None:
-        interval = 1.0 / max(1.0, self.config.ui.refresh_rate)
+        interval = 1.0 / max(1.0, self.config.engine.refresh_rate)
         last_bytes, last_time = None, time.monotonic()
         while True:
             await asyncio.sleep(interval)
