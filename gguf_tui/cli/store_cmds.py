@@ -26,6 +26,7 @@ from gguf_tui.store.ops import (
 from gguf_tui.store.prune import carry_out, plan_prune
 from gguf_tui.store.lookup import ModelLookupError, find_model
 from gguf_tui.store.scan import StoreModel, StoreSnapshot, scan_store
+from gguf_tui.store.sharing import shared_files
 from gguf_tui.store.usage import active_downloads
 from gguf_tui.textsafe import plain
 from gguf_tui.units import format_size, parse_duration, parse_size
@@ -189,8 +190,9 @@ def run_info(args: argparse.Namespace, config: Config) -> int:
         except GGUFError as exc:
             headers[entry.relative] = {"error": str(exc)}
     record_use(model)
+    shared = shared_files(snapshot, model)
     if args.json:
-        print(json.dumps({**model.to_json(), "headers": headers}, indent=1))
+        print(json.dumps({**model.to_json(), "headers": headers, "shared": shared}, indent=1))
         return EXIT_OK
     facts = [
         plain(model.architecture or "?"),
@@ -231,10 +233,14 @@ def run_info(args: argparse.Namespace, config: Config) -> int:
         flags += " (symlink)" if entry.is_symlink else ""
         print(f"  {plain(entry.relative)}  {format_size(entry.size)}  {entry.role}{flags}")
         print(f"    {detail}")
+        if entry.relative in shared:
+            print(f"    also a file of {', '.join(plain(n) for n in shared[entry.relative])}")
         if entry.sha256:
             checked = "not verified yet"
-            if entry.verified_at:
-                checked = f"verified {_ago(entry.verified_at)}"
+            if entry.verified_at and entry.has_reference:
+                checked = f"verified {_ago(entry.verified_at)} against the {entry.sha256_source} hash"
+            elif entry.verified_at:
+                checked = f"recorded, matched {_ago(entry.verified_at)} (no published hash)"
             if entry.verify_failed_at:
                 checked = f"MISMATCH found {_ago(entry.verify_failed_at)}"
             print(f"    sha256 {entry.sha256[:16]}… {checked}")
