@@ -96,9 +96,13 @@ async def test_placed_file_with_its_resume_state_but_no_reference(
     assert _hidden_files(store, "partials") == [] and _hidden_files(store, "jobs") == []
 
 
-async def test_killed_between_manifest_and_rename(server, config_file, store, gguf_bytes):
+@pytest.mark.parametrize("old_copy", [False, True], ids=["fresh", "replacing-a-corrupt-copy"])
+async def test_killed_between_manifest_and_rename(
+    server, config_file, store, gguf_bytes, old_copy
+):
     """The window of this version: the manifest (written first) lists the file, the whole
-    partial and its resume state are still in the partials folder, nothing is in place."""
+    partial and its resume state are still in the partials folder, and at dest there is
+    nothing, or (a repair) the old corrupt copy of the same size."""
     url = server.add("/k.gguf", gguf_bytes)
     sha = server.sha256("/k.gguf")
     code, _out, err = await _pull(config_file, url, "--sha256", sha)
@@ -112,6 +116,10 @@ async def test_killed_between_manifest_and_rename(server, config_file, store, gg
     state.ranges = [[0, len(gguf_bytes)]]
     state.save(layout.state_path(request.key_hash))
     save_record(layout, spec, time.time())
+    if old_copy:
+        corrupt = bytearray(gguf_bytes)
+        corrupt[-100] ^= 0xFF
+        (store / "k.gguf").write_bytes(corrupt)
     served = len(server.requests("/k.gguf"))
 
     code, out, err = await _pull(config_file, url, "--sha256", sha)
