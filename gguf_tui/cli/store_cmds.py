@@ -282,7 +282,7 @@ def run_verify(args: argparse.Namespace, config: Config) -> int:
         if not chosen:
             print("no managed models to verify", file=sys.stderr)
     progress = _Progress()
-    results, code = [], EXIT_OK
+    results, code, unverifiable = [], EXIT_OK, False
     for model in chosen:
         try:
             result = verify_model(
@@ -292,6 +292,7 @@ def run_verify(args: argparse.Namespace, config: Config) -> int:
             progress.clear()
             print(f"gguf-tui: {plain(str(exc))}", file=sys.stderr)
             code = EXIT_FAILED
+            unverifiable = True
             continue
         progress.clear()
         results.append(result)
@@ -303,9 +304,49 @@ def run_verify(args: argparse.Namespace, config: Config) -> int:
                 code = EXIT_FAILED
                 where = f"{plain(model.name)}: {plain(check.path)}"
                 print(f"gguf-tui: {where}: {check.message}", file=sys.stderr)
+    repaired = None
+    if getattr(args, "repair", False):
+        repaired = _repair(args, config, chosen, results)
+        fixed = {name for name, ok, _message in repaired if ok}
+        if not unverifiable and all(r.ok or r.name in fixed for r in results):
+            code = EXIT_OK  # every file that failed was downloaded again and matches
     if args.json:
-        print(json.dumps({"results": [r.to_json() for r in results]}, indent=1))
+        data: dict = {"results": [r.to_json() for r in results]}
+        if repaired is not None:
+            data["repaired"] = [
+                {"name": name, "ok": ok, "message": message} for name, ok, message in repaired
+            ]
+        print(json.dumps(data, indent=1))
     return code
+
+
+def _repair(
+    args: argparse.Namespace, config: Config, chosen: list[StoreModel], results: list
+) -> list[tuple[str, bool, str]]:
+    """Download again, from each manifest's recorded source, the files the verify found bad."""
+    from gguf_tui.cli.repair import repair_models
+    from gguf_tui.engine.repair import NoRepairSource, repair_spec
+    from gguf_tui.store.manifest import Manifest, ManifestError
+
+    by_name = {model.name: model for model in chosen}
+    specs, outcomes = [], []
+    for result in results:
+        if result.ok:
+            continue
+        bad = [check.path for check in result.checks if not check.ok]
+        try:
+            manifest = Manifest.load(by_name[result.name].manifest_path)  # type: ignore[arg-type]
+            specs.append(repair_spec(manifest, bad))
+        except (ManifestError, NoRepairSource) as exc:
+            outcomes.append((result.name, False, plain(str(exc))))
+    if specs:
+        outcomes.extend(repair_models(specs, config))
+    for name, ok, message in outcomes:
+        if ok:
+            print(f"{plain(name)}: repaired", file=sys.stderr if args.json else sys.stdout)
+        else:
+            print(f"gguf-tui: {plain(name)}: not repaired: {message}", file=sys.stderr)
+    return outcomes
 
 
 # ---- rm ----------------------------------------------------------------------------------------

@@ -81,8 +81,11 @@ def _same_file(request: FileRequest, entry: ManifestFile) -> bool:
 def shared_copy(layout: StoreLayout, request: FileRequest, name: str) -> ManifestFile | None:
     """Another model's entry for the very file this request needs, when it is in the store and
     sound: the job lists it too instead of downloading a second copy (e.g. a repo's mmproj)."""
-    for listed in manifests_listing(layout, request.dest):
-        if listed.model == name or listed.entry.verify_failed_at is not None:
+    listings = manifests_listing(layout, request.dest)
+    if any(listed.entry.verify_failed_at is not None for listed in listings):
+        return None  # a verify found the bytes on disk corrupt: download them again
+    for listed in listings:
+        if listed.model == name:
             continue
         if _same_file(request, listed.entry) and _on_disk(layout, listed.entry):
             return replace(listed.entry, role=request.role)
