@@ -388,7 +388,7 @@ class Engine:
                 )
             job.completed_bytes = job.bytes_done = sum(entry.size for entry in placed)
             self._finish_job_record(job)
-            message = "" if recorded_now else "already in the store"
+            message = _completed_message(placed) if recorded_now else "already in the store"
             self._set_state(job, JobState.COMPLETED, message)
             return
         self._preflight(job, remaining)
@@ -397,7 +397,7 @@ class Engine:
             await self._download_file(job, request, placed, manifest)
         self._finish_job_record(job)
         job.bytes_done = job.completed_bytes
-        self._set_state(job, JobState.COMPLETED)
+        self._set_state(job, JobState.COMPLETED, _completed_message(placed))
 
     async def _found_in_store(self, job: Job, request: FileRequest) -> ManifestFile | None:
         """The file when the store already holds it outside this model's manifest: another
@@ -611,6 +611,14 @@ class Engine:
                     break
             restored.append(job_id)
         return restored
+
+
+RECORDED_ONLY = "SHA-256 recorded: no published hash to verify against"
+
+
+def _completed_message(placed: list[ManifestFile]) -> str:
+    """Empty when every file matched a published or user-given SHA-256, else RECORDED_ONLY."""
+    return "" if all(entry.has_reference for entry in placed) else RECORDED_ONLY
 
 
 def _sha256_source(request: FileRequest, download: FileDownload) -> str:
