@@ -238,7 +238,9 @@ def run_info(args: argparse.Namespace, config: Config) -> int:
         if entry.sha256:
             checked = "not verified yet"
             if entry.verified_at and entry.has_reference:
-                checked = f"verified {_ago(entry.verified_at)} against the {entry.sha256_source} hash"
+                checked = (
+                    f"verified {_ago(entry.verified_at)} against the {entry.sha256_source} hash"
+                )
             elif entry.verified_at:
                 checked = f"recorded, matched {_ago(entry.verified_at)} (no published hash)"
             if entry.verify_failed_at:

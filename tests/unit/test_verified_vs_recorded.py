@@ -27,7 +27,10 @@ def _manifests(store) -> list[dict]:
 def _nothing_left(store) -> bool:
     hidden = store / ".gguf-tui"
     leftovers = [
-        p for sub in ("partials", "jobs") if (hidden / sub).exists() for p in (hidden / sub).iterdir()
+        p
+        for sub in ("partials", "jobs")
+        if (hidden / sub).exists()
+        for p in (hidden / sub).iterdir()
     ]
     return visible_files(store) == [] and leftovers == [] and _manifests(store) == []
 
@@ -107,7 +110,8 @@ async def test_resumed_plain_url_with_wrong_bytes_is_not_called_verified(
 
 async def test_hub_oid_not_a_sha256_is_recorded(hub, cli, store):
     data = gguf_bytes(tensor_bytes=1 << 18, seed=4)
-    hub.add_repo("acme/Odd-GGUF", {"Odd-Q4_K_M.gguf": SimFile("Odd-Q4_K_M.gguf", data, lfs_oid="x" * 40)})
+    odd = SimFile("Odd-Q4_K_M.gguf", data, lfs_oid="x" * 40)  # a git oid, not a SHA-256
+    hub.add_repo("acme/Odd-GGUF", {"Odd-Q4_K_M.gguf": odd})
     result = await cli("pull", "acme/Odd-GGUF:Q4_K_M")
     assert result.code == 0, result.err
     assert "SHA-256 recorded" in result.out and "verified" not in result.out
