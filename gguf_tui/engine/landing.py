@@ -249,10 +249,11 @@ def mark_sound_elsewhere(layout: StoreLayout, entry: ManifestFile, name: str) ->
 
 
 def sweep_stale_temps(layout: StoreLayout) -> list[Path]:
-    """Delete JSON temp files (manifests, queue records) left by a process killed mid-write."""
+    """Delete JSON temp files (manifests, queue records, resume states) left by a process
+    killed mid-write."""
     removed = []
     now = time.time()
-    for folder in (layout.manifests_dir, layout.jobs_dir):
+    for folder in (layout.manifests_dir, layout.jobs_dir, layout.partials_dir):
         try:
             names = os.listdir(folder)
         except OSError:

@@ -57,6 +57,9 @@ async def test_placed_file_without_manifest_is_recognised(
     spec = url_spec(url, sha256=sha, name=None)
     save_record(layout, spec, time.time())
     temp = _stale_temp(layout.manifests_dir, layout.manifest_path("m").name)
+    record_temp = _stale_temp(layout.jobs_dir, record_path(layout, "m").name)
+    fresh = layout.manifests_dir / ".other.json.999999.tmp"  # a live writer's: left alone
+    fresh.write_text("{")
 
     code, out, err = await _pull(config_file, url, "--sha256", sha)
     assert code == 0, err
@@ -65,7 +68,8 @@ async def test_placed_file_without_manifest_is_recognised(
     [manifest] = _manifests(store)
     assert manifest["files"][0]["sha256"] == sha
     assert manifest["files"][0]["sha256_source"] == "user"
-    assert not temp.exists()
+    assert not temp.exists() and not record_temp.exists()
+    assert fresh.exists()
     assert not record_path(layout, "m").exists()
     [model] = json.loads((await cli("ls", "--json")).out)["models"]
     assert model["state"] == "verified"
