@@ -12,6 +12,7 @@ import itertools
 import os
 import socket
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
@@ -374,6 +375,10 @@ class Engine:
         recorded_now = False  # entries found in the store that the manifest does not list yet
         for request in job.spec.files:
             entry = already_placed(self.layout, request, manifest)
+            if entry is not None and request.expected_sha256 and not entry.has_reference:
+                # Its recorded hash now matches a published or given one: it is verified.
+                entry = replace(entry, sha256_source=request.sha256_origin or SHA256_PUBLISHED)
+                recorded_now = True
             if entry is None:
                 entry = await self._found_in_store(job, request)
                 recorded_now = recorded_now or entry is not None

@@ -79,6 +79,15 @@ async def test_plain_url_without_sha_is_recorded_not_verified(server, cli, store
     assert "recorded" in info.out and "no published hash" in info.out
     assert "verified" not in info.out.replace("not verified", "")
 
+    # The same pull with the right hash given: nothing downloaded, now verified against it.
+    served = len(server.requests("/plain.gguf"))
+    given = await cli("pull", url, "--sha256", server.sha256("/plain.gguf"))
+    assert given.code == 0, given.err
+    assert "SHA-256 verified" in given.out
+    assert len(server.requests("/plain.gguf")) == served
+    [model] = json.loads((await cli("ls", "--json")).out)["models"]
+    assert model["state"] == "verified" and model["files"][0]["sha256_source"] == "user"
+
 
 async def test_user_sha_is_verified(server, cli, store, gguf_bytes):
     url = server.add("/given.gguf", gguf_bytes)
