@@ -57,6 +57,10 @@ def _store_commands(subparsers: argparse._SubParsersAction) -> None:
     verify = subparsers.add_parser("verify", help="re-hash files against their recorded SHA-256")
     verify.add_argument("models", nargs="*", metavar="MODEL", help="default: every managed model")
     verify.add_argument("--json", action="store_true")
+    verify.add_argument(
+        "--repair", action="store_true",
+        help="download the files that fail again, from the source the manifest recorded",
+    )
     verify.set_defaults(func="gguf_tui.cli.store_cmds:run_verify", store_use=READS)
 
     rm = subparsers.add_parser("rm", help="delete models with all their files (parts, mmproj)")

@@ -50,7 +50,9 @@ def url_spec(url: str, *, sha256: str | None, name: str | None) -> JobSpec:
     if name and not file_name.endswith(".gguf"):
         file_name += ".gguf"
     model_name = name or file_name.removesuffix(".gguf")
-    request = FileRequest(url=url, dest=file_name, expected_sha256=sha256)
+    request = FileRequest(
+        url=url, dest=file_name, expected_sha256=sha256, sha256_origin="user" if sha256 else None
+    )
     return JobSpec(name=model_name, files=[request], source={"kind": "url", "url": redact_url(url)})
 
 
@@ -72,6 +74,7 @@ async def build_specs(args: argparse.Namespace, config: Config, engine: Engine) 
             if len(spec.files) != 1:
                 raise UsageError("--sha256 applies to a single file, but REF has several")
             spec.files[0].expected_sha256 = args.sha256
+            spec.files[0].sha256_origin = "user"
         specs.append(spec)
     return specs
 
@@ -277,11 +280,23 @@ def _summarise(args: argparse.Namespace, jobs: list, config: Config) -> int:
         name = plain(job.name)
         paths = [str(config.store / request.dest) for request in job.spec.files]
         if job.state == JobState.COMPLETED:
+            verified = _all_verified(config, job)
             if job.message == "already in the store":
                 text = f"{name} is already in the store: {', '.join(paths)}"
-            else:
+            elif verified:
                 text = f"{name}: done, SHA-256 verified: {', '.join(paths)}"
-            data = {"event": "done", "name": job.name, "files": paths, "message": job.message}
+            else:
+                text = (
+                    f"{name}: done, SHA-256 recorded (no published hash to verify against; "
+                    f"--sha256 checks one): {', '.join(paths)}"
+                )
+            data = {
+                "event": "done",
+                "name": job.name,
+                "files": paths,
+                "message": job.message,
+                "verified": verified,
+            }
             if args.json:
                 print(json.dumps(data), flush=True)
             print(text, file=sys.stderr if args.json else sys.stdout, flush=True)
@@ -292,6 +307,23 @@ def _summarise(args: argparse.Namespace, jobs: list, config: Config) -> int:
                 reason += " (run the same pull again to resume)"
             _say(args, {"event": "failed", "name": job.name, "message": reason}, f"{name}: {job.state.value}: {reason}")
     return code
+
+
+def _all_verified(config: Config, job) -> bool:
+    """Whether every file of the finished job matched a published or user-given SHA-256 (the
+    manifest says; a file with only a recorded hash is not "verified")."""
+    from gguf_tui.engine.landing import load_manifest
+    from gguf_tui.store.manifest import ManifestError
+
+    try:
+        manifest = load_manifest(StoreLayout(config.store), job.name)
+    except ManifestError:
+        return False
+    if manifest is None:
+        return False
+    entries = {entry.path: entry for entry in manifest.files}
+    wanted = [entries.get(request.dest) for request in job.spec.files]
+    return all(entry is not None and entry.has_reference for entry in wanted)
 
 
 # ---- status ------------------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from gguf_tui.store.ops import (
 )
 from gguf_tui.store.lookup import ModelLookupError, find_model
 from gguf_tui.store.scan import StoreModel, StoreSnapshot, scan_store
+from gguf_tui.store.sharing import shared_files
 from gguf_tui.textsafe import plain
 from gguf_tui.units import format_size
 
@@ -216,8 +217,9 @@ def run_info(args: argparse.Namespace, config: Config) -> int:
         except GGUFError as exc:
             headers[entry.relative] = {"error": str(exc)}
     # Looking at a model is not using it: only `path` (and reading the file) counts for LRU.
+    shared = shared_files(snapshot, model)
     if args.json:
-        print(json.dumps({**model.to_json(), "headers": headers}, indent=1))
+        print(json.dumps({**model.to_json(), "headers": headers, "shared": shared}, indent=1))
         return EXIT_OK
     facts = [
         plain(model.architecture or "?"),
@@ -258,10 +260,16 @@ def run_info(args: argparse.Namespace, config: Config) -> int:
         flags += " (symlink)" if entry.is_symlink else ""
         print(f"  {plain(entry.relative)}  {format_size(entry.size)}  {entry.role}{flags}")
         print(f"    {detail}")
+        if entry.relative in shared:
+            print(f"    also a file of {', '.join(plain(n) for n in shared[entry.relative])}")
         if entry.sha256:
             checked = "not verified yet"
-            if entry.verified_at:
-                checked = f"verified {_ago(entry.verified_at)}"
+            if entry.verified_at and entry.has_reference:
+                checked = (
+                    f"verified {_ago(entry.verified_at)} against the {entry.sha256_source} hash"
+                )
+            elif entry.verified_at:
+                checked = f"recorded, matched {_ago(entry.verified_at)} (no published hash)"
             if entry.verify_failed_at:
                 checked = f"MISMATCH found {_ago(entry.verify_failed_at)}"
             print(f"    sha256 {entry.sha256[:16]}… {checked}")
@@ -303,7 +311,7 @@ def run_verify(args: argparse.Namespace, config: Config) -> int:
         if not chosen:
             print("no managed models to verify", file=sys.stderr)
     progress = _Progress()
-    results, code = [], EXIT_OK
+    results, code, unverifiable = [], EXIT_OK, False
     for model in chosen:
         try:
             result = verify_model(
@@ -313,6 +321,7 @@ def run_verify(args: argparse.Namespace, config: Config) -> int:
             progress.clear()
             print(f"gguf-tui: {plain(str(exc))}", file=sys.stderr)
             code = EXIT_FAILED
+            unverifiable = True
             continue
         progress.clear()
         results.append(result)
@@ -324,9 +333,49 @@ def run_verify(args: argparse.Namespace, config: Config) -> int:
                 code = EXIT_FAILED
                 where = f"{plain(model.name)}: {plain(check.path)}"
                 print(f"gguf-tui: {where}: {check.message}", file=sys.stderr)
+    repaired = None
+    if getattr(args, "repair", False):
+        repaired = _repair(args, config, chosen, results)
+        fixed = {name for name, ok, _message in repaired if ok}
+        if not unverifiable and all(r.ok or r.name in fixed for r in results):
+            code = EXIT_OK  # every file that failed was downloaded again and matches
     if args.json:
-        print(json.dumps({"results": [r.to_json() for r in results]}, indent=1))
+        data: dict = {"results": [r.to_json() for r in results]}
+        if repaired is not None:
+            data["repaired"] = [
+                {"name": name, "ok": ok, "message": message} for name, ok, message in repaired
+            ]
+        print(json.dumps(data, indent=1))
     return code
+
+
+def _repair(
+    args: argparse.Namespace, config: Config, chosen: list[StoreModel], results: list
+) -> list[tuple[str, bool, str]]:
+    """Download again, from each manifest's recorded source, the files the verify found bad."""
+    from gguf_tui.cli.repair import repair_models
+    from gguf_tui.engine.repair import NoRepairSource, repair_spec
+    from gguf_tui.store.manifest import Manifest, ManifestError
+
+    by_name = {model.name: model for model in chosen}
+    specs, outcomes = [], []
+    for result in results:
+        if result.ok:
+            continue
+        bad = [check.path for check in result.checks if not check.ok]
+        try:
+            manifest = Manifest.load(by_name[result.name].manifest_path)  # type: ignore[arg-type]
+            specs.append(repair_spec(manifest, bad))
+        except (ManifestError, NoRepairSource) as exc:
+            outcomes.append((result.name, False, plain(str(exc))))
+    if specs:
+        outcomes.extend(repair_models(specs, config))
+    for name, ok, message in outcomes:
+        if ok:
+            print(f"{plain(name)}: repaired", file=sys.stderr if args.json else sys.stdout)
+        else:
+            print(f"gguf-tui: {plain(name)}: not repaired: {message}", file=sys.stderr)
+    return outcomes
 
 
 # ---- import ------------------------------------------------------------------------------------

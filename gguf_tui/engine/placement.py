@@ -73,11 +73,21 @@ def preallocate(fd: int, size: int) -> bool:
 
 def place_file(partial: Path, dest: Path) -> None:
     """fsync the verified partial, rename it into place atomically, fsync the directory."""
-    fd = os.open(partial, os.O_RDONLY)
+    sync_file(partial)
+    rename_into_place(partial, dest)
+
+
+def sync_file(path: Path) -> None:
+    """Make the file's bytes durable before anything (a manifest, a rename) refers to them."""
+    fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def rename_into_place(partial: Path, dest: Path) -> None:
+    """Rename an already-synced partial to dest atomically (replacing a corrupt copy), durably."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     os.replace(partial, dest)
     fsync_dir(dest.parent)

@@ -12,6 +12,7 @@ import itertools
 import os
 import socket
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
@@ -30,12 +31,24 @@ from gguf_tui.engine.events import (
 from gguf_tui.engine.fetch import FileDownload
 from gguf_tui.engine.http import make_session
 from gguf_tui.engine.job import EventStream, Job
-from gguf_tui.engine.landing import already_placed, load_manifest, os_message, write_manifest
+from gguf_tui.engine.landing import (
+    already_placed,
+    gguf_problem,
+    leftover_entry,
+    load_manifest,
+    mark_sound_elsewhere,
+    os_message,
+    replace_allowed,
+    shared_copy,
+    sweep_stale_temps,
+    write_manifest,
+)
 from gguf_tui.engine.placement import (
     DiskFullError,
     check_free_space,
     hint_page_cache,
-    place_file,
+    rename_into_place,
+    sync_file,
 )
 from gguf_tui.engine.ratelimit import RateLimiter
 from gguf_tui.engine.records import delete_record, load_records, save_record
@@ -43,7 +56,13 @@ from gguf_tui.engine.resume import ResumeState, ResumeStateError
 from gguf_tui.engine.spec import FileRequest, JobSpec, JobState
 from gguf_tui.store.layout import StoreLayout, UnsafePathError
 from gguf_tui.store.locks import DownloadLock, LockHeld, active_lock_owner
-from gguf_tui.store.manifest import Manifest, ManifestError, ManifestFile
+from gguf_tui.store.manifest import (
+    SHA256_PUBLISHED,
+    SHA256_RECORDED,
+    Manifest,
+    ManifestError,
+    ManifestFile,
+)
 from gguf_tui.textsafe import plain, redact_url
 
 ELSEWHERE_POLL = 2.0
@@ -349,25 +368,33 @@ class Engine:
 
     async def _download_job(self, job: Job) -> None:
         self._set_state(job, JobState.DOWNLOADING)
+        await asyncio.to_thread(sweep_stale_temps, self.layout)
         manifest = self._manifest(job)
         placed: list[ManifestFile] = []
         remaining: list[FileRequest] = []
+        recorded_now = False  # entries found in the store that the manifest does not list yet
         for request in job.spec.files:
             entry = already_placed(self.layout, request, manifest)
+            if entry is not None and request.expected_sha256 and not entry.has_reference:
+                # Its recorded hash now matches a published or given one: it is verified.
+                entry = replace(entry, sha256_source=request.sha256_origin or SHA256_PUBLISHED)
+                recorded_now = True
+            if entry is None:
+                entry = await self._found_in_store(job, request)
+                recorded_now = recorded_now or entry is not None
             if entry is not None:
                 placed.append(entry)
             else:
-                dest = self.layout.dest_path(request.dest)
-                if dest.exists():
-                    raise FatalDownloadError(
-                        f"{request.dest} already exists in the store but is not managed: "
-                        f"adopt it with 'gguf-tui import' or remove it"
-                    )
                 remaining.append(request)
         if not remaining:
+            if recorded_now:
+                await _finish_uninterrupted(
+                    write_manifest, self.layout, job.spec, placed, manifest
+                )
             job.completed_bytes = job.bytes_done = sum(entry.size for entry in placed)
             self._finish_job_record(job)
-            self._set_state(job, JobState.COMPLETED, "already in the store")
+            message = _completed_message(placed) if recorded_now else "already in the store"
+            self._set_state(job, JobState.COMPLETED, message)
             return
         self._preflight(job, remaining)
         job.completed_bytes = sum(entry.size for entry in placed)
@@ -375,7 +402,31 @@ class Engine:
             await self._download_file(job, request, placed, manifest)
         self._finish_job_record(job)
         job.bytes_done = job.completed_bytes
-        self._set_state(job, JobState.COMPLETED)
+        self._set_state(job, JobState.COMPLETED, _completed_message(placed))
+
+    async def _found_in_store(self, job: Job, request: FileRequest) -> ManifestFile | None:
+        """The file when the store already holds it outside this model's manifest: another
+        model's copy of the same file (shared, not downloaded twice), or a file a stopped
+        download placed without recording it. Raises when a file in the way must not be
+        replaced; None when the file is to be downloaded."""
+        shared = shared_copy(self.layout, request, job.name)
+        if shared is not None:
+            self._emit(Notice(job.id, job.name, f"{request.dest}: already in the store, shared"))
+            return shared
+        dest = self.layout.dest_path(request.dest)
+        if not os.path.lexists(dest):
+            return None
+        self._set_state(job, JobState.VERIFYING, f"checking {request.dest} already in the store")
+        leftover = await asyncio.to_thread(
+            leftover_entry, self.layout, request, request.sha256_origin or SHA256_PUBLISHED
+        )
+        self._set_state(job, JobState.DOWNLOADING)
+        if leftover is not None:
+            return leftover
+        refusal = replace_allowed(self.layout, request, job.name)
+        if refusal is not None:
+            raise FatalDownloadError(refusal)
+        return None
 
     async def _download_file(
         self, job: Job, request: FileRequest, placed: list[ManifestFile], old: Manifest | None
@@ -391,9 +442,11 @@ class Engine:
             if waited:
                 # Another process owned this file until now: it may have finished it.
                 entry = already_placed(self.layout, request, self._manifest(job))
+                entry = entry or shared_copy(self.layout, request, job.name)
                 if entry is not None:
                     job.completed_bytes += entry.size
                     placed.append(entry)
+                    await _finish_uninterrupted(write_manifest, self.layout, job.spec, placed, old)
                     return
             while True:
                 download = FileDownload(
@@ -430,6 +483,10 @@ class Engine:
                     continue
                 break
             self._set_state(job, JobState.VERIFYING)
+            problem = await asyncio.to_thread(gguf_problem, download.partial_path)
+            if problem is not None:
+                download.discard_files()
+                raise FatalDownloadError(f"{request.dest}: {problem}; nothing was placed")
             size = download.state.total_size or 0
             entry = ManifestFile(
                 path=request.dest,
@@ -440,8 +497,9 @@ class Engine:
                 last_modified=download.state.last_modified,
                 url=redact_url(request.url),
                 verified_at=time.time(),
+                sha256_source=_sha256_source(request, download),
             )
-            placed.append(entry)
+            placed[:] = [other for other in placed if other.path != entry.path] + [entry]
             # fsync, rename and the manifest run in a thread and are never cut short by a pause:
             # a placed file always ends up recorded.
             await _finish_uninterrupted(self._place, job, download, dest, placed, old)
@@ -490,15 +548,21 @@ class Engine:
         placed: list[ManifestFile],
         old: Manifest | None,
     ) -> None:
-        """(thread) Move the verified partial into place and record every file placed so far;
-        written after each file so a second process pulling the same model sees its parts."""
-        place_file(download.partial_path, dest)
+        """(thread) Record every file placed so far plus this one, then move the verified
+        partial into place; written after each file so a second process pulling the same model
+        sees its parts. The manifest goes first and the resume state last: a process stopped in
+        between leaves a partial that the next pull checks and places, never a placed file that
+        no manifest lists."""
+        sync_file(download.partial_path)
+        reading = {placed[-1].path: download.partial_path}
+        write_manifest(self.layout, job.spec, placed, old, reading)
+        rename_into_place(download.partial_path, dest)
         hint_page_cache(dest)
         try:
             download.state_path.unlink()
         except FileNotFoundError:
             pass
-        write_manifest(self.layout, job.spec, placed, old)
+        mark_sound_elsewhere(self.layout, placed[-1], job.name)
 
     # ---- partials and job records ------------------------------------------------------------
 
@@ -552,6 +616,24 @@ class Engine:
                     break
             restored.append(job_id)
         return restored
+
+
+RECORDED_ONLY = "SHA-256 recorded: no published hash to verify against"
+
+
+def _completed_message(placed: list[ManifestFile]) -> str:
+    """Empty when every file matched a published or user-given SHA-256, else RECORDED_ONLY."""
+    return "" if all(entry.has_reference for entry in placed) else RECORDED_ONLY
+
+
+def _sha256_source(request: FileRequest, download: FileDownload) -> str:
+    """What the downloaded bytes were checked against: a published or user-given SHA-256, or
+    nothing (the hash is only recorded)."""
+    if not download.expected_sha256:
+        return SHA256_RECORDED
+    if request.expected_sha256 and request.sha256_origin:
+        return request.sha256_origin
+    return SHA256_PUBLISHED  # the Hub's LFS metadata or its X-Linked-Etag
 
 
 async def _finish_uninterrupted(func, *args) -> None:

@@ -33,6 +33,7 @@ def save_record(layout: StoreLayout, spec: JobSpec, created_at: float) -> None:
                 "expected_size": request.expected_size,
                 "revision": request.revision,
                 "role": request.role,
+                "sha256_origin": request.sha256_origin,
                 "auth_origin": request.auth_origin,  # the token itself is never written
             }
             for request in spec.files

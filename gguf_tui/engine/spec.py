@@ -44,6 +44,9 @@ class FileRequest:
     expected_size: int | None = None
     revision: str | None = None
     role: str = "model"  # "model", "part" or "mmproj"
+    # Where expected_sha256 comes from ("user": --sha256; "recorded": a repair restoring the bytes
+    # a manifest recorded); None: published (the Hub, a catalog). Written to the manifest.
+    sha256_origin: str | None = None
     auth_headers: dict[str, str] = field(default_factory=dict, repr=False)
     auth_origin: str | None = None
 

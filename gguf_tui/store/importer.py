@@ -21,7 +21,7 @@ from gguf_tui.gguf import GGUFError, GGUFInfo, model_facts
 from gguf_tui.store.fileio import HASH_BLOCK, open_noatime, read_header, sha256_file
 from gguf_tui.store.layout import HIDDEN_DIR_NAME, StoreLayout, safe_file_name
 from gguf_tui.store.locks import DownloadLock, LockHeld
-from gguf_tui.store.manifest import Manifest, ManifestFile
+from gguf_tui.store.manifest import SHA256_PUBLISHED, SHA256_RECORDED, Manifest, ManifestFile
 from gguf_tui.store.scan import (
     SPLIT_RE,
     StoreSnapshot,
@@ -138,12 +138,17 @@ class _Importer:
         self.snapshot: StoreSnapshot = scan_store(layout)
         self.by_sha: dict[str, tuple[str, str]] = {}  # sha -> (model, path) of managed files
         self.sizes: dict[int, list[str]] = {}  # size -> unmanaged store paths
+        # SHA-256s some manifest verified against a published or user-given hash: a file with
+        # those bytes is verified; any other adopted file's hash is only recorded.
+        self.published: set[str] = set()
         for model in self.snapshot.models:
             for entry in model.files:
                 if not entry.exists:
                     continue
                 if model.managed and entry.sha256:
                     self.by_sha.setdefault(entry.sha256.lower(), (model.name, entry.relative))
+                    if entry.has_reference:
+                        self.published.add(entry.sha256.lower())
                 elif not model.managed and not entry.is_symlink:
                     self.sizes.setdefault(entry.size, []).append(entry.relative)
         self.unmanaged_sha: dict[str, str] = {}
@@ -375,6 +380,9 @@ def _import_group(importer: _Importer, model_name: str, members: list[_Source]) 
                 sha256=source.sha256 or "",
                 role=source.role,
                 verified_at=now,
+                sha256_source=(
+                    SHA256_PUBLISHED if source.sha256 in importer.published else SHA256_RECORDED
+                ),
             )
         )
     outcome.files = [entry.path for entry in entries]

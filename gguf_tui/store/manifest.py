@@ -12,6 +12,12 @@ from gguf_tui.fsutil import write_json_atomic
 
 MANIFEST_FORMAT = 1
 
+# Where a file's SHA-256 came from: only the first two make it "verified".
+SHA256_PUBLISHED = "published"  # the Hub's LFS metadata, X-Linked-Etag, a catalog
+SHA256_USER = "user"  # given by the user (--sha256)
+SHA256_RECORDED = "recorded"  # computed by us (download or import) with nothing to compare to
+REFERENCE_SOURCES = (SHA256_PUBLISHED, SHA256_USER)
+
 
 class ManifestError(Exception):
     """A manifest file is unreadable or malformed; the model is shown as unmanaged."""
@@ -28,6 +34,12 @@ class ManifestFile:
     url: str | None = None  # redacted: no query string, no credentials
     verified_at: float | None = None
     verify_failed_at: float | None = None  # the last re-hash found other bytes (cleared on success)
+    sha256_source: str | None = None  # SHA256_PUBLISHED, SHA256_USER or SHA256_RECORDED
+
+    @property
+    def has_reference(self) -> bool:
+        """Whether `sha256` was checked against a published or user-given hash ("verified")."""
+        return self.sha256_source in REFERENCE_SOURCES
 
     @classmethod
     def from_json(cls, entry: Any) -> ManifestFile:
@@ -73,6 +85,7 @@ class Manifest:
                     raise TypeError("bad sha256")
                 entry.verified_at = _opt_time(entry.verified_at)
                 entry.verify_failed_at = _opt_time(entry.verify_failed_at)
+                entry.sha256_source = _sha256_source(entry.sha256_source, raw.get("source"))
             return cls(
                 name=str(raw["name"]),
                 files=files,
@@ -95,6 +108,17 @@ class Manifest:
 
     def save(self, path: Path) -> None:
         write_json_atomic(path, self.to_json())
+
+
+def _sha256_source(value: Any, source: Any) -> str:
+    """The entry's SHA-256 origin; manifests written before it was recorded get a safe guess:
+    Hub downloads always had the Hub's hash to compare to, anything else is only "recorded"."""
+    if value in (SHA256_PUBLISHED, SHA256_USER, SHA256_RECORDED):
+        return value
+    if value is not None:
+        return SHA256_RECORDED  # a kind this version does not know: claim nothing for it
+    kind = source.get("kind") if isinstance(source, dict) else None
+    return SHA256_PUBLISHED if kind == "hub" else SHA256_RECORDED
 
 
 def _opt_time(value: Any) -> float | None:

@@ -18,7 +18,7 @@ from typing import Any
 from gguf_tui.gguf import GGUFError
 from gguf_tui.store.fileio import cached_header
 from gguf_tui.store.layout import StoreLayout, UnsafePathError, check_relative_path
-from gguf_tui.store.manifest import Manifest, ManifestError
+from gguf_tui.store.manifest import REFERENCE_SOURCES, Manifest, ManifestError
 from gguf_tui.store.usage import (
     PartialDownload,
     active_downloads,
@@ -38,7 +38,8 @@ QUANT_IN_NAME_RE = re.compile(
 ATIME_SLACK = 2.0
 
 # Model states, in the order a user should care about them.
-STATE_VERIFIED = "verified"
+STATE_VERIFIED = "verified"  # every file matched a published or user-given SHA-256
+STATE_RECORDED = "recorded"  # every file matches the SHA-256 recorded when it came in, no reference
 STATE_UNVERIFIED = "unverified"
 STATE_CORRUPT = "corrupt"  # the last verify found other bytes
 STATE_MODIFIED = "modified"  # a file's size differs from the manifest
@@ -60,12 +61,18 @@ class StoreFile:
     sha256: str | None = None
     verified_at: float | None = None
     verify_failed_at: float | None = None
+    sha256_source: str | None = None  # manifest.SHA256_PUBLISHED, _USER or _RECORDED
     exists: bool = True
     is_symlink: bool = False
     inode: tuple[int, int] | None = None  # (device, inode) of the file itself (lstat)
     links: int = 1  # hard links: >1 means deleting this one frees no disk space
     mtime: float | None = None
     atime: float | None = None
+
+    @property
+    def has_reference(self) -> bool:
+        """Whether its SHA-256 is a published or user-given one ("verified", not "recorded")."""
+        return self.sha256_source in REFERENCE_SOURCES
 
     @property
     def disk_bytes(self) -> int:
@@ -80,6 +87,8 @@ class StoreFile:
             "sha256": self.sha256,
             "verified_at": self.verified_at,
             "verify_failed_at": self.verify_failed_at,
+            "sha256_source": self.sha256_source,
+            "verified": self.has_reference and self.verified_at is not None,
             "exists": self.exists,
             "symlink": self.is_symlink,
         }
@@ -303,6 +312,7 @@ def model_from_manifest(root: Path, manifest: Manifest, path: Path) -> StoreMode
             sha256=entry.sha256,
             verified_at=entry.verified_at,
             verify_failed_at=entry.verify_failed_at,
+            sha256_source=entry.sha256_source,
         )
         for entry in manifest.files
     ]
@@ -315,8 +325,10 @@ def model_from_manifest(root: Path, manifest: Manifest, path: Path) -> StoreMode
         state = STATE_CORRUPT
     elif any(f.size != f.expected_size for f in files):
         state = STATE_MODIFIED
-    elif all(f.verified_at is not None for f in files):
+    elif all(f.verified_at is not None and f.has_reference for f in files):
         state = STATE_VERIFIED
+    elif all(f.verified_at is not None for f in files):
+        state = STATE_RECORDED
     else:
         state = STATE_UNVERIFIED
     facts = manifest.gguf or {}

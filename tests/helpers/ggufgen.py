@@ -259,6 +259,7 @@ def add_managed_model(
                 sha256=hashlib.sha256(data).hexdigest(),
                 role=(roles or {}).get(relative, "model"),
                 verified_at=now if verified else None,
+                sha256_source="published",
             )
         )
     main = next(e for e in entries if e.role != "mmproj")

@@ -9,6 +9,7 @@ from collections.abc import Callable
 import pytest
 
 from tests.helpers.hubsim import HubSim
+from tests.helpers.hubsim import gguf_bytes as make_gguf_bytes
 
 WAIT = 15.0  # seconds: every wait in these tests is bounded
 
@@ -31,7 +32,8 @@ async def hub(gguf_bytes: bytes, monkeypatch: pytest.MonkeyPatch):
             {
                 "Tiny-Q4_K_M.gguf": gguf_bytes,
                 "Tiny-Q8_0.gguf": gguf_bytes + b"\0" * 4096,
-                "mmproj-Tiny-F16.gguf": gguf_bytes[: 1 << 20],
+                # A whole GGUF (a cut-off one is refused: only complete models are placed).
+                "mmproj-Tiny-F16.gguf": make_gguf_bytes(tensor_bytes=(1 << 20) - 4096, arch="clip"),
             },
             downloads=120_000,
             likes=42,

@@ -7,12 +7,14 @@ import asyncio
 from gguf_tui.engine import Engine, FileRequest, JobSpec, JobState
 from tests.conftest import sha256_of
 from tests.helpers.fileserver import Behaviour
+from tests.helpers.hubsim import gguf_bytes as make_gguf_bytes
 
 
 async def test_restore_counts_placed_parts_and_resumes(server, config, store, gguf_bytes):
     part1 = FileRequest(url=server.add("/p1.gguf", gguf_bytes), dest="o/r/x-00001-of-00002.gguf")
     slow = Behaviour(rate=1_000_000)
-    part2 = FileRequest(url=server.add("/p2.gguf", gguf_bytes[::-1], slow), dest="o/r/x-00002-of-00002.gguf")
+    other = make_gguf_bytes(tensor_bytes=len(gguf_bytes), seed=7)  # only GGUF files are placed
+    part2 = FileRequest(url=server.add("/p2.gguf", other, slow), dest="o/r/x-00002-of-00002.gguf")
     async with Engine(config) as engine:
         job_id = await engine.enqueue(JobSpec("o/r:X", [part1, part2]))
         while not (store / part1.dest).exists() or engine.get(job_id).bytes_done <= len(gguf_bytes):
