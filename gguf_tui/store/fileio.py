@@ -14,10 +14,11 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from gguf_tui.gguf import GGUFError, GGUFInfo, GGUFTruncated, parse_gguf_bytes
+from gguf_tui.fsutil import open_regular
+from gguf_tui.gguf import GGUFError, GGUFInfo
+from gguf_tui.gguf.reader import read_gguf_fd
 
 HASH_BLOCK = 8 * 1024 * 1024
-_FIRST_READ = 1 << 20
 _CACHE_LIMIT = 1024
 
 # bytes done, total bytes
@@ -29,14 +30,14 @@ class HashCancelled(Exception):
 
 
 def open_noatime(path: Path | str, flags: int = os.O_RDONLY) -> int:
-    """An fd for reading `path` that leaves its access time alone where the kernel allows."""
-    noatime = getattr(os, "O_NOATIME", 0)
-    if noatime:
-        try:
-            return os.open(path, flags | noatime)
-        except PermissionError:
-            pass  # O_NOATIME needs ownership; another user's file is read normally
-    return os.open(path, flags)
+    """An fd for reading the regular file `path`, leaving its access time alone where allowed.
+
+    Anything but a regular file (a FIFO would block the read forever) raises
+    `NotRegularFileError`, an OSError. `flags` is kept for callers; only reading is supported.
+    """
+    if flags & (os.O_WRONLY | os.O_RDWR):
+        raise ValueError("open_noatime only opens files for reading")
+    return open_regular(path, noatime=True)
 
 
 def sha256_file(
@@ -73,32 +74,14 @@ def sha256_file(
 
 
 def read_header(path: Path | str) -> GGUFInfo:
-    """The GGUF header facts of a local file, read without updating its access time."""
+    """The GGUF header facts of a local regular file, read without updating its access time."""
     display = os.fspath(path)
     try:
         fd = open_noatime(path)
     except OSError as exc:
         raise GGUFError(f"{display}: cannot read: {exc.strerror or exc}") from None
     try:
-        size = os.fstat(fd).st_size
-        if size == 0:
-            raise GGUFError(f"{display}: empty file, not a GGUF file")
-        data = bytearray(os.pread(fd, min(size, _FIRST_READ), 0))
-        while True:
-            try:
-                return parse_gguf_bytes(data, total_size=size)
-            except GGUFTruncated as short:
-                want = min(size, max(short.needed, 2 * len(data)))
-                more = os.pread(fd, want - len(data), len(data)) if want > len(data) else b""
-                if not more:
-                    raise GGUFError(
-                        f"{display}: file shrank while its header was being read"
-                    ) from None
-                data.extend(more)
-            except GGUFError as exc:
-                raise GGUFError(f"{display}: {exc}") from None
-    except OSError as exc:
-        raise GGUFError(f"{display}: cannot read: {exc.strerror or exc}") from None
+        return read_gguf_fd(fd, display)
     finally:
         os.close(fd)
 
