@@ -10,7 +10,7 @@ import shutil
 from pathlib import Path
 
 from gguf_tui.engine.errors import DiskFullError
-from gguf_tui.fsutil import fsync_dir
+from gguf_tui.fsutil import fsync_dir, open_regular
 
 WILLNEED_BYTES = 64 * 1024 * 1024
 
@@ -73,7 +73,7 @@ def preallocate(fd: int, size: int) -> bool:
 
 def place_file(partial: Path, dest: Path) -> None:
     """fsync the verified partial, rename it into place atomically, fsync the directory."""
-    fd = os.open(partial, os.O_RDONLY)
+    fd = open_regular(partial, follow_symlinks=False)
     try:
         os.fsync(fd)
     finally:
@@ -90,7 +90,7 @@ def hint_page_cache(path: Path, length: int = WILLNEED_BYTES) -> None:
     if not hasattr(os, "posix_fadvise"):
         return
     try:
-        fd = os.open(path, os.O_RDONLY)
+        fd = open_regular(path)
     except OSError:
         return
     try:

@@ -13,6 +13,7 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from gguf_tui.fsutil import read_regular_text
 from gguf_tui.store.layout import STATE_SUFFIX, StoreLayout
 from gguf_tui.store.locks import (
     DownloadLock,
@@ -93,7 +94,7 @@ def list_partials(layout: StoreLayout) -> list[PartialDownload]:
         dest = total = done = None
         state_path = layout.partials_dir / f"{key}{STATE_SUFFIX}"
         try:
-            raw = json.loads(state_path.read_text(encoding="utf-8"))
+            raw = json.loads(read_regular_text(state_path))
             dest = raw.get("dest") if isinstance(raw.get("dest"), str) else None
             total = raw.get("total_size") if isinstance(raw.get("total_size"), int) else None
             done = raw.get("bytes_done") if isinstance(raw.get("bytes_done"), int) else None
@@ -153,7 +154,7 @@ def job_records(layout: StoreLayout) -> list[JobRecord]:
     records = []
     for path in sorted(folder.glob("*.json")):
         try:
-            raw = json.loads(path.read_text(encoding="utf-8"))
+            raw = json.loads(read_regular_text(path))
             dests = [str(entry["dest"]) for entry in raw["files"]]
             records.append(JobRecord(str(raw["name"]), dests))
         except (OSError, ValueError, KeyError, TypeError):
