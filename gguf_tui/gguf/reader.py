@@ -43,7 +43,7 @@ MAX_DIMS = 8
 METADATA_STRING_MAX = 16 * 1024
 METADATA_ARRAY_MAX = 32
 METADATA_KEEP_KEYS = 512
-METADATA_KEEP_BYTES = 1024 * 1024
+METADATA_KEEP_BYTES = 64 * 1024
 
 # A local file is read through a window of this size: memory stays flat however long the header
 # is, and long strings and arrays are stepped over without reading them.

@@ -20,6 +20,7 @@ from gguf_tui.gguf.reader import read_gguf_fd
 
 HASH_BLOCK = 8 * 1024 * 1024
 _CACHE_LIMIT = 1024
+_CACHE_BYTES = 32 * 1024 * 1024  # the facts of several hundred real headers at least
 
 # bytes done, total bytes
 HashProgress = Callable[[int, int], None]
@@ -86,8 +87,24 @@ def read_header(path: Path | str) -> GGUFInfo:
         os.close(fd)
 
 
-_header_cache: dict[tuple, GGUFInfo | GGUFError] = {}
+# key -> (result, its weight), oldest first: eviction drops what was read longest ago
+_header_cache: dict[tuple, tuple[GGUFInfo | GGUFError, int]] = {}
+_cache_weight = 0
 _cache_lock = threading.Lock()
+
+
+def _weight(result: GGUFInfo | GGUFError) -> int:
+    """Rough bytes a cached result holds: a store of crafted headers cannot fill memory."""
+    if isinstance(result, GGUFError):
+        return 256 + len(str(result))
+    weight = 1024
+    for key, value in result.metadata.items():
+        weight += 100 + len(key)
+        if isinstance(value, str):
+            weight += len(value)
+        elif isinstance(value, list):
+            weight += sum(40 + (len(item) if isinstance(item, str) else 0) for item in value)
+    return weight
 
 
 def cached_header(path: Path, stat: os.stat_result | None = None) -> GGUFInfo | GGUFError:
@@ -102,15 +119,24 @@ def cached_header(path: Path, stat: os.stat_result | None = None) -> GGUFInfo | 
     key = (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns)
     with _cache_lock:
         if key in _header_cache:
-            return _header_cache[key]
+            return _header_cache[key][0]
     try:
         result: GGUFInfo | GGUFError = read_header(path)
     except GGUFError as exc:
         result = exc
+    global _cache_weight
+    weight = _weight(result)
     with _cache_lock:
-        if len(_header_cache) >= _CACHE_LIMIT:
-            _header_cache.clear()
-        _header_cache[key] = result
+        old = _header_cache.pop(key, None)
+        if old is not None:
+            _cache_weight -= old[1]
+        while _header_cache and (
+            len(_header_cache) >= _CACHE_LIMIT or _cache_weight + weight > _CACHE_BYTES
+        ):
+            oldest = next(iter(_header_cache))
+            _cache_weight -= _header_cache.pop(oldest)[1]
+        _header_cache[key] = (result, weight)
+        _cache_weight += weight
     return result
 
 

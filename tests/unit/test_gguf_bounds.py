@@ -12,6 +12,7 @@ import re
 import subprocess
 import sys
 import time
+import tracemalloc
 from pathlib import Path
 
 import aiohttp
@@ -19,9 +20,9 @@ import pytest
 from aiohttp import web
 
 from gguf_tui.gguf import GGUFError, GGUFTruncated, parse_gguf_bytes
-from gguf_tui.gguf.reader import MAX_HEADER_BYTES
+from gguf_tui.gguf.reader import MAX_HEADER_BYTES, METADATA_KEEP_BYTES
 from gguf_tui.hub import read_remote_gguf
-from gguf_tui.store.fileio import read_header
+from gguf_tui.store.fileio import cached_header, read_header
 from tests.conftest import REPO_ROOT, cli_subprocess_env
 from tests.helpers import crafted_gguf
 from tests.helpers.ggufgen import QWEN_VOCAB_SIZE, make_vocab_gguf
@@ -160,7 +161,7 @@ def test_kept_metadata_is_bounded(crafted: dict[str, Path]) -> None:
     info = read_header(crafted["many-strings"])
     assert info.kv_count == 4000
     kept_text = sum(len(value) for value in info.metadata.values() if isinstance(value, str))
-    assert kept_text < 2 << 20
+    assert kept_text <= METADATA_KEEP_BYTES
     assert len(info.metadata) < info.kv_count
 
 
@@ -256,3 +257,20 @@ async def test_remote_reader_gets_the_same_bounds(crafted: dict[str, Path], kind
 def test_header_budget_is_generous_for_real_vocabularies() -> None:
     # 262k tokens of ~10 bytes, their scores and types, and 300k merges: ~10 MB of header.
     assert MAX_HEADER_BYTES >= 32 << 20
+
+
+def test_header_cache_is_bounded_in_bytes(tmp_path: Path) -> None:
+    # 1,000 files each keeping ~48 KiB of metadata: 48 MB if the cache held them all.
+    paths = [
+        crafted_gguf.many_strings(tmp_path / f"s{index}.gguf", count=5, length=16 << 10)
+        for index in range(1000)
+    ]
+    tracemalloc.start()
+    try:
+        for path in paths:
+            assert not isinstance(cached_header(path), GGUFError)
+        held, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert held < 40 << 20, f"{held >> 20} MB held"
+    assert not isinstance(cached_header(paths[-1]), GGUFError)  # the newest are still cached
