@@ -237,21 +237,29 @@ def _range_server(folder: Path, served: list[int]) -> web.Application:
     return app
 
 
-@pytest.mark.parametrize("kind", ["long-strings", "u64-arrays", "string-arrays", "tensor-infos"])
-async def test_remote_reader_gets_the_same_bounds(crafted: dict[str, Path], kind: str) -> None:
+REMOTE_CASES = {
+    **{kind: crafted_gguf.ALL[kind] for kind in ("long-strings", "u64-arrays", "string-arrays")},
+    # Strings that make the prefix grow in steps: doubling must not overshoot the budget.
+    "20-mib-strings": lambda path: crafted_gguf.long_strings(path, count=5, length=20 << 20),
+}
+
+
+@pytest.mark.parametrize("kind", list(REMOTE_CASES))
+async def test_remote_reader_gets_the_same_bounds(tmp_path: Path, kind: str) -> None:
+    path = REMOTE_CASES[kind](tmp_path / f"{kind}.gguf")
     served: list[int] = []
-    runner = web.AppRunner(_range_server(crafted[kind].parent, served))
+    runner = web.AppRunner(_range_server(tmp_path, served))
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     try:
         async with aiohttp.ClientSession() as session:
-            with pytest.raises(GGUFError):
-                await read_remote_gguf(f"http://127.0.0.1:{port}/{crafted[kind].name}", session)
+            with pytest.raises(GGUFError, match="64 MiB|strings in all|larger than"):
+                await read_remote_gguf(f"http://127.0.0.1:{port}/{path.name}", session)
     finally:
         await runner.cleanup()
-    assert served and sum(served) <= MAX_HEADER_BYTES + (1 << 20)
+    assert served and sum(served) <= MAX_HEADER_BYTES
 
 
 def test_header_budget_is_generous_for_real_vocabularies() -> None:
