@@ -122,7 +122,8 @@ def read_regular_bytes(
     try:
         size = os.fstat(fd).st_size
         if size > max_bytes:
-            raise OSError(errno.EFBIG, f"file too large ({size} bytes, limit {max_bytes})", os.fspath(path))
+            message = f"file too large ({size} bytes, limit {max_bytes})"
+            raise OSError(errno.EFBIG, message, os.fspath(path))
         chunks: list[bytes] = []
         total = 0
         while total <= max_bytes:

@@ -3,9 +3,11 @@
 The header is: magic, version, tensor count, KV count, the metadata key/values, then one info
 record per tensor (name, shape, ggml type, offset); tensor data starts at the next multiple of
 the alignment. Big arrays (a 150k-token vocabulary) are skipped by walking their length
-prefixes or by arithmetic, never decoded into Python objects. Every length and count read from
-the file is bounded before use: a malformed or hostile file gives a one-line `GGUFError`, never
-a crash, a hang or a giant allocation.
+prefixes or by arithmetic, never decoded into Python objects, and a local file is read through a
+small window, so long strings and arrays are stepped over without being read. Every length and
+count read from the file is bounded before use, and the header as a whole by `MAX_HEADER_BYTES`
+(the same for local files and remote prefixes): a malformed or hostile file gives a one-line
+`GGUFError`, never a crash, a hang or a giant allocation, whatever its counts claim.
 """
 
 from __future__ import annotations
@@ -261,7 +263,9 @@ class _Parser:
             self.need(8)
             name_length = _U64.unpack_from(self.buf, self.pos - self.base)[0]
             if name_length > MAX_KEY_BYTES:
-                raise GGUFError(f"tensor name length {name_length} at offset {info_offset} is absurd")
+                raise GGUFError(
+                    f"tensor name length {name_length} at offset {info_offset} is absurd"
+                )
             self.need(8 + name_length + 4)
             at = self.pos - self.base + 8 + name_length
             n_dims = _U32.unpack_from(self.buf, at)[0]

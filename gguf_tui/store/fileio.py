@@ -2,7 +2,8 @@
 
 "Last used" comes partly from a file's access time, so the store's own reads (scanning headers,
 hashing for verify and import) open files with O_NOATIME where the kernel allows it (the file's
-owner, or CAP_FOWNER); elsewhere they fall back to a plain open.
+owner, or CAP_FOWNER); elsewhere they fall back to a plain open. Only regular files are opened
+(`gguf_tui.fsutil.open_regular`): a FIFO planted in the store would block a read forever.
 """
 
 from __future__ import annotations

@@ -69,7 +69,7 @@ class StoreFile:
     links: int = 1  # hard links: >1 means deleting this one frees no disk space
     mtime: float | None = None
     atime: float | None = None
-    # What is there when it is not a regular file ('a FIFO', ...): never opened, listed as a problem.
+    # What is there instead of a regular file ('a FIFO', ...): never opened, listed as a problem.
     not_regular: str | None = None
 
     @property

@@ -55,7 +55,8 @@ def string_arrays(path: Path, count: int = 4, length: int = 1 << 24) -> Path:
     with open(path, "wb") as handle:
         _start(handle, 0, count)
         for index in range(count):
-            handle.write(_key(f"crafted.tokens.{index}") + struct.pack("<IIQ", ARRAY, STRING, length))
+            key = _key(f"crafted.tokens.{index}")
+            handle.write(key + struct.pack("<IIQ", ARRAY, STRING, length))
             handle.seek(8 * length, 1)
         _finish(handle)
     return path
