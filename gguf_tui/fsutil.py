@@ -1,9 +1,11 @@
-"""Small filesystem helpers shared by the engine and the store."""
+"""Small filesystem helpers shared by the engine and the store: atomic JSON, safe reads."""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import stat
 from pathlib import Path
 
 
@@ -38,3 +40,107 @@ def fsync_dir(path: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+# ---- reading files that must be regular ---------------------------------------------------------
+
+# Small state files (manifests, queue records, resume states, lock owners) are read whole; a
+# sparse or hostile one bigger than this is refused instead of loaded into memory.
+MAX_STATE_FILE_BYTES = 16 * 1024 * 1024
+
+_NOT_REGULAR_KINDS = (
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISLNK, "a symlink"),
+)
+
+
+def file_kind(mode: int) -> str:
+    """What a stat mode is, in words: 'a regular file', 'a FIFO', 'a directory', ..."""
+    if stat.S_ISREG(mode):
+        return "a regular file"
+    return next((name for test, name in _NOT_REGULAR_KINDS if test(mode)), "not a file")
+
+
+class NotRegularFileError(OSError):
+    """A FIFO, socket, device, directory (or a refused symlink) where a regular file must be."""
+
+    def __init__(self, path: str | os.PathLike[str], mode: int) -> None:
+        code = errno.EISDIR if stat.S_ISDIR(mode) else errno.EINVAL
+        super().__init__(code, f"not a regular file ({file_kind(mode)})", os.fspath(path))
+
+
+def open_regular(
+    path: str | os.PathLike[str],
+    *,
+    noatime: bool = False,
+    follow_symlinks: bool = True,
+    dir_fd: int | None = None,
+) -> int:
+    """A blocking read-only fd on `path`, which must be a regular file (else NotRegularFileError).
+
+    Reading a FIFO blocks until a writer comes, and opening a device can have side effects, so
+    the type is checked by name first, the open is non-blocking (a FIFO swapped in meanwhile
+    does not hang it) and the type is checked again on the fd itself. `noatime` leaves the
+    access time alone where the kernel allows (the file's owner); `follow_symlinks=False` refuses
+    a symlink at `path` (O_NOFOLLOW).
+    """
+    before = os.stat(path, dir_fd=dir_fd, follow_symlinks=follow_symlinks)
+    if not stat.S_ISREG(before.st_mode):
+        raise NotRegularFileError(path, before.st_mode)
+    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+    if not follow_symlinks:
+        flags |= os.O_NOFOLLOW
+    fd = -1
+    noatime_flag = getattr(os, "O_NOATIME", 0) if noatime else 0
+    if noatime_flag:
+        try:
+            fd = os.open(path, flags | noatime_flag, dir_fd=dir_fd)
+        except PermissionError:
+            pass  # O_NOATIME needs ownership; another user's file is read normally
+    if fd < 0:
+        fd = os.open(path, flags, dir_fd=dir_fd)
+    try:
+        opened = os.fstat(fd)
+        if not stat.S_ISREG(opened.st_mode):
+            raise NotRegularFileError(path, opened.st_mode)
+        os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def read_regular_bytes(
+    path: str | os.PathLike[str], *, max_bytes: int = MAX_STATE_FILE_BYTES
+) -> bytes:
+    """The whole content of a small regular file; OSError for anything else or a bigger one."""
+    fd = open_regular(path)
+    try:
+        size = os.fstat(fd).st_size
+        if size > max_bytes:
+            message = f"file too large ({size} bytes, limit {max_bytes})"
+            raise OSError(errno.EFBIG, message, os.fspath(path))
+        chunks: list[bytes] = []
+        total = 0
+        while total <= max_bytes:
+            chunk = os.read(fd, min(1 << 20, max_bytes + 1 - total))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+        if total > max_bytes:  # it grew while being read
+            raise OSError(errno.EFBIG, f"file too large (limit {max_bytes} bytes)", os.fspath(path))
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def read_regular_text(
+    path: str | os.PathLike[str], *, max_bytes: int = MAX_STATE_FILE_BYTES
+) -> str:
+    """`read_regular_bytes` decoded as UTF-8 (UnicodeDecodeError, a ValueError, if it is not)."""
+    return read_regular_bytes(path, max_bytes=max_bytes).decode("utf-8")

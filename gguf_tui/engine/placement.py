@@ -10,7 +10,7 @@ import shutil
 from pathlib import Path
 
 from gguf_tui.engine.errors import DiskFullError
-from gguf_tui.fsutil import fsync_dir
+from gguf_tui.fsutil import fsync_dir, open_regular
 
 WILLNEED_BYTES = 64 * 1024 * 1024
 
@@ -79,7 +79,7 @@ def place_file(partial: Path, dest: Path) -> None:
 
 def sync_file(path: Path) -> None:
     """Make the file's bytes durable before anything (a manifest, a rename) refers to them."""
-    fd = os.open(path, os.O_RDONLY)
+    fd = open_regular(path, follow_symlinks=False)
     try:
         os.fsync(fd)
     finally:
@@ -100,7 +100,7 @@ def hint_page_cache(path: Path, length: int = WILLNEED_BYTES) -> None:
     if not hasattr(os, "posix_fadvise"):
         return
     try:
-        fd = os.open(path, os.O_RDONLY)
+        fd = open_regular(path)
     except OSError:
         return
     try:

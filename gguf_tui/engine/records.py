@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gguf_tui.engine.spec import FileRequest, JobSpec
-from gguf_tui.fsutil import write_json_atomic
+from gguf_tui.fsutil import read_regular_text, write_json_atomic
 from gguf_tui.store.layout import StoreLayout
 
 RECORD_FORMAT = 1
@@ -59,7 +59,7 @@ def load_records(layout: StoreLayout) -> tuple[list[StoredJob], list[str]]:
     folder = layout.jobs_dir
     for path in sorted(folder.glob("*.json")) if folder.exists() else []:
         try:
-            raw = json.loads(path.read_text(encoding="utf-8"))
+            raw = json.loads(read_regular_text(path))
             spec = JobSpec(
                 name=str(raw["name"]),
                 files=[FileRequest(**entry) for entry in raw["files"]],

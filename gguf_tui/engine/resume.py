@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gguf_tui.fsutil import write_json_atomic
+from gguf_tui.fsutil import read_regular_text, write_json_atomic
 
 STATE_FORMAT = 1
 
@@ -95,7 +95,7 @@ class ResumeState:
     @classmethod
     def load(cls, path: Path) -> ResumeState:
         try:
-            raw = json.loads(path.read_text(encoding="utf-8"))
+            raw = json.loads(read_regular_text(path))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise ResumeStateError(f"unreadable resume state {path.name}: {exc}") from None
         try:

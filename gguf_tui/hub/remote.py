@@ -16,7 +16,7 @@ from gguf_tui.hub.errors import HubError, http_error
 from gguf_tui.textsafe import redact_url
 
 INITIAL_BYTES = 256 * 1024
-MAX_HEADER_BYTES = 128 * 1024 * 1024
+MAX_HEADER_BYTES = 64 * 1024 * 1024  # the GGUF reader's own header budget (gguf/reader.py)
 MAX_RETRY_AFTER = 60.0
 _REDIRECTS = (301, 302, 303, 307, 308)
 _CONTENT_RANGE_RE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)|bytes\s+\*/(\d+)", re.IGNORECASE)

@@ -2,7 +2,8 @@
 
 "Last used" comes partly from a file's access time, so the store's own reads (scanning headers,
 hashing for verify and import) open files with O_NOATIME where the kernel allows it (the file's
-owner, or CAP_FOWNER); elsewhere they fall back to a plain open.
+owner, or CAP_FOWNER); elsewhere they fall back to a plain open. Only regular files are opened
+(`gguf_tui.fsutil.open_regular`): a FIFO planted in the store would block a read forever.
 """
 
 from __future__ import annotations
@@ -14,11 +15,13 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from gguf_tui.gguf import GGUFError, GGUFInfo, GGUFTruncated, parse_gguf_bytes
+from gguf_tui.fsutil import open_regular
+from gguf_tui.gguf import GGUFError, GGUFInfo
+from gguf_tui.gguf.reader import read_gguf_fd
 
 HASH_BLOCK = 8 * 1024 * 1024
-_FIRST_READ = 1 << 20
 _CACHE_LIMIT = 1024
+_CACHE_BYTES = 32 * 1024 * 1024  # the facts of several hundred real headers at least
 
 # bytes done, total bytes
 HashProgress = Callable[[int, int], None]
@@ -29,14 +32,14 @@ class HashCancelled(Exception):
 
 
 def open_noatime(path: Path | str, flags: int = os.O_RDONLY) -> int:
-    """An fd for reading `path` that leaves its access time alone where the kernel allows."""
-    noatime = getattr(os, "O_NOATIME", 0)
-    if noatime:
-        try:
-            return os.open(path, flags | noatime)
-        except PermissionError:
-            pass  # O_NOATIME needs ownership; another user's file is read normally
-    return os.open(path, flags)
+    """An fd for reading the regular file `path`, leaving its access time alone where allowed.
+
+    Anything but a regular file (a FIFO would block the read forever) raises
+    `NotRegularFileError`, an OSError. `flags` is kept for callers; only reading is supported.
+    """
+    if flags & (os.O_WRONLY | os.O_RDWR):
+        raise ValueError("open_noatime only opens files for reading")
+    return open_regular(path, noatime=True)
 
 
 def sha256_file(
@@ -73,38 +76,36 @@ def sha256_file(
 
 
 def read_header(path: Path | str) -> GGUFInfo:
-    """The GGUF header facts of a local file, read without updating its access time."""
+    """The GGUF header facts of a local regular file, read without updating its access time."""
     display = os.fspath(path)
     try:
         fd = open_noatime(path)
     except OSError as exc:
         raise GGUFError(f"{display}: cannot read: {exc.strerror or exc}") from None
     try:
-        size = os.fstat(fd).st_size
-        if size == 0:
-            raise GGUFError(f"{display}: empty file, not a GGUF file")
-        data = bytearray(os.pread(fd, min(size, _FIRST_READ), 0))
-        while True:
-            try:
-                return parse_gguf_bytes(data, total_size=size)
-            except GGUFTruncated as short:
-                want = min(size, max(short.needed, 2 * len(data)))
-                more = os.pread(fd, want - len(data), len(data)) if want > len(data) else b""
-                if not more:
-                    raise GGUFError(
-                        f"{display}: file shrank while its header was being read"
-                    ) from None
-                data.extend(more)
-            except GGUFError as exc:
-                raise GGUFError(f"{display}: {exc}") from None
-    except OSError as exc:
-        raise GGUFError(f"{display}: cannot read: {exc.strerror or exc}") from None
+        return read_gguf_fd(fd, display)
     finally:
         os.close(fd)
 
 
-_header_cache: dict[tuple, GGUFInfo | GGUFError] = {}
+# key -> (result, its weight), oldest first: eviction drops what was read longest ago
+_header_cache: dict[tuple, tuple[GGUFInfo | GGUFError, int]] = {}
+_cache_weight = 0
 _cache_lock = threading.Lock()
+
+
+def _weight(result: GGUFInfo | GGUFError) -> int:
+    """Rough bytes a cached result holds: a store of crafted headers cannot fill memory."""
+    if isinstance(result, GGUFError):
+        return 256 + len(str(result))
+    weight = 1024
+    for key, value in result.metadata.items():
+        weight += 100 + len(key)
+        if isinstance(value, str):
+            weight += len(value)
+        elif isinstance(value, list):
+            weight += sum(40 + (len(item) if isinstance(item, str) else 0) for item in value)
+    return weight
 
 
 def cached_header(path: Path, stat: os.stat_result | None = None) -> GGUFInfo | GGUFError:
@@ -119,15 +120,24 @@ def cached_header(path: Path, stat: os.stat_result | None = None) -> GGUFInfo | 
     key = (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns)
     with _cache_lock:
         if key in _header_cache:
-            return _header_cache[key]
+            return _header_cache[key][0]
     try:
         result: GGUFInfo | GGUFError = read_header(path)
     except GGUFError as exc:
         result = exc
+    global _cache_weight
+    weight = _weight(result)
     with _cache_lock:
-        if len(_header_cache) >= _CACHE_LIMIT:
-            _header_cache.clear()
-        _header_cache[key] = result
+        old = _header_cache.pop(key, None)
+        if old is not None:
+            _cache_weight -= old[1]
+        while _header_cache and (
+            len(_header_cache) >= _CACHE_LIMIT or _cache_weight + weight > _CACHE_BYTES
+        ):
+            oldest = next(iter(_header_cache))
+            _cache_weight -= _header_cache.pop(oldest)[1]
+        _header_cache[key] = (result, weight)
+        _cache_weight += weight
     return result
 
 

@@ -14,6 +14,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from gguf_tui.fsutil import read_regular_text
+
 STALE_AFTER = 180.0
 HEARTBEAT_EVERY = 15.0
 
@@ -51,7 +53,7 @@ def _pid_alive(pid: int) -> bool:
 
 def read_owner(path: Path) -> LockOwner | None:
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
+        raw = json.loads(read_regular_text(path))
         return LockOwner(
             pid=int(raw["pid"]),
             host=str(raw["host"]),

@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from gguf_tui.fsutil import write_json_atomic
+from gguf_tui.fsutil import read_regular_text, write_json_atomic
 
 MANIFEST_FORMAT = 1
 
@@ -101,7 +101,7 @@ class Manifest:
     @classmethod
     def load(cls, path: Path) -> Manifest:
         try:
-            raw = json.loads(path.read_text(encoding="utf-8"))
+            raw = json.loads(read_regular_text(path))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise ManifestError(f"{path}: unreadable manifest ({exc})") from None
         return cls.from_json(raw, str(path))

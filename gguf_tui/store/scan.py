@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import os
 import re
+import stat as stat_module
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gguf_tui.fsutil import file_kind
 from gguf_tui.gguf import GGUFError
 from gguf_tui.store.fileio import cached_header
 from gguf_tui.store.layout import StoreLayout, UnsafePathError, check_relative_path
@@ -44,6 +46,7 @@ STATE_UNVERIFIED = "unverified"
 STATE_CORRUPT = "corrupt"  # the last verify found other bytes
 STATE_MODIFIED = "modified"  # a file's size differs from the manifest
 STATE_INCOMPLETE = "incomplete"  # some files are missing
+STATE_NOT_A_FILE = "not a file"  # a FIFO, socket, device or folder where a file should be
 STATE_UNMANAGED = "unmanaged"
 STATE_DOWNLOADING = "downloading"  # files of a download still in progress
 STATE_PAUSED = "download paused"  # files already placed by an unfinished download
@@ -68,6 +71,15 @@ class StoreFile:
     links: int = 1  # hard links: >1 means deleting this one frees no disk space
     mtime: float | None = None
     atime: float | None = None
+    # What is there instead of a regular file ('a FIFO', ...): never opened, listed as a problem.
+    not_regular: str | None = None
+
+    @property
+    def problem(self) -> str | None:
+        """Why this file cannot be used, in one line; None when it can (or is just missing)."""
+        if self.not_regular:
+            return f"{self.relative}: not a regular file ({self.not_regular})"
+        return None
 
     @property
     def has_reference(self) -> bool:
@@ -77,7 +89,7 @@ class StoreFile:
     @property
     def disk_bytes(self) -> int:
         """Bytes this entry takes in the store (a symlink's target lives elsewhere)."""
-        return 0 if self.is_symlink or not self.exists else self.size
+        return 0 if self.is_symlink or not self.exists or self.not_regular else self.size
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -91,6 +103,7 @@ class StoreFile:
             "verified": self.has_reference and self.verified_at is not None,
             "exists": self.exists,
             "symlink": self.is_symlink,
+            "problem": self.problem,
         }
 
 
@@ -221,7 +234,8 @@ class StoreSnapshot:
 
 
 def walk_gguf(root: Path) -> list[str]:
-    """Relative paths of the *.gguf files under root; hidden entries, symlinked folders skipped."""
+    """Relative paths of the *.gguf entries under root that are not folders; hidden entries and
+    symlinked folders are skipped."""
     found: list[str] = []
 
     def visit(folder: Path, prefix: str) -> None:
@@ -236,9 +250,9 @@ def walk_gguf(root: Path) -> list[str]:
             try:
                 if entry.is_dir(follow_symlinks=False):
                     visit(Path(entry.path), relative + "/")
-                elif entry.name.lower().endswith(".gguf") and (
-                    entry.is_file() or entry.is_symlink()
-                ):
+                elif entry.name.lower().endswith(".gguf"):
+                    # Regular files, links, and FIFOs or sockets named like models: the scan
+                    # lists those as problems without ever opening them.
                     found.append(relative)
             except OSError:
                 continue
@@ -262,7 +276,11 @@ def _file_on_disk(root: Path, relative: str, **known: Any) -> StoreFile:
         stat = path.stat() if entry.is_symlink else link_stat
     except OSError:
         stat = link_stat  # a dangling link: the link exists, its target does not
-    entry.size = stat.st_size if not (entry.is_symlink and stat is link_stat) else 0
+    dangling = entry.is_symlink and stat is link_stat
+    entry.size = stat.st_size if not dangling else 0
+    if not dangling and not stat_module.S_ISREG(stat.st_mode):
+        entry.not_regular = file_kind(stat.st_mode)
+        entry.size = 0  # a FIFO's or a folder's size says nothing about a model
     # A symlink's own mtime says when it appeared in the store; reads show on its target.
     entry.mtime = link_stat.st_mtime
     entry.atime = stat.st_atime
@@ -321,6 +339,8 @@ def model_from_manifest(root: Path, manifest: Manifest, path: Path) -> StoreMode
             entry.size = entry.expected_size or 0
     if any(not f.exists for f in files):
         state = STATE_INCOMPLETE
+    elif any(f.not_regular for f in files):
+        state = STATE_NOT_A_FILE
     elif any(f.verify_failed_at is not None for f in files):
         state = STATE_CORRUPT
     elif any(f.size != f.expected_size for f in files):
@@ -347,15 +367,21 @@ def model_from_manifest(root: Path, manifest: Manifest, path: Path) -> StoreMode
         source=manifest.source,
         license=manifest.license,
         gguf=facts,
+        error=next((f.problem for f in files if f.problem), None),
     )
 
 
 def _unmanaged_model(root: Path, name: str, relatives: list[str], state: str) -> StoreModel:
     files = [_file_on_disk(root, relative) for relative in relatives]
     model = StoreModel(name=name, files=files, managed=False, state=state)
+    problem = next((f.problem for f in files if f.problem), None)
+    if problem:
+        model.error = problem
+        if state == STATE_UNMANAGED:
+            model.state = STATE_NOT_A_FILE
     facts = []
     for entry in files:
-        info = cached_header(entry.path) if entry.exists else None
+        info = cached_header(entry.path) if entry.exists and not entry.not_regular else None
         if isinstance(info, GGUFError):
             model.error = model.error or str(info)
             continue

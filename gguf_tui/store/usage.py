@@ -14,6 +14,7 @@ import stat as stat_module
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from gguf_tui.fsutil import read_regular_text
 from gguf_tui.store.layout import STATE_SUFFIX, StoreLayout
 from gguf_tui.store.locks import (
     DownloadLock,
@@ -222,7 +223,7 @@ def job_records(layout: StoreLayout) -> list[JobRecord]:
     records = []
     for path in sorted(folder.glob("*.json")):
         try:
-            raw = json.loads(path.read_text(encoding="utf-8"))
+            raw = json.loads(read_regular_text(path))
             dests = [str(entry["dest"]) for entry in raw["files"]]
             records.append(JobRecord(str(raw["name"]), dests))
         except (OSError, ValueError, KeyError, TypeError):
