@@ -8,9 +8,9 @@ import re
 import aiohttp
 
 from gguf_tui.config import Config
-from gguf_tui.engine.errors import FatalDownloadError, RetryableError
+from gguf_tui.engine.errors import FatalDownloadError, NetworkError, RetryableError
 from gguf_tui.httputil import parse_retry_after
-from gguf_tui.textsafe import redact_url
+from gguf_tui.textsafe import plain, redact_url, redact_urls_in
 
 USER_AGENT = "gguf-tui/0.1"
 CONTENT_RANGE_RE = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)$")
@@ -56,7 +56,7 @@ def check_status(response: aiohttp.ClientResponse, url: str) -> None:
 
 
 def describe_error(exc: BaseException, stall_timeout: float | None = None) -> str:
-    """One line about a network error, without URLs' query strings."""
+    """One line about a network error, without credentials or URLs' query strings."""
     if isinstance(exc, (asyncio.TimeoutError, aiohttp.ServerTimeoutError)):
         if stall_timeout:
             return f"stalled: no data for {stall_timeout:g} s"
@@ -65,7 +65,18 @@ def describe_error(exc: BaseException, stall_timeout: float | None = None) -> st
         return "connection dropped mid-transfer"
     if isinstance(exc, aiohttp.ServerDisconnectedError):
         return "server disconnected"
-    if isinstance(exc, aiohttp.ClientConnectorError):
+    if isinstance(exc, aiohttp.ClientConnectorError) and not isinstance(exc, aiohttp.ClientSSLError):
         return f"cannot connect ({exc.os_error.strerror or exc.os_error})"
     text = str(exc) or type(exc).__name__
-    return redact_url(text) if "://" in text else text
+    return plain(redact_urls_in(text))[:300]
+
+
+def transfer_error(exc: BaseException, stall_timeout: float | None = None) -> RetryableError:
+    """What a failed request or body read means: a network outage (refused, reset, no route,
+    DNS, timeout: retried for `outage_timeout`) or another failure (retried `retries` times)."""
+    reason = describe_error(exc, stall_timeout)
+    if isinstance(exc, (aiohttp.ClientSSLError, aiohttp.InvalidURL, ValueError)):
+        return RetryableError(reason)  # the same answer comes back however long one waits
+    if isinstance(exc, (aiohttp.ClientError, asyncio.TimeoutError, OSError)):
+        return NetworkError(reason)
+    return RetryableError(reason)
