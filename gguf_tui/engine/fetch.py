@@ -9,13 +9,11 @@ from __future__ import annotations
 import asyncio
 import errno
 import hmac
-import math
 import re
 import shutil
 import time
 from pathlib import Path
 from typing import Callable
-from urllib.parse import urljoin
 
 import aiohttp
 
@@ -23,29 +21,27 @@ from gguf_tui.config import DownloadsConfig
 from gguf_tui.engine.errors import (
     ChecksumMismatch,
     FatalDownloadError,
-    NetworkError,
     RestartFromZero,
-    RetriesExhausted,
     RetryableError,
     most_telling,
 )
-from gguf_tui.engine.http import CONTENT_RANGE_RE, check_status, transfer_error
+from gguf_tui.engine.http import (
+    CONTENT_RANGE_RE,
+    check_request_url,
+    check_status,
+    redirect_target,
+    transfer_error,
+)
 from gguf_tui.engine.partial import PartialFile
 from gguf_tui.engine.ratelimit import RateLimiter
+from gguf_tui.engine.retries import RetryPolicy
 from gguf_tui.engine.resume import ResumeState, ResumeStateError, merge_ranges, missing_ranges
 from gguf_tui.engine.segments import Segment, SegmentPlan
 from gguf_tui.engine.spec import FileRequest
 from gguf_tui.fsutil import state_file_mode
-from gguf_tui.httputil import (
-    UnusableURL,
-    backoff_delay,
-    check_http_url,
-    origin_of,
-    valid_etag,
-    valid_http_date,
-)
+from gguf_tui.httputil import origin_of, valid_etag, valid_http_date
 from gguf_tui.store.layout import StoreLayout
-from gguf_tui.textsafe import redact_url, split_credentials
+from gguf_tui.textsafe import redact_url
 from gguf_tui.units import format_size
 
 # 1 MiB batches: still in the CPU cache when copied into the page cache and hashed (measured
@@ -54,7 +50,6 @@ WRITE_BATCH = 1024 * 1024
 FLUSH_EVERY = 0.25  # seconds: slow links still show progress and save state
 MAX_REDIRECTS = 10
 MAX_RESOLVES = 3
-OUTAGE_RETRY_CAP = 60.0  # seconds: while the network is down, try at least once a minute
 MAX_EMPTY_READS = 10_000  # empty reads in a row (HTTP chunk markers) before a body is given up
 EMPTY_FILE_MESSAGE = "the server sent an empty file (0 bytes), which cannot be a GGUF model"
 
@@ -240,7 +235,7 @@ class FileDownload:
                     self._note_linked_headers(response)
                     location = response.headers["Location"]
                     response.release()
-                    url = self._redirect_target(url, location)
+                    url = redirect_target(self.request.url, url, location)
                     continue
                 break
             else:
@@ -255,34 +250,6 @@ class FileDownload:
                 self._resolved_url = url
             return response
         raise RetryableError("the download URL keeps expiring")
-
-    def _check_own_url(self) -> None:
-        """The request's own URL must be usable before anything is asked of a server."""
-        try:
-            check_http_url(self.request.url)
-        except UnusableURL as exc:
-            raise FatalDownloadError(
-                f"cannot download {redact_url(self.request.url)}: {exc}"
-            ) from None
-
-    def _redirect_target(self, url: str, location: str) -> str:
-        """Where a redirect leads, checked before it is followed: another scheme (file:, ftp:,
-        data:) fails the download at once; a malformed address fails this attempt."""
-        try:
-            target = urljoin(url, location)
-        except ValueError:
-            target = location
-        # Credentials a server puts in a redirect are never sent anywhere.
-        target = split_credentials(target)[0]
-        try:
-            return check_http_url(target)
-        except UnusableURL as exc:
-            where = redact_url(self.request.url)
-            if exc.final:
-                raise FatalDownloadError(
-                    f"the server redirected {where} to an unsupported address: {exc}"
-                ) from None
-            raise RetryableError(f"the server redirected to an unusable address: {exc}") from None
 
     def _note_linked_headers(self, response: aiohttp.ClientResponse) -> None:
         linked_etag = response.headers.get("X-Linked-Etag", "").strip('"').lower()
@@ -484,9 +451,7 @@ class FileDownload:
 
     async def _connection(self, first: Segment | None, probe: asyncio.Event) -> None:
         segment = first or self._plan.next_segment()
-        failures = 0  # failed attempts in a row, of any kind: they set the backoff
-        server_failures = 0  # ... of them, those that were not the network's: `retries` bounds
-        outage_since: float | None = None  # first network failure of this run of failures
+        policy = RetryPolicy(self.settings)
         while segment is not None:
             progress_mark = segment.received
             try:
@@ -500,52 +465,14 @@ class FileDownload:
                         raise RetryableError("the server's answer held no bytes")
             except RetryableError as exc:
                 if segment.received > progress_mark:
-                    failures, server_failures, outage_since = 0, 0, None
-                failures += 1
-                now = time.monotonic()
-                if isinstance(exc, NetworkError):
-                    outage_since = outage_since if outage_since is not None else now
-                    delay, attempt, most, reason = self._outage_retry(exc, failures, outage_since, now)
-                else:
-                    server_failures += 1
-                    if server_failures > self.settings.retries:
-                        raise RetriesExhausted(
-                            f"gave up after {server_failures} failed attempts: {exc.reason}"
-                        ) from None
-                    delay = exc.retry_after
-                    if delay is None:
-                        delay = backoff_delay(failures, self.settings.retry_backoff)
-                    attempt, most, reason = server_failures, self.settings.retries, exc.reason
-                self.on_retry(attempt, most, reason, delay)
+                    policy.progressed()
+                next_try = policy.next_try(exc)  # or RetriesExhausted: time to stop
+                self.on_retry(next_try.attempt, next_try.most, next_try.reason, next_try.delay)
                 self.save_state()
-                await asyncio.sleep(delay)
+                await asyncio.sleep(next_try.delay)
                 continue
             self._plan.finished(segment)
             segment = await self._plan.wait_for_work()
-
-    def _outage_retry(
-        self, exc: RetryableError, failures: int, outage_since: float, now: float
-    ) -> tuple[float, int, int, str]:
-        """(delay, attempt, most, reason) for the next try after a network failure.
-
-        The first `retries` tries are ordinary retries; after them the network is taken to be
-        down: tries go on at most a minute apart, as "waiting for network", until
-        `outage_timeout` has passed since the first failure (0: never give up)."""
-        if failures <= self.settings.retries:
-            delay = backoff_delay(failures, self.settings.retry_backoff)
-            return delay, failures, self.settings.retries, exc.reason
-        outage = now - outage_since
-        limit = self.settings.outage_timeout
-        if limit and outage >= limit:
-            raise RetriesExhausted(
-                f"gave up after {_format_outage(outage)} without a working connection: "
-                f"{exc.reason}"
-            ) from None
-        delay = backoff_delay(failures, self.settings.retry_backoff, cap=OUTAGE_RETRY_CAP)
-        if limit:
-            delay = min(delay, max(0.05, limit - outage))  # one last try right at the deadline
-        reason = f"waiting for network (next try in {math.ceil(delay)} s): {exc.reason}"
-        return delay, failures, 0, reason
 
     async def _transfer(self) -> None:
         total = self.state.total_size
@@ -587,7 +514,7 @@ class FileDownload:
     async def run(self) -> str:
         """Download until the partial is complete and verified; returns its SHA-256."""
         self.layout.ensure()
-        self._check_own_url()
+        check_request_url(self.request.url)
         self._state_mode = state_file_mode(self.layout.root)
         self.load_state()
         self.partial.open()
@@ -640,10 +567,3 @@ class FileDownload:
                 f"{(self.sha256 or '')[:12]}…, expected {self.expected_sha256[:12]}…"
             )
 
-
-def _format_outage(seconds: float) -> str:
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import re
+from urllib.parse import urljoin
 
 import aiohttp
 
 from gguf_tui.config import Config
 from gguf_tui.engine.errors import FatalDownloadError, NetworkError, RetryableError
-from gguf_tui.httputil import parse_retry_after
-from gguf_tui.textsafe import plain, redact_url, redact_urls_in
+from gguf_tui.httputil import UnusableURL, check_http_url, parse_retry_after
+from gguf_tui.textsafe import plain, redact_url, redact_urls_in, split_credentials
 
 USER_AGENT = "gguf-tui/0.1"
 CONTENT_RANGE_RE = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)$")
@@ -37,6 +38,33 @@ def make_session(config: Config, *, limit: int = 64) -> aiohttp.ClientSession:
         auto_decompress=False,
         read_bufsize=256 * 1024,  # measured: larger buffers raise peak RSS, not speed
     )
+
+
+def check_request_url(url: str) -> None:
+    """A download's own URL must be usable before anything is asked of a server."""
+    try:
+        check_http_url(url)
+    except UnusableURL as exc:
+        raise FatalDownloadError(f"cannot download {redact_url(url)}: {exc}") from None
+
+
+def redirect_target(request_url: str, url: str, location: str) -> str:
+    """Where a redirect from `url` leads, checked before it is followed: another scheme (file:,
+    ftp:, data:) fails the download at once; a malformed address fails this attempt."""
+    try:
+        target = urljoin(url, location)
+    except ValueError:
+        target = location
+    # Credentials a server puts in a redirect are never sent anywhere.
+    target = split_credentials(target)[0]
+    try:
+        return check_http_url(target)
+    except UnusableURL as exc:
+        if exc.final:
+            raise FatalDownloadError(
+                f"the server redirected {redact_url(request_url)} to an unsupported address: {exc}"
+            ) from None
+        raise RetryableError(f"the server redirected to an unusable address: {exc}") from None
 
 
 def check_status(response: aiohttp.ClientResponse, url: str) -> None:

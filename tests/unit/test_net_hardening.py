@@ -456,3 +456,52 @@ async def test_exabyte_expected_size_fails_before_any_request(server, config, st
     assert "more than the whole disk" in job.message and "partial is kept" not in job.message
     assert server.requests("/m.gguf") == []
     assert not list((store / ".gguf-tui" / "jobs").glob("*"))
+
+
+# ---- the retry policy on its own (an injected clock: days of outage in milliseconds) ------------
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_outage_retries_are_capped_at_a_minute_and_stop_at_outage_timeout():
+    from gguf_tui.config import DownloadsConfig
+    from gguf_tui.engine.errors import NetworkError, RetriesExhausted
+    from gguf_tui.engine.retries import RetryPolicy
+
+    clock = FakeClock()
+    policy = RetryPolicy(DownloadsConfig(retries=5, outage_timeout=6 * 3600), clock)
+    waited = 0.0
+    tries = []
+    with pytest.raises(RetriesExhausted, match="6.0 h without a working connection"):
+        while True:
+            next_try = policy.next_try(NetworkError("cannot connect (refused)"))
+            tries.append(next_try)
+            assert next_try.delay <= 60.0
+            clock.now += next_try.delay
+            waited += next_try.delay
+    assert 6 * 3600 - 1 < waited < 6 * 3600 + 61  # (float sums: a hair under is the deadline)
+    assert [t.most for t in tries[:5]] == [5] * 5  # ordinary retries first
+    assert all(t.most == 0 and t.reason.startswith("waiting for network (next try in ") for t in tries[5:])
+
+
+def test_outage_timeout_zero_never_gives_up_and_server_errors_keep_their_count():
+    from gguf_tui.config import DownloadsConfig
+    from gguf_tui.engine.errors import NetworkError, RetriesExhausted, RetryableError
+    from gguf_tui.engine.retries import RetryPolicy
+
+    clock = FakeClock()
+    policy = RetryPolicy(DownloadsConfig(retries=3, outage_timeout=0), clock)
+    for _ in range(20_000):  # two weeks of a-minute-apart tries
+        next_try = policy.next_try(NetworkError("timed out"))
+        assert 0 < next_try.delay <= 60.0
+        clock.now += next_try.delay
+    for _ in range(3):
+        policy.next_try(RetryableError("server answered 503"))
+    with pytest.raises(RetriesExhausted, match="gave up after 4 failed attempts"):
+        policy.next_try(RetryableError("server answered 503"))
