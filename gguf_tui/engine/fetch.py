@@ -566,4 +566,3 @@ class FileDownload:
                 f"download corrupted: SHA-256 of {Path(self.request.dest).name} is "
                 f"{(self.sha256 or '')[:12]}…, expected {self.expected_sha256[:12]}…"
             )
-
