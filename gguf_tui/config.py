@@ -59,6 +59,7 @@ class DownloadsConfig:
     min_segment_size: int = 32 * 1024**2
     state_save_interval: float = 5.0
     retry_backoff: float = 0.5
+    outage_timeout: float = 6 * 3600.0  # seconds of network outage before giving up; 0 = never
 
 
 @dataclass
@@ -193,6 +194,7 @@ _SECTIONS: dict[str, dict[str, Callable[[Any], Any]]] = {
         "min_segment_size": _size,
         "state_save_interval": _seconds(0.1),
         "retry_backoff": _seconds(0.01),
+        "outage_timeout": _seconds(0),
     },
     "hub": {
         "endpoint": _url,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 # CSI / OSC / other escape sequences, then any remaining C0/C1 control characters.
 _ESCAPE_RE = re.compile(
@@ -25,15 +25,44 @@ def plain(text: object) -> str:
     return "".join(ch for ch in cleaned if unicodedata.category(ch) != "Cf")
 
 
-def redact_url(url: str) -> str:
-    """Drop credentials, query string and fragment from a URL (signed CDN URLs carry secrets there)."""
+def split_credentials(url: str) -> tuple[str, tuple[str, str] | None]:
+    """The URL without its `user:password@` part, and that pair (unquoted) if there was one.
+
+    Credentials in a URL are kept in memory for the request only: everything that is stored,
+    logged, shown or used as a key takes the first value."""
     try:
         parts = urlsplit(url)
     except ValueError:
+        return url, None
+    if "@" not in parts.netloc:
+        return url, None
+    userinfo, _, hostport = parts.netloc.rpartition("@")
+    user, _, password = userinfo.partition(":")
+    clean = urlunsplit((parts.scheme, hostport, parts.path, parts.query, parts.fragment))
+    return clean, (unquote(user), unquote(password))
+
+
+def redact_url(url: str) -> str:
+    """Drop credentials, query string and fragment from a URL (signed CDN URLs carry secrets there).
+
+    Never raises: a URL too broken to parse (a bad port, say) is shown as its scheme and host."""
+    try:
+        parts = urlsplit(str(url))
+    except ValueError:
         return "<invalid url>"
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    if ":" in (parts.hostname or "") and not host.startswith("["):
-        host = f"[{parts.hostname}]" + (f":{parts.port}" if parts.port else "")
-    return plain(urlunsplit((parts.scheme, host, parts.path, "", "")))
+    hostport = parts.netloc.rpartition("@")[2]
+    if hostport.startswith("["):  # an IPv6 literal: [::1]:8080
+        host, _, rest = hostport.partition("]")
+        host, port = host + "]", rest.removeprefix(":")
+    else:
+        host, _, port = hostport.partition(":")
+    shown = host.lower() + (f":{port}" if port.isdigit() else "")
+    return plain(urlunsplit((parts.scheme, shown, parts.path, "", "")))
+
+
+_URL_IN_TEXT_RE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]+")
+
+
+def redact_urls_in(text: str) -> str:
+    """`text` with every URL in it redacted (error messages of libraries quote whole URLs)."""
+    return _URL_IN_TEXT_RE.sub(lambda match: redact_url(match.group(0)), str(text))

@@ -26,6 +26,7 @@ downloads:
   state_save_interval: 0.2
   retry_backoff: 0.05
   free_space_margin: 1M
+  outage_timeout: 1
 """
 
 

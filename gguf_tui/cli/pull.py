@@ -126,6 +126,8 @@ class ProgressPrinter:
                 text += f": {plain(event.message)}"
             elif event.message:
                 text = f"{name}: {plain(event.message)}"
+        elif isinstance(event, Retrying) and not event.max_attempts:
+            text = f"{name}: {plain(event.reason)}"  # unbounded: "waiting for network (…)"
         elif isinstance(event, Retrying):
             text = (
                 f"{name}: retrying {event.attempt}/{event.max_attempts} in "

@@ -22,6 +22,11 @@ class RetryableError(DownloadError):
         self.retry_after = retry_after
 
 
+class NetworkError(RetryableError):
+    """The network failed (refused, reset, no route, DNS, timeout), not the server's answer:
+    retried for as long as `downloads.outage_timeout` allows, so a download survives outages."""
+
+
 class RestartFromZero(DownloadError):
     """The partial cannot be continued (server ignored Range, file changed): start over."""
 

@@ -10,10 +10,10 @@ import asyncio
 import errno
 import hmac
 import re
+import shutil
 import time
 from pathlib import Path
 from typing import Callable
-from urllib.parse import urljoin
 
 import aiohttp
 
@@ -22,19 +22,27 @@ from gguf_tui.engine.errors import (
     ChecksumMismatch,
     FatalDownloadError,
     RestartFromZero,
-    RetriesExhausted,
     RetryableError,
     most_telling,
 )
-from gguf_tui.engine.http import CONTENT_RANGE_RE, check_status, describe_error
+from gguf_tui.engine.http import (
+    CONTENT_RANGE_RE,
+    check_request_url,
+    check_status,
+    redirect_target,
+    transfer_error,
+)
 from gguf_tui.engine.partial import PartialFile
 from gguf_tui.engine.ratelimit import RateLimiter
+from gguf_tui.engine.retries import RetryPolicy
 from gguf_tui.engine.resume import ResumeState, ResumeStateError, merge_ranges, missing_ranges
 from gguf_tui.engine.segments import Segment, SegmentPlan
 from gguf_tui.engine.spec import FileRequest
-from gguf_tui.httputil import backoff_delay, origin_of
+from gguf_tui.fsutil import state_file_mode
+from gguf_tui.httputil import origin_of, valid_etag, valid_http_date
 from gguf_tui.store.layout import StoreLayout
 from gguf_tui.textsafe import redact_url
+from gguf_tui.units import format_size
 
 # 1 MiB batches: still in the CPU cache when copied into the page cache and hashed (measured
 # faster than 4 MiB), and memory stays flat whatever the connection count.
@@ -42,6 +50,19 @@ WRITE_BATCH = 1024 * 1024
 FLUSH_EVERY = 0.25  # seconds: slow links still show progress and save state
 MAX_REDIRECTS = 10
 MAX_RESOLVES = 3
+MAX_EMPTY_READS = 10_000  # empty reads in a row (HTTP chunk markers) before a body is given up
+EMPTY_FILE_MESSAGE = "the server sent an empty file (0 bytes), which cannot be a GGUF model"
+
+
+def check_fits_filesystem(root: Path, size: int, label: str) -> None:
+    """Refuse a size larger than the whole filesystem holding the store: no amount of freeing
+    space would let it fit, so it fails instead of pausing."""
+    capacity = shutil.disk_usage(root).total
+    if size > capacity:
+        raise FatalDownloadError(
+            f"{label} is {format_size(size)}, more than the whole disk holding the store "
+            f"({format_size(capacity)}): it cannot be downloaded here"
+        )
 
 
 class FileDownload:
@@ -85,6 +106,7 @@ class FileDownload:
         self._ranges_changed = asyncio.Event()
         self._plan = SegmentPlan([], steal_min=self.steal_min, silent_after=1.0)
         self._last_saved = 0.0
+        self._state_mode = 0o600  # set from the store's root in run()
 
     # ---- public progress -------------------------------------------------------------------
 
@@ -143,7 +165,7 @@ class FileDownload:
         """Write the resume state; on a full disk the previous state file stays valid."""
         self.state.expected_sha256 = self.expected_sha256
         try:
-            self.state.save(self.state_path)
+            self.state.save(self.state_path, self._state_mode)
         except OSError as exc:
             if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
                 raise
@@ -206,12 +228,14 @@ class FileDownload:
                     response = await self.session.get(
                         url, headers=request_headers, allow_redirects=False
                     )
-                except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
-                    raise RetryableError(f"connection failed: {describe_error(exc)}") from None
+                except (aiohttp.ClientError, asyncio.TimeoutError, OSError, ValueError) as exc:
+                    failure = transfer_error(exc)
+                    raise type(failure)(f"connection failed: {failure.reason}") from None
                 if response.status in (301, 302, 303, 307, 308) and "Location" in response.headers:
                     self._note_linked_headers(response)
-                    url = urljoin(url, response.headers["Location"])
+                    location = response.headers["Location"]
                     response.release()
+                    url = redirect_target(self.request.url, url, location)
                     continue
                 break
             else:
@@ -232,14 +256,20 @@ class FileDownload:
         if not self.expected_sha256 and re.fullmatch(r"[0-9a-f]{64}", linked_etag):
             self.expected_sha256 = linked_etag
         linked_size = response.headers.get("X-Linked-Size", "")
-        if not self.expected_size and linked_size.isdigit():
+        if not self.expected_size and re.fullmatch(r"[0-9]{1,20}", linked_size):
             self.expected_size = int(linked_size)
 
     def _take_validator(self, response: aiohttp.ClientResponse) -> None:
-        self.state.etag = response.headers.get("ETag")
-        self.state.last_modified = response.headers.get("Last-Modified")
+        """Keep the answer's validators for If-Range; malformed ones count as absent (they go
+        back to the server verbatim and into the resume state)."""
+        self.state.etag = valid_etag(response.headers.get("ETag"))
+        self.state.last_modified = valid_http_date(response.headers.get("Last-Modified"))
 
     def _set_total(self, total: int) -> None:
+        if total == 0:
+            raise FatalDownloadError(EMPTY_FILE_MESSAGE)
+        if self.state.total_size is None:
+            check_fits_filesystem(self.layout.root, total, Path(self.request.dest).name)
         if self.expected_size is not None and total != self.expected_size:
             raise ChecksumMismatch(
                 f"download corrupted: server offers {total} bytes, expected {self.expected_size}"
@@ -269,7 +299,7 @@ class FileDownload:
             check_status(response, self.request.url)
             ranged = asked_start > 0 or asked_end is not None
             if response.status == 416:
-                raise RestartFromZero("the server refused the byte range")
+                self._refused_range(response, asked_start)
             if response.headers.get("Content-Encoding", "identity") not in ("identity", ""):
                 raise FatalDownloadError("the server compressed the body despite identity encoding")
             if response.status == 206:
@@ -285,7 +315,7 @@ class FileDownload:
                 total = self.state.total_size
                 if asked_end is not None and total is not None and asked_end > total:
                     asked_end = segment.requested_end = total  # a file shorter than one request
-                etag = response.headers.get("ETag")
+                etag = valid_etag(response.headers.get("ETag"))
                 if self.state.etag and etag and etag != self.state.etag:
                     raise RestartFromZero("the file changed on the server")
                 if not self.state.validator:
@@ -310,13 +340,23 @@ class FileDownload:
         finally:
             response.release()
 
+    def _refused_range(self, response: aiohttp.ClientResponse, asked_start: int) -> None:
+        """416: an empty file says so in `bytes */0`; a refusal of the very first byte range
+        falls back to one plain GET of the whole file."""
+        claimed = re.fullmatch(r"bytes \*/([0-9]{1,20})", response.headers.get("Content-Range", ""))
+        if claimed and int(claimed.group(1)) == 0:
+            raise FatalDownloadError(EMPTY_FILE_MESSAGE)
+        if asked_start == 0 and self.state.total_size is None:
+            self.connections = 1  # the next try asks for the whole file without a Range
+        raise RestartFromZero("the server refused the byte range")
+
     async def _stream_body(
         self, response: aiohttp.ClientResponse, segment: Segment, stop_at: int | None
     ) -> None:
         pending: asyncio.Future | None = None
         pending_range = (0, 0)
         batch: list[bytes] = []
-        batch_start = segment.received
+        batch_start = batch_start_at_open = segment.received
         batch_len = 0
         last_flush = time.monotonic()
 
@@ -340,7 +380,20 @@ class FileDownload:
             try:
                 # One received chunk at a time: iter_any() would join whatever is buffered
                 # into a new bytes object, one more copy of the body on the event loop.
-                async for data, _end_of_http_chunk in response.content.iter_chunks():
+                content = response.content
+                empty_reads = 0
+                while True:
+                    data, _end_of_http_chunk = await content.readchunk()
+                    if not data:
+                        # The end, or an HTTP chunk marker. aiohttp's shared empty reader
+                        # answers (b"", True) forever without suspending, so the end is
+                        # told by at_eof(), and every empty read yields to the event loop.
+                        empty_reads += 1
+                        if content.at_eof() or empty_reads > MAX_EMPTY_READS:
+                            break
+                        await asyncio.sleep(0)
+                        continue
+                    empty_reads = 0
                     # Re-read each time: a faster connection may take over the segment's tail.
                     limit = segment.end if stop_at is None else min(stop_at, segment.end or stop_at)
                     if limit is not None:
@@ -363,7 +416,7 @@ class FileDownload:
                         break
             except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
                 await flush()
-                raise RetryableError(describe_error(exc, self.settings.stall_timeout)) from None
+                raise transfer_error(exc, self.settings.stall_timeout) from None
             await flush()  # the last batch
             await flush()  # ... and wait for it
         finally:
@@ -381,6 +434,13 @@ class FileDownload:
             self._set_total_at_eof(segment.received)
             segment.end = segment.received
         elif segment.received < limit:
+            # Not a network failure: the server ended its answer early (a dropped connection
+            # raises instead), so it counts against `retries`, not the outage time.
+            if segment.received == batch_start_at_open:
+                raise RetryableError(
+                    f"the server's answer held no bytes (status {response.status}, "
+                    f"Content-Length {response.headers.get('Content-Length', 'absent')[:20]})"
+                )
             raise RetryableError("the connection closed before the range was complete")
 
     def _set_total_at_eof(self, size: int) -> None:
@@ -391,28 +451,25 @@ class FileDownload:
 
     async def _connection(self, first: Segment | None, probe: asyncio.Event) -> None:
         segment = first or self._plan.next_segment()
-        failures = 0
+        policy = RetryPolicy(self.settings)
         while segment is not None:
             progress_mark = segment.received
             try:
                 while segment.end is None or segment.received < segment.end:
+                    before = segment.received
                     await self._fetch_segment(segment, probe)
                     if segment.end is None:
                         break
+                    if segment.received <= before and segment.received < segment.end:
+                        # Every answer must move the range on, or count as a failed attempt.
+                        raise RetryableError("the server's answer held no bytes")
             except RetryableError as exc:
                 if segment.received > progress_mark:
-                    failures = 0
-                failures += 1
-                if failures > self.settings.retries:
-                    raise RetriesExhausted(
-                        f"gave up after {failures} failed attempts: {exc.reason}"
-                    ) from None
-                delay = exc.retry_after
-                if delay is None:
-                    delay = backoff_delay(failures, self.settings.retry_backoff)
-                self.on_retry(failures, self.settings.retries, exc.reason, delay)
+                    policy.progressed()
+                next_try = policy.next_try(exc)  # or RetriesExhausted: time to stop
+                self.on_retry(next_try.attempt, next_try.most, next_try.reason, next_try.delay)
                 self.save_state()
-                await asyncio.sleep(delay)
+                await asyncio.sleep(next_try.delay)
                 continue
             self._plan.finished(segment)
             segment = await self._plan.wait_for_work()
@@ -457,6 +514,8 @@ class FileDownload:
     async def run(self) -> str:
         """Download until the partial is complete and verified; returns its SHA-256."""
         self.layout.ensure()
+        check_request_url(self.request.url)
+        self._state_mode = state_file_mode(self.layout.root)
         self.load_state()
         self.partial.open()
         hasher: asyncio.Task | None = None
@@ -478,6 +537,8 @@ class FileDownload:
                     await self.partial.drain()
                     self._reset_to_zero(reason)
             total = self.state.total_size if self.state.total_size is not None else 0
+            if total == 0:
+                raise FatalDownloadError(EMPTY_FILE_MESSAGE)
             if self.state.bytes_done != total:
                 raise RetryableError("the download ended with bytes missing")
             while self.partial.hashed < total:

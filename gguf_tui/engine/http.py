@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import re
+from urllib.parse import urljoin
 
 import aiohttp
 
 from gguf_tui.config import Config
-from gguf_tui.engine.errors import FatalDownloadError, RetryableError
-from gguf_tui.httputil import parse_retry_after
-from gguf_tui.textsafe import redact_url
+from gguf_tui.engine.errors import FatalDownloadError, NetworkError, RetryableError
+from gguf_tui.httputil import UnusableURL, check_http_url, parse_retry_after
+from gguf_tui.textsafe import plain, redact_url, redact_urls_in, split_credentials
 
 USER_AGENT = "gguf-tui/0.1"
 CONTENT_RANGE_RE = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)$")
@@ -39,6 +40,33 @@ def make_session(config: Config, *, limit: int = 64) -> aiohttp.ClientSession:
     )
 
 
+def check_request_url(url: str) -> None:
+    """A download's own URL must be usable before anything is asked of a server."""
+    try:
+        check_http_url(url)
+    except UnusableURL as exc:
+        raise FatalDownloadError(f"cannot download {redact_url(url)}: {exc}") from None
+
+
+def redirect_target(request_url: str, url: str, location: str) -> str:
+    """Where a redirect from `url` leads, checked before it is followed: another scheme (file:,
+    ftp:, data:) fails the download at once; a malformed address fails this attempt."""
+    try:
+        target = urljoin(url, location)
+    except ValueError:
+        target = location
+    # Credentials a server puts in a redirect are never sent anywhere.
+    target = split_credentials(target)[0]
+    try:
+        return check_http_url(target)
+    except UnusableURL as exc:
+        if exc.final:
+            raise FatalDownloadError(
+                f"the server redirected {redact_url(request_url)} to an unsupported address: {exc}"
+            ) from None
+        raise RetryableError(f"the server redirected to an unusable address: {exc}") from None
+
+
 def check_status(response: aiohttp.ClientResponse, url: str) -> None:
     """Raise for answers that are not file bytes: retry 408/429/5xx, fail 401/403/404 at once."""
     status = response.status
@@ -56,7 +84,7 @@ def check_status(response: aiohttp.ClientResponse, url: str) -> None:
 
 
 def describe_error(exc: BaseException, stall_timeout: float | None = None) -> str:
-    """One line about a network error, without URLs' query strings."""
+    """One line about a network error, without credentials or URLs' query strings."""
     if isinstance(exc, (asyncio.TimeoutError, aiohttp.ServerTimeoutError)):
         if stall_timeout:
             return f"stalled: no data for {stall_timeout:g} s"
@@ -65,7 +93,18 @@ def describe_error(exc: BaseException, stall_timeout: float | None = None) -> st
         return "connection dropped mid-transfer"
     if isinstance(exc, aiohttp.ServerDisconnectedError):
         return "server disconnected"
-    if isinstance(exc, aiohttp.ClientConnectorError):
+    if isinstance(exc, aiohttp.ClientConnectorError) and not isinstance(exc, aiohttp.ClientSSLError):
         return f"cannot connect ({exc.os_error.strerror or exc.os_error})"
     text = str(exc) or type(exc).__name__
-    return redact_url(text) if "://" in text else text
+    return plain(redact_urls_in(text))[:300]
+
+
+def transfer_error(exc: BaseException, stall_timeout: float | None = None) -> RetryableError:
+    """What a failed request or body read means: a network outage (refused, reset, no route,
+    DNS, timeout: retried for `outage_timeout`) or another failure (retried `retries` times)."""
+    reason = describe_error(exc, stall_timeout)
+    if isinstance(exc, (aiohttp.ClientSSLError, aiohttp.InvalidURL, ValueError)):
+        return RetryableError(reason)  # the same answer comes back however long one waits
+    if isinstance(exc, (aiohttp.ClientError, asyncio.TimeoutError, OSError)):
+        return NetworkError(reason)
+    return RetryableError(reason)

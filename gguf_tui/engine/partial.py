@@ -116,6 +116,9 @@ class PartialFile:
         try:
             while views:
                 written = os.pwritev(self._fd, views, position)
+                if written <= 0 and any(len(view) for view in views):
+                    # Never loop on a write that moves nothing on (practice 14).
+                    raise OSError(errno.EIO, f"write of {self.label} made no progress")
                 position += written
                 while views and written >= len(views[0]):
                     written -= len(views[0])

@@ -28,7 +28,7 @@ from gguf_tui.engine.events import (
     Retrying,
     StateChanged,
 )
-from gguf_tui.engine.fetch import FileDownload
+from gguf_tui.engine.fetch import FileDownload, check_fits_filesystem
 from gguf_tui.engine.http import make_session
 from gguf_tui.engine.job import EventStream, Job
 from gguf_tui.engine.landing import (
@@ -289,7 +289,9 @@ class Engine:
         except DiskFullError as exc:
             if job.current is not None:
                 job.current.save_state()
-            message = f"{exc}; the partial is kept: free some space, then resume"
+            kept = any(state.bytes_done for state in self.resume_states(job))
+            keeping = "the partial is kept: " if kept else ""
+            message = f"{exc}; {keeping}free some space, then resume"
             self._emit(JobError(job.id, job.name, message))
             self._set_state(job, JobState.PAUSED, message)
         except (DownloadError, OSError) as exc:
@@ -355,6 +357,7 @@ class Engine:
         for request in remaining:
             if request.expected_size is None:
                 continue
+            check_fits_filesystem(self.layout.root, request.expected_size, request.dest)
             partial = self.layout.partial_path(request.key_hash)
             try:
                 allocated = partial.stat().st_blocks * 512 if partial.exists() else 0

@@ -8,8 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gguf_tui.engine.spec import FileRequest, JobSpec
-from gguf_tui.fsutil import read_regular_text, write_json_atomic
+from gguf_tui.fsutil import read_regular_text, state_file_mode, write_json_atomic
 from gguf_tui.store.layout import StoreLayout
+from gguf_tui.textsafe import split_credentials
 
 RECORD_FORMAT = 1
 
@@ -27,7 +28,7 @@ def save_record(layout: StoreLayout, spec: JobSpec, created_at: float) -> None:
         "created_at": created_at,
         "files": [
             {
-                "url": request.url,
+                "url": split_credentials(request.url)[0],  # credentials live in memory only
                 "dest": request.dest,
                 "expected_sha256": request.expected_sha256,
                 "expected_size": request.expected_size,
@@ -39,7 +40,7 @@ def save_record(layout: StoreLayout, spec: JobSpec, created_at: float) -> None:
             for request in spec.files
         ],
     }
-    write_json_atomic(record_path(layout, spec.name), record)
+    write_json_atomic(record_path(layout, spec.name), record, state_file_mode(layout.root))
 
 
 def delete_record(layout: StoreLayout, name: str) -> None:

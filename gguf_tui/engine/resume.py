@@ -7,11 +7,13 @@ missing, truncated or inconsistent is never trusted: the caller discards the par
 from __future__ import annotations
 
 import json
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from gguf_tui.fsutil import read_regular_text, write_json_atomic
+from gguf_tui.httputil import valid_etag, valid_http_date
 
 STATE_FORMAT = 1
 
@@ -88,9 +90,10 @@ class ResumeState:
             "created_at": self.created_at,
         }
 
-    def save(self, path: Path) -> None:
+    def save(self, path: Path, mode: int | None = None) -> None:
+        """Write atomically; `mode` is the state file's permission bits (see state_file_mode)."""
         self.saved_at = time.time()
-        write_json_atomic(path, self.to_json())
+        write_json_atomic(path, self.to_json(), mode)
 
     @classmethod
     def load(cls, path: Path) -> ResumeState:
@@ -105,9 +108,11 @@ class ResumeState:
                 resume_key=str(raw["resume_key"]),
                 dest=str(raw["dest"]),
                 total_size=_opt_int(raw.get("total_size")),
-                expected_sha256=raw.get("expected_sha256"),
-                etag=raw.get("etag"),
-                last_modified=raw.get("last_modified"),
+                expected_sha256=_opt_sha256(raw.get("expected_sha256")),
+                etag=_opt_validator(raw.get("etag"), valid_etag, "ETag"),
+                last_modified=_opt_validator(
+                    raw.get("last_modified"), valid_http_date, "Last-Modified date"
+                ),
                 ranges=merge_ranges([[int(s), int(e)] for s, e in raw.get("ranges", [])]),
                 saved_at=float(raw.get("saved_at", 0.0)),
                 created_at=float(raw.get("created_at", 0.0)),
@@ -126,4 +131,21 @@ def _opt_int(value: object) -> int | None:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise ValueError(f"bad size {value!r}")
+    return value
+
+
+def _opt_sha256(value: object) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not re.fullmatch(r"[0-9a-fA-F]{64}", value):
+        raise ValueError("bad expected SHA-256")
+    return value.lower()
+
+
+def _opt_validator(value: object, check, what: str) -> str | None:
+    """A saved validator goes back to the server in If-Range: only a well-formed one is used."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or check(value) is None:
+        raise ValueError(f"unusable {what} {value!r:.40}")
     return value

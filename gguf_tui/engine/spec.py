@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import base64
 import enum
 import hashlib
 from dataclasses import dataclass, field
 from typing import Any
+
+from gguf_tui.httputil import origin_of
+from gguf_tui.textsafe import split_credentials
 
 
 class JobState(str, enum.Enum):
@@ -35,7 +39,9 @@ class FileRequest:
     `url` is the stable URL (a plain URL, or a Hub `resolve` URL that redirects to a signed CDN
     URL); together with `revision` it is the resume key. Signed URLs met on redirects are kept in
     memory only. `auth_headers` are sent only to `auth_origin` (scheme://host:port), never to a
-    host a redirect points at, and never persisted.
+    host a redirect points at, and never persisted. Credentials written in the URL
+    (`http://user:pass@host/…`) are moved out of `url` at once into a Basic `auth_headers` entry
+    for that origin, so the URL that is stored, shown and used as a key never holds them.
     """
 
     url: str
@@ -49,6 +55,21 @@ class FileRequest:
     sha256_origin: str | None = None
     auth_headers: dict[str, str] = field(default_factory=dict, repr=False)
     auth_origin: str | None = None
+
+    def __post_init__(self) -> None:
+        self.url, credentials = split_credentials(self.url)
+        if credentials is None:
+            return
+        try:
+            origin = origin_of(self.url)
+        except ValueError:
+            return  # an unusable URL: the download fails on it with a clear message
+        if self.auth_origin not in (None, origin):
+            return  # the other headers belong to another origin; never mix the two
+        user, password = credentials
+        token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+        self.auth_headers = {**self.auth_headers, "Authorization": f"Basic {token}"}
+        self.auth_origin = origin
 
     @property
     def resume_key(self) -> str:

@@ -61,6 +61,8 @@ def ellipsize(text: str, width: int) -> str:
 def state_word(job: JobView, width: int = 30) -> str:
     if job.state == JobState.RETRYING and job.retry_max:
         return f"retrying {job.retry_attempt}/{job.retry_max}"
+    if job.state == JobState.RETRYING and job.retry_reason.startswith("waiting for network"):
+        return "waiting for network" if width >= 19 else "no network"  # an outage: no count
     if job.state == JobState.DOWNLOADING and job.phase == "re-checking":
         return "re-checking"
     word = job.state.value
@@ -314,7 +316,8 @@ def job_detail(
     if job.message and job.message != "moved" and job.state != JobState.RETRYING:
         lines.row("", clean(job.message, 500))
     if job.state == JobState.RETRYING and job.retry_reason:
-        lines.row("retry", f"{job.retry_attempt}/{job.retry_max}: {clean(job.retry_reason, 200)}")
+        count = f"{job.retry_attempt}/{job.retry_max}: " if job.retry_max else ""
+        lines.row("retry", f"{count}{clean(job.retry_reason, 200)}")
     if resume_states:
         for state_record in resume_states:
             lines.rows("resume", resume_lines(state_record, now))
