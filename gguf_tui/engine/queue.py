@@ -10,8 +10,8 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
-import socket
 import time
+import uuid
 from pathlib import Path
 from typing import Callable
 
@@ -29,7 +29,14 @@ from gguf_tui.engine.events import (
 )
 from gguf_tui.engine.fetch import FileDownload
 from gguf_tui.engine.http import make_session
-from gguf_tui.engine.job import EventStream, Job
+from gguf_tui.engine.job import (
+    CancelPreview,
+    EventStream,
+    Job,
+    OwnedElsewhere,
+    elsewhere_phase,
+    owner_words,
+)
 from gguf_tui.engine.landing import already_placed, load_manifest, os_message, write_manifest
 from gguf_tui.engine.placement import (
     DiskFullError,
@@ -38,15 +45,28 @@ from gguf_tui.engine.placement import (
     place_file,
 )
 from gguf_tui.engine.ratelimit import RateLimiter
-from gguf_tui.engine.records import delete_record, load_records, save_record
+from gguf_tui.engine.records import (
+    delete_record,
+    load_records,
+    owner_lock_path,
+    record_exists,
+    save_record,
+)
 from gguf_tui.engine.resume import ResumeState, ResumeStateError
 from gguf_tui.engine.spec import FileRequest, JobSpec, JobState
 from gguf_tui.store.layout import StoreLayout, UnsafePathError
-from gguf_tui.store.locks import DownloadLock, LockHeld, active_lock_owner
+from gguf_tui.store.locks import (
+    DownloadLock,
+    LockHeld,
+    LockOwner,
+    active_lock_owner,
+    deletion_blockers,
+)
 from gguf_tui.store.manifest import Manifest, ManifestError, ManifestFile
 from gguf_tui.textsafe import plain, redact_url
 
 ELSEWHERE_POLL = 2.0
+OTHERS_POLL = 1.0  # how often other processes' jobs are re-read (progress, owner still alive)
 
 
 class Engine:
@@ -72,6 +92,8 @@ class Engine:
         self._ids = itertools.count(1)
         self._subscribers: set[EventStream] = set()
         self._closed = False
+        self._token = uuid.uuid4().hex  # tells this engine's locks from another's in one process
+        self._watcher: asyncio.Task | None = None
 
     # ---- lifecycle ---------------------------------------------------------------------------
 
@@ -86,6 +108,8 @@ class Engine:
         self.layout.ensure()
         if self._session is None:
             self._session = make_session(self.config)
+        if self._watcher is None:
+            self._watcher = asyncio.ensure_future(self._watch_ownership())
 
     @property
     def session(self) -> aiohttp.ClientSession:
@@ -97,7 +121,12 @@ class Engine:
         if self._closed:
             return
         self._closed = True
+        if self._watcher is not None:
+            self._watcher.cancel()
+            await asyncio.wait([self._watcher])
         await self.shutdown()
+        for job in self._jobs.values():
+            self._release(job)  # paused and saved: any process may adopt them now
         if self._owns_session and self._session is not None:
             await self._session.close()
 
@@ -125,6 +154,8 @@ class Engine:
         job.message = message
         if state != JobState.RETRYING:
             job.retry_reason = ""
+        if job.owner_lock is not None:
+            job.owner_lock.set_state(_owner_word(state))
         self._emit(StateChanged(job.id, job.name, state, message))
 
     # ---- queries -----------------------------------------------------------------------------
@@ -157,17 +188,26 @@ class Engine:
                 raise FatalDownloadError(str(exc)) from None
         for job in self._jobs.values():
             if job.spec.name == spec.name and not job.state.is_final:
+                if not paused and self._view_only(job):
+                    self._set_state(job, JobState.QUEUED)  # asked for here: wait for its owner
+                    self._schedule()
                 return job.id
         job = Job(next(self._ids), spec, total=spec.total_size)
         self._jobs[job.id] = job
         self._order.append(job.id)
-        self._save_job_record(job)
-        self._set_state(job, JobState.PAUSED if paused else JobState.QUEUED)
+        if self._claim(job):
+            self._save_job_record(job)
+            self._set_state(job, JobState.PAUSED if paused else JobState.QUEUED)
+        elif paused:
+            self._follow_owner(job)  # another process's job: shown, not touched
+        else:
+            self._set_state(job, JobState.QUEUED)  # its runner waits for the owner to let go
         self._schedule()
         return job.id
 
     async def pause(self, job_id: int) -> None:
         job = self.get(job_id)
+        self._refuse_if_elsewhere(job, "pause")
         if job.state == JobState.QUEUED:
             self._set_state(job, JobState.PAUSED)
             return
@@ -178,13 +218,17 @@ class Engine:
 
     async def resume(self, job_id: int) -> None:
         job = self.get(job_id)
+        self._refuse_if_elsewhere(job, "resume")
         if job.state == JobState.PAUSED:
             self._set_state(job, JobState.QUEUED)
             self._schedule()
 
     async def cancel(self, job_id: int) -> None:
-        """Stop the download and delete its partial files and state (next time starts from 0)."""
+        """Stop the download and delete its partial files and state (next time starts from 0).
+
+        Refused for another process's job; partials another live process owns are kept."""
         job = self.get(job_id)
+        self._refuse_if_elsewhere(job, "cancel")
         if job.state == JobState.COMPLETED:
             return
         if job.task and not job.task.done():
@@ -198,6 +242,7 @@ class Engine:
 
     async def retry(self, job_id: int) -> None:
         job = self.get(job_id)
+        self._refuse_if_elsewhere(job, "retry")
         if job.state in (JobState.FAILED, JobState.CANCELLED, JobState.PAUSED):
             job.checksum_failures = 0
             self._save_job_record(job)
@@ -215,11 +260,33 @@ class Engine:
     async def remove(self, job_id: int) -> None:
         """Forget a finished download (completed, failed or cancelled) from the list."""
         job = self.get(job_id)
+        self._refuse_if_elsewhere(job, "remove")
         if job.state.is_final:
             if job.state != JobState.COMPLETED:
                 self._delete_partials(job)  # also its queue record: it must not come back
+            self._release(job)
             self._order.remove(job_id)
             del self._jobs[job_id]
+
+    def cancel_preview(self, job_id: int) -> CancelPreview:
+        """What `cancel` would do to this job: refused, delete its partial, or keep it for its
+        owner (so a confirmation never promises a deletion that will not happen)."""
+        job = self.get(job_id)
+        if self._view_only(job):
+            owner = job.owner
+            return CancelPreview(
+                refused=str(OwnedElsewhere(job, "cancel")),
+                deletes_partial=False,
+                kept_for=owner_words(owner) if owner else "another process",
+            )
+        deletes, kept_for = False, ""
+        for request in job.spec.files:
+            others = self._other_owners(request.key_hash)
+            if others:
+                kept_for = kept_for or owner_words(others[0])
+            elif self.layout.partial_path(request.key_hash).exists():
+                deletes = True
+        return CancelPreview(deletes_partial=deletes, kept_for=kept_for)
 
     async def wait(self, job_id: int) -> Job:
         """Wait until the job is completed, failed, cancelled, or paused."""
@@ -254,6 +321,8 @@ class Engine:
     async def _run_job(self, job: Job) -> None:
         ticker = asyncio.ensure_future(self._tick(job))
         try:
+            if job.owner_lock is None:
+                await self._wait_for_ownership(job)
             await self._download_job(job)
         except asyncio.CancelledError:
             wanted = job.wanted_state or JobState.PAUSED
@@ -503,11 +572,11 @@ class Engine:
     # ---- partials and job records ------------------------------------------------------------
 
     def _delete_partials(self, job: Job) -> None:
-        """Delete the job's partials and state, except any another live process is writing."""
+        """Delete the job's partials and state, except any another live process owns (writing
+        it, or holding a job with that file in its queue)."""
         for request in job.spec.files:
-            owner = active_lock_owner(self.layout.lock_path(request.key_hash))
-            if owner is not None and (owner.pid, owner.host) != (os.getpid(), socket.gethostname()):
-                continue  # it is that process's download now, not ours to delete
+            if self._other_owners(request.key_hash):
+                continue  # that process's download, not ours to delete
             for path in (
                 self.layout.partial_path(request.key_hash),
                 self.layout.state_path(request.key_hash),
@@ -522,10 +591,31 @@ class Engine:
         save_record(self.layout, job.spec, job.created_at)
 
     def _finish_job_record(self, job: Job) -> None:
+        """The job is done with: its queue record goes, and so does this engine's claim on it.
+        A record this engine does not own is another process's and stays."""
+        if job.owner_lock is None:
+            return
         delete_record(self.layout, job.name)
+        self._release(job)
+
+    def _bytes_on_disk(self, job: Job) -> int:
+        """Placed files plus saved resume state: what a restart, or another process, would see."""
+        try:
+            manifest = load_manifest(self.layout, job.name)
+        except ManifestError:
+            manifest = None
+        placed = sum(
+            entry.size
+            for request in job.spec.files
+            if (entry := already_placed(self.layout, request, manifest)) is not None
+        )
+        return placed + sum(state.bytes_done for state in self.resume_states(job))
 
     async def restore_jobs(self) -> list[int]:
-        """Add downloads left by earlier runs (interrupted or paused) to the queue, paused."""
+        """Add downloads left by earlier runs (interrupted or paused) to the queue, paused.
+
+        A download another live process has in its queue is listed as that process's
+        ("queued elsewhere", live progress) and not returned; it is adopted when its owner exits."""
         restored = []
         stored, problems = load_records(self.layout)
         for problem in problems:
@@ -537,21 +627,140 @@ class Engine:
             job_id = await self.enqueue(spec, paused=True)
             job = self.get(job_id)
             job.created_at = record.created_at or job.created_at
-            manifest = self._manifest(job)
-            placed = sum(
-                entry.size
-                for request in spec.files
-                if (entry := already_placed(self.layout, request, manifest)) is not None
-            )
-            job.bytes_done = placed + sum(state.bytes_done for state in self.resume_states(job))
+            if job.owner_lock is None:
+                continue
+            self._save_job_record(job)  # keeps its first creation time
+            job.bytes_done = self._bytes_on_disk(job)
             for request in spec.files:
                 owner = active_lock_owner(self.layout.lock_path(request.key_hash))
-                if owner is not None and (owner.pid, owner.host) != (os.getpid(), socket.gethostname()):
+                if owner is not None and not self._is_ours(owner):
                     job.message = f"downloading elsewhere ({owner.describe()})"
                     self._emit(StateChanged(job.id, job.name, job.state, job.message))
                     break
             restored.append(job_id)
         return restored
+
+    # ---- ownership across processes ----------------------------------------------------------
+
+    def _is_ours(self, owner: LockOwner) -> bool:
+        """A lock of this engine (a download lock of this process carries no engine token)."""
+        return owner.in_this_process and (not owner.token or owner.token == self._token)
+
+    def _other_owners(self, key_hash: str) -> list[LockOwner]:
+        """Live processes (or other engines here) whose claim on this file's partial stands."""
+        blockers = deletion_blockers(self.layout.lock_path(key_hash))
+        return [owner for owner in blockers if not self._is_ours(owner)]
+
+    def _view_only(self, job: Job) -> bool:
+        """Another process's job that this engine only shows: no commands apply to it here."""
+        return job.owner_lock is None and job.state == JobState.ELSEWHERE and not job.running_here
+
+    def _refuse_if_elsewhere(self, job: Job, command: str) -> None:
+        if self._view_only(job):
+            raise OwnedElsewhere(job, command)
+
+    def _claim(self, job: Job) -> bool:
+        """Make this engine the job's owner; False (with `job.owner` set) while another has it."""
+        if job.owner_lock is not None:
+            return True
+        for other in self._jobs.values():
+            if other is not job and other.name == job.name and other.owner_lock is not None:
+                if other.state.is_final:  # a finished run of the same model hands its claim on
+                    job.owner_lock, other.owner_lock, job.owner = other.owner_lock, None, None
+                    return True
+        lock = DownloadLock(
+            owner_lock_path(self.layout, job.name),
+            what=job.name,
+            keys=tuple(request.key_hash for request in job.spec.files),
+            state=_owner_word(job.state),
+            token=self._token,
+        )
+        try:
+            lock.acquire()
+        except LockHeld as held:
+            job.owner = held.owner
+            return False
+        job.owner_lock, job.owner = lock, None
+        return True
+
+    def _release(self, job: Job) -> None:
+        if job.owner_lock is not None:
+            job.owner_lock.release()
+            job.owner_lock = None
+
+    async def _wait_for_ownership(self, job: Job) -> None:
+        """(runner) The job was asked for here but another process has it: show that process's
+        progress until it lets go (finished, paused and quit, or died), then own it."""
+        while not self._claim(job):
+            self._follow_owner(job)
+            await asyncio.sleep(OTHERS_POLL)
+        job.speed, job.eta, job.seen_bytes_at, job.phase = 0.0, None, None, "downloading"
+        self._save_job_record(job)
+
+    def _follow_owner(self, job: Job) -> None:
+        """Show another process's job as it is now: its owner's word, and its bytes and speed
+        from the resume state that process keeps saving."""
+        owner = job.owner or LockOwner(0, "?", time.time(), time.time())
+        phase = elsewhere_phase(owner)
+        said = f"{phase} ({owner_words(owner)}, "  # said again only when this part changes
+        done = self._bytes_on_disk(job)
+        now = time.monotonic()
+        if job.seen_bytes_at is not None and now > job.seen_bytes_at[1]:
+            seen, at = job.seen_bytes_at
+            instant = max(0.0, (done - seen) / (now - at))
+            job.speed = instant if job.speed == 0 else 0.5 * job.speed + 0.5 * instant
+        job.seen_bytes_at = (done, now)
+        total = job.total or job.spec.total_size
+        job.eta = (total - done) / job.speed if total and job.speed > 0 else None
+        job.bytes_done = done
+        if job.state != JobState.ELSEWHERE or not job.message.startswith(said):
+            job.phase = phase
+            self._set_state(job, JobState.ELSEWHERE, f"{phase} ({owner.describe()})")
+        self._emit(Progress(job.id, job.name, done, total, job.speed, job.eta, phase))
+
+    def _adopt_or_settle(self, job: Job) -> None:
+        """(watcher) Follow another process's job; once its owner is gone, adopt what it left
+        (paused, from earlier) or show how it ended (completed there, or cancelled)."""
+        left_by = owner_words(job.owner) if job.owner else "another process"
+        if not self._claim(job):
+            self._follow_owner(job)
+            return
+        job.speed, job.eta, job.seen_bytes_at, job.phase = 0.0, None, None, "downloading"
+        if record_exists(self.layout, job.name):
+            job.bytes_done = self._bytes_on_disk(job)
+            self._emit(Progress(job.id, job.name, job.bytes_done, job.total, 0.0, None))
+            self._set_state(job, JobState.PAUSED, f"from earlier: left by {left_by}; space resumes")
+            return
+        manifest = self._manifest(job)
+        finished = all(already_placed(self.layout, r, manifest) for r in job.spec.files)
+        self._release(job)
+        if finished:
+            self._set_state(job, JobState.COMPLETED, f"completed by {left_by}")
+        else:
+            self._set_state(job, JobState.CANCELLED, f"cancelled or removed by {left_by}")
+
+    async def _watch_ownership(self) -> None:
+        """Keep this engine's claims fresh (heartbeats) and other processes' jobs current."""
+        while True:
+            await asyncio.sleep(OTHERS_POLL)
+            for job in list(self._jobs.values()):
+                try:
+                    if job.owner_lock is not None:
+                        job.owner_lock.heartbeat()
+                    elif self._view_only(job):
+                        self._adopt_or_settle(job)
+                except OSError as exc:  # a store that went away must not stop the watcher
+                    self._emit(Notice(job.id, job.name, os_message(exc)))
+
+
+def _owner_word(state: JobState) -> str:
+    """What other processes show for a job this engine owns ('downloading' → 'downloading
+    elsewhere' there)."""
+    if state.is_active:
+        return "downloading"
+    if state == JobState.ELSEWHERE:
+        return "waiting"
+    return state.value
 
 
 async def _finish_uninterrupted(func, *args) -> None:
