@@ -269,12 +269,19 @@ def deletion_blockers(path: Path) -> list[LockOwner]:
     if writer is not None:
         blockers.append(writer)
     key = path.name.removesuffix(path.suffix)
-    folder = path.parent
-    for owner_path in sorted(folder.glob(f"*{OWNER_SUFFIX}")) if folder.is_dir() else []:
-        owner = read_owner(owner_path)
-        if owner is not None and key in owner.keys and owner_may_be_alive(owner):
-            blockers.append(owner)
+    blockers.extend(owner for owner in live_job_owners(path.parent) if key in owner.keys)
     return blockers
+
+
+def live_job_owners(locks_dir: Path) -> list[LockOwner]:
+    """The job owner locks in `locks_dir` whose process may still be alive: one per download in
+    some process's queue (its `what` is the model name, its `keys` the files' resume keys)."""
+    owners = []
+    for path in sorted(locks_dir.glob(f"*{OWNER_SUFFIX}")) if locks_dir.is_dir() else []:
+        owner = read_owner(path)
+        if owner is not None and owner_may_be_alive(owner):
+            owners.append(owner)
+    return owners
 
 
 def deletion_blocker(path: Path) -> LockOwner | None:

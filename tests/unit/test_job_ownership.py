@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from gguf_tui.config import load_config
-from gguf_tui.engine import Engine, FileRequest, JobState
+from gguf_tui.engine import Engine, FileRequest, JobSpec, JobState
 from gguf_tui.engine.job import OwnedElsewhere
 from gguf_tui.engine.records import owner_lock_path
 from gguf_tui.engine.resume import ResumeState
@@ -180,3 +180,21 @@ def test_a_reused_pid_does_not_keep_a_dead_owners_job(tmp_path):
     lock.acquire()  # taken over
     assert read_owner(path).pid == os.getpid()
     lock.release()
+
+
+async def test_rm_keeps_the_files_of_a_paused_job_in_a_live_queue(server, config, store, cli, gguf_bytes):
+    part1 = FileRequest(url=server.add("/p1.gguf", gguf_bytes), dest="o/r/x-00001-of-00002.gguf")
+    slow = Behaviour(rate=500_000)
+    part2 = FileRequest(url=server.add("/p2.gguf", gguf_bytes[::-1], slow), dest="o/r/x-00002-of-00002.gguf")
+    async with Engine(config) as owner:
+        job_id = await owner.enqueue(JobSpec("o/r:X", [part1, part2]))
+        await until(lambda: (store / part1.dest).exists() and owner.get(job_id).bytes_done > len(gguf_bytes), "part 1 placed")
+        await owner.pause(job_id)
+        refused = await cli("rm", "o/r:X", "--yes")
+        assert refused.code == 1
+        assert "paused in the queue of pid" in refused.err and "cancel it there first" in refused.err
+        assert (store / part1.dest).exists()
+    # The owner has quit: the job is from earlier, nobody's, and rm may delete the model.
+    removed = await cli("rm", "o/r:X", "--yes")
+    assert removed.code == 0, removed.err
+    assert not (store / part1.dest).exists()
