@@ -710,13 +710,21 @@ class Engine:
             instant = max(0.0, (done - seen) / (now - at))
             job.speed = instant if job.speed == 0 else 0.5 * job.speed + 0.5 * instant
         job.seen_bytes_at = (done, now)
-        total = job.total or job.spec.total_size
+        total = job.total or job.spec.total_size or self._saved_total(job)
+        job.total = total
         job.eta = (total - done) / job.speed if total and job.speed > 0 else None
         job.bytes_done = done
         if job.state != JobState.ELSEWHERE or not job.message.startswith(said):
             job.phase = phase
             self._set_state(job, JobState.ELSEWHERE, f"{phase} ({owner.describe()})")
         self._emit(Progress(job.id, job.name, done, total, job.speed, job.eta, phase))
+
+    def _saved_total(self, job: Job) -> int | None:
+        """The job's size from its files' resume state, when the spec did not know it."""
+        states = self.resume_states(job)
+        if len(states) != len(job.spec.files) or any(not s.total_size for s in states):
+            return None
+        return sum(state.total_size or 0 for state in states)
 
     def _adopt_or_settle(self, job: Job) -> None:
         """(watcher) Follow another process's job; once its owner is gone, adopt what it left

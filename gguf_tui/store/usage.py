@@ -183,7 +183,7 @@ class ActiveDownloads:
         if queued is not None:
             return (
                 f"it belongs to '{queued.what}', which is {queued.state or 'queued'} in the queue "
-                f"of pid {queued.pid} on {queued.host}: cancel it there first"
+                f"of pid {queued.pid} on {queued.host}: cancel that download first"
             )
         return None
 

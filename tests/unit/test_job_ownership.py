@@ -192,7 +192,7 @@ async def test_rm_keeps_the_files_of_a_paused_job_in_a_live_queue(server, config
         await owner.pause(job_id)
         refused = await cli("rm", "o/r:X", "--yes")
         assert refused.code == 1
-        assert "paused in the queue of pid" in refused.err and "cancel it there first" in refused.err
+        assert "paused in the queue of pid" in refused.err and "cancel that download first" in refused.err
         assert (store / part1.dest).exists()
     # The owner has quit: the job is from earlier, nobody's, and rm may delete the model.
     removed = await cli("rm", "o/r:X", "--yes")
