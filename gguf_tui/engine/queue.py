@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import os
 import time
 import uuid
 from pathlib import Path
@@ -29,14 +28,7 @@ from gguf_tui.engine.events import (
 )
 from gguf_tui.engine.fetch import FileDownload
 from gguf_tui.engine.http import make_session
-from gguf_tui.engine.job import (
-    CancelPreview,
-    EventStream,
-    Job,
-    OwnedElsewhere,
-    elsewhere_phase,
-    owner_words,
-)
+from gguf_tui.engine.job import EventStream, Job
 from gguf_tui.engine.landing import already_placed, load_manifest, os_message, write_manifest
 from gguf_tui.engine.placement import (
     DiskFullError,
@@ -45,31 +37,19 @@ from gguf_tui.engine.placement import (
     place_file,
 )
 from gguf_tui.engine.ratelimit import RateLimiter
-from gguf_tui.engine.records import (
-    delete_record,
-    load_records,
-    owner_lock_path,
-    record_exists,
-    save_record,
-)
+from gguf_tui.engine.ownership import OwnershipMixin, owner_word
+from gguf_tui.engine.records import delete_record, load_records, save_record
 from gguf_tui.engine.resume import ResumeState, ResumeStateError
 from gguf_tui.engine.spec import FileRequest, JobSpec, JobState
 from gguf_tui.store.layout import StoreLayout, UnsafePathError
-from gguf_tui.store.locks import (
-    DownloadLock,
-    LockHeld,
-    LockOwner,
-    active_lock_owner,
-    deletion_blockers,
-)
+from gguf_tui.store.locks import DownloadLock, LockHeld, active_lock_owner
 from gguf_tui.store.manifest import Manifest, ManifestError, ManifestFile
 from gguf_tui.textsafe import plain, redact_url
 
 ELSEWHERE_POLL = 2.0
-OTHERS_POLL = 1.0  # how often other processes' jobs are re-read (progress, owner still alive)
 
 
-class Engine:
+class Engine(OwnershipMixin):
     def __init__(
         self,
         config: Config,
@@ -155,7 +135,7 @@ class Engine:
         if state != JobState.RETRYING:
             job.retry_reason = ""
         if job.owner_lock is not None:
-            job.owner_lock.set_state(_owner_word(state))
+            job.owner_lock.set_state(owner_word(state))
         self._emit(StateChanged(job.id, job.name, state, message))
 
     # ---- queries -----------------------------------------------------------------------------
@@ -267,26 +247,6 @@ class Engine:
             self._release(job)
             self._order.remove(job_id)
             del self._jobs[job_id]
-
-    def cancel_preview(self, job_id: int) -> CancelPreview:
-        """What `cancel` would do to this job: refused, delete its partial, or keep it for its
-        owner (so a confirmation never promises a deletion that will not happen)."""
-        job = self.get(job_id)
-        if self._view_only(job):
-            owner = job.owner
-            return CancelPreview(
-                refused=str(OwnedElsewhere(job, "cancel")),
-                deletes_partial=False,
-                kept_for=owner_words(owner) if owner else "another process",
-            )
-        deletes, kept_for = False, ""
-        for request in job.spec.files:
-            others = self._other_owners(request.key_hash)
-            if others:
-                kept_for = kept_for or owner_words(others[0])
-            elif self.layout.partial_path(request.key_hash).exists():
-                deletes = True
-        return CancelPreview(deletes_partial=deletes, kept_for=kept_for)
 
     async def wait(self, job_id: int) -> Job:
         """Wait until the job is completed, failed, cancelled, or paused."""
@@ -598,19 +558,6 @@ class Engine:
         delete_record(self.layout, job.name)
         self._release(job)
 
-    def _bytes_on_disk(self, job: Job) -> int:
-        """Placed files plus saved resume state: what a restart, or another process, would see."""
-        try:
-            manifest = load_manifest(self.layout, job.name)
-        except ManifestError:
-            manifest = None
-        placed = sum(
-            entry.size
-            for request in job.spec.files
-            if (entry := already_placed(self.layout, request, manifest)) is not None
-        )
-        return placed + sum(state.bytes_done for state in self.resume_states(job))
-
     async def restore_jobs(self) -> list[int]:
         """Add downloads left by earlier runs (interrupted or paused) to the queue, paused.
 
@@ -639,136 +586,6 @@ class Engine:
                     break
             restored.append(job_id)
         return restored
-
-    # ---- ownership across processes ----------------------------------------------------------
-
-    def _is_ours(self, owner: LockOwner) -> bool:
-        """A lock of this engine (a download lock of this process carries no engine token)."""
-        return owner.in_this_process and (not owner.token or owner.token == self._token)
-
-    def _other_owners(self, key_hash: str) -> list[LockOwner]:
-        """Live processes (or other engines here) whose claim on this file's partial stands."""
-        blockers = deletion_blockers(self.layout.lock_path(key_hash))
-        return [owner for owner in blockers if not self._is_ours(owner)]
-
-    def _view_only(self, job: Job) -> bool:
-        """Another process's job that this engine only shows: no commands apply to it here."""
-        return job.owner_lock is None and job.state == JobState.ELSEWHERE and not job.running_here
-
-    def _refuse_if_elsewhere(self, job: Job, command: str) -> None:
-        if self._view_only(job):
-            raise OwnedElsewhere(job, command)
-
-    def _claim(self, job: Job) -> bool:
-        """Make this engine the job's owner; False (with `job.owner` set) while another has it."""
-        if job.owner_lock is not None:
-            return True
-        for other in self._jobs.values():
-            if other is not job and other.name == job.name and other.owner_lock is not None:
-                if other.state.is_final:  # a finished run of the same model hands its claim on
-                    job.owner_lock, other.owner_lock, job.owner = other.owner_lock, None, None
-                    return True
-        lock = DownloadLock(
-            owner_lock_path(self.layout, job.name),
-            what=job.name,
-            keys=tuple(request.key_hash for request in job.spec.files),
-            state=_owner_word(job.state),
-            token=self._token,
-        )
-        try:
-            lock.acquire()
-        except LockHeld as held:
-            job.owner = held.owner
-            return False
-        job.owner_lock, job.owner = lock, None
-        return True
-
-    def _release(self, job: Job) -> None:
-        if job.owner_lock is not None:
-            job.owner_lock.release()
-            job.owner_lock = None
-
-    async def _wait_for_ownership(self, job: Job) -> None:
-        """(runner) The job was asked for here but another process has it: show that process's
-        progress until it lets go (finished, paused and quit, or died), then own it."""
-        while not self._claim(job):
-            self._follow_owner(job)
-            await asyncio.sleep(OTHERS_POLL)
-        job.speed, job.eta, job.seen_bytes_at, job.phase = 0.0, None, None, "downloading"
-        self._save_job_record(job)
-
-    def _follow_owner(self, job: Job) -> None:
-        """Show another process's job as it is now: its owner's word, and its bytes and speed
-        from the resume state that process keeps saving."""
-        owner = job.owner or LockOwner(0, "?", time.time(), time.time())
-        phase = elsewhere_phase(owner)
-        said = f"{phase} ({owner_words(owner)}, "  # said again only when this part changes
-        done = self._bytes_on_disk(job)
-        now = time.monotonic()
-        if job.seen_bytes_at is not None and now > job.seen_bytes_at[1]:
-            seen, at = job.seen_bytes_at
-            instant = max(0.0, (done - seen) / (now - at))
-            job.speed = instant if job.speed == 0 else 0.5 * job.speed + 0.5 * instant
-        job.seen_bytes_at = (done, now)
-        total = job.total or job.spec.total_size or self._saved_total(job)
-        job.total = total
-        job.eta = (total - done) / job.speed if total and job.speed > 0 else None
-        job.bytes_done = done
-        if job.state != JobState.ELSEWHERE or not job.message.startswith(said):
-            job.phase = phase
-            self._set_state(job, JobState.ELSEWHERE, f"{phase} ({owner.describe()})")
-        self._emit(Progress(job.id, job.name, done, total, job.speed, job.eta, phase))
-
-    def _saved_total(self, job: Job) -> int | None:
-        """The job's size from its files' resume state, when the spec did not know it."""
-        states = self.resume_states(job)
-        if len(states) != len(job.spec.files) or any(not s.total_size for s in states):
-            return None
-        return sum(state.total_size or 0 for state in states)
-
-    def _adopt_or_settle(self, job: Job) -> None:
-        """(watcher) Follow another process's job; once its owner is gone, adopt what it left
-        (paused, from earlier) or show how it ended (completed there, or cancelled)."""
-        left_by = owner_words(job.owner) if job.owner else "another process"
-        if not self._claim(job):
-            self._follow_owner(job)
-            return
-        job.speed, job.eta, job.seen_bytes_at, job.phase = 0.0, None, None, "downloading"
-        if record_exists(self.layout, job.name):
-            job.bytes_done = self._bytes_on_disk(job)
-            self._emit(Progress(job.id, job.name, job.bytes_done, job.total, 0.0, None))
-            self._set_state(job, JobState.PAUSED, f"from earlier: left by {left_by}; space resumes")
-            return
-        manifest = self._manifest(job)
-        finished = all(already_placed(self.layout, r, manifest) for r in job.spec.files)
-        self._release(job)
-        if finished:
-            self._set_state(job, JobState.COMPLETED, f"completed by {left_by}")
-        else:
-            self._set_state(job, JobState.CANCELLED, f"cancelled or removed by {left_by}")
-
-    async def _watch_ownership(self) -> None:
-        """Keep this engine's claims fresh (heartbeats) and other processes' jobs current."""
-        while True:
-            await asyncio.sleep(OTHERS_POLL)
-            for job in list(self._jobs.values()):
-                try:
-                    if job.owner_lock is not None:
-                        job.owner_lock.heartbeat()
-                    elif self._view_only(job):
-                        self._adopt_or_settle(job)
-                except OSError as exc:  # a store that went away must not stop the watcher
-                    self._emit(Notice(job.id, job.name, os_message(exc)))
-
-
-def _owner_word(state: JobState) -> str:
-    """What other processes show for a job this engine owns ('downloading' → 'downloading
-    elsewhere' there)."""
-    if state.is_active:
-        return "downloading"
-    if state == JobState.ELSEWHERE:
-        return "waiting"
-    return state.value
 
 
 async def _finish_uninterrupted(func, *args) -> None:
