@@ -64,7 +64,6 @@ class OwnershipMixin:
         )
         return placed + sum(state.bytes_done for state in self.resume_states(job))
 
-
     def _is_ours(self: Engine, owner: LockOwner) -> bool:
         """A lock of this engine (a download lock of this process carries no engine token)."""
         return owner.in_this_process and (not owner.token or owner.token == self._token)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 
 from gguf_tui.engine.resume import ResumeState
-from gguf_tui.engine.spec import FileRequest, JobState
+from gguf_tui.engine import Engine
+from gguf_tui.engine.spec import FileRequest, JobSpec, JobState
 from gguf_tui.store.layout import StoreLayout
 from gguf_tui.tui.app import GgufApp
 from gguf_tui.tui.screens.confirm import ConfirmScreen
@@ -54,4 +55,32 @@ async def test_dashboard_shows_a_pull_of_another_process_live_and_will_not_cance
         _out, err = await asyncio.wait_for(owner.communicate(), 20)
         assert owner.returncode == 0, err.decode()
         await wait_for(pilot, lambda: app.jobs[job_id].state == JobState.COMPLETED, what="completed there")
+    assert sha256_of(store / "m.gguf") == server.sha256("/m.gguf")
+
+
+async def test_cancel_dialog_says_the_partial_is_kept_when_another_engine_owns_it(
+    config, server, store, gguf_bytes
+):
+    url = server.add("/m.gguf", gguf_bytes, Behaviour(rate=300_000))
+    spec = lambda: JobSpec("m", [FileRequest(url=url, dest="m.gguf")])  # noqa: E731
+    key = spec().files[0].key_hash
+    async with Engine(config) as other:  # another dashboard's engine on the same store
+        other_id = await other.enqueue(spec())
+        while not other.get(other_id).bytes_done:
+            await asyncio.sleep(0.02)
+        app = GgufApp(config)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await wait_for(pilot, lambda: app._engine_ready and app.jobs, what="listed")
+            job_id = await app.engine.enqueue(spec())  # asked for here too: waits for the owner
+            await wait_for(pilot, lambda: app.engine.get(job_id).running_here
+                           and app.jobs[job_id].state == JobState.ELSEWHERE, what="waiting here")
+            await pilot.press("tab", "c")
+            await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="confirm")
+            body = app.screen.body.plain
+            assert "is kept" in body and "deleted" not in body
+            await pilot.press("y")
+            await wait_for(pilot, lambda: app.jobs[job_id].state == JobState.CANCELLED, what="cancelled here")
+            assert StoreLayout(store).partial_path(key).exists()
+        server.behaviours["/m.gguf"].rate = None
+        assert (await other.wait(other_id)).state == JobState.COMPLETED
     assert sha256_of(store / "m.gguf") == server.sha256("/m.gguf")
