@@ -96,6 +96,7 @@ class OwnershipMixin:
             keys=tuple(request.key_hash for request in job.spec.files),
             state=owner_word(job.state),
             token=self._token,
+            live_pid_holds=True,
         )
         try:
             lock.acquire()

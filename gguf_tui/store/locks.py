@@ -129,8 +129,12 @@ class DownloadLock:
         keys: tuple[str, ...] = (),
         state: str = "",
         token: str = "",
+        live_pid_holds: bool = False,
     ) -> None:
         self.path = path
+        # A job owner lock: a live owner on this host keeps it however old its heartbeat (a
+        # suspended or busy dashboard still owns its queue); only its exit or death frees it.
+        self.live_pid_holds = live_pid_holds
         self.what = what
         self.keys = keys
         self.state = state
@@ -172,6 +176,8 @@ class DownloadLock:
                 owner = read_owner(self.path)
                 if owner and owner.in_this_process and _owner_process_alive(owner):
                     raise LockHeld(owner) from None  # another job of ours holds it
+                if self.live_pid_holds and owner and owner_may_be_alive(owner):
+                    raise LockHeld(owner) from None
                 if not is_stale(owner, self.path):
                     if owner is None:
                         raise LockHeld(LockOwner(0, "?", time.time(), time.time())) from None
@@ -212,6 +218,10 @@ class DownloadLock:
             return
         now = time.time()
         if not force and now - self.last_beat < HEARTBEAT_EVERY:
+            return
+        current = read_owner(self.path)
+        if current is not None and not (current.in_this_process and current.token == self.token):
+            self.held = False  # taken over meanwhile: never write over the new owner's lock
             return
         tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
         try:

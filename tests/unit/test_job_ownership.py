@@ -24,6 +24,7 @@ from gguf_tui.engine.resume import ResumeState
 from gguf_tui.store.layout import StoreLayout
 from gguf_tui.store.locks import (
     OWNER_SUFFIX,
+    STALE_AFTER,
     DownloadLock,
     LockHeld,
     deletion_blocker,
@@ -152,9 +153,9 @@ async def test_a_job_left_by_an_owner_that_exits_is_adopted(server, config_file,
 # ---- the lock rule itself ----------------------------------------------------------------------
 
 
-def _owner_file(path: Path, *, pid: int, proc_start: str | None, keys: list[str]) -> None:
+def _owner_file(path: Path, *, pid: int, proc_start: str | None, keys: list[str], age: float = 0) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    now = time.time()
+    now = time.time() - age
     path.write_text(json.dumps({
         "pid": pid, "host": socket.gethostname(), "proc_start": proc_start,
         "heartbeat": now, "started": now, "what": "m", "keys": keys, "state": "queued",
@@ -198,3 +199,13 @@ async def test_rm_keeps_the_files_of_a_paused_job_in_a_live_queue(server, config
     removed = await cli("rm", "o/r:X", "--yes")
     assert removed.code == 0, removed.err
     assert not (store / part1.dest).exists()
+
+
+def test_a_live_owner_on_this_host_keeps_its_job_however_old_its_heartbeat(tmp_path):
+    """A suspended dashboard (ctrl-z) still owns its queue; only its exit frees the jobs."""
+    parent = os.getppid()
+    path = StoreLayout(tmp_path).locks_dir / f"m{OWNER_SUFFIX}"
+    _owner_file(path, pid=parent, proc_start=process_start_id(parent), keys=["k1"], age=STALE_AFTER + 60)
+    with pytest.raises(LockHeld):
+        DownloadLock(path, live_pid_holds=True).acquire()
+    assert read_owner(path).pid == parent
