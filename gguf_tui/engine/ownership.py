@@ -139,7 +139,10 @@ class OwnershipMixin:
         job.bytes_done = done
         if job.state != JobState.ELSEWHERE or not job.message.startswith(said):
             job.phase = phase
-            self._set_state(job, JobState.ELSEWHERE, f"{phase} ({owner.describe()})")
+            message = f"{phase} ({owner.describe()})"
+            if job.running_here and owner.state in ("paused", "failed"):
+                message += ": waiting here until it is resumed there or that process exits"
+            self._set_state(job, JobState.ELSEWHERE, message)
         self._emit(Progress(job.id, job.name, done, total, job.speed, job.eta, phase))
 
     def _saved_total(self: Engine, job: Job) -> int | None:

@@ -191,6 +191,13 @@ async def test_rm_keeps_the_files_of_a_paused_job_in_a_live_queue(server, config
         job_id = await owner.enqueue(JobSpec("o/r:X", [part1, part2]))
         await until(lambda: (store / part1.dest).exists() and owner.get(job_id).bytes_done > len(gguf_bytes), "part 1 placed")
         await owner.pause(job_id)
+        async with Engine(config) as second:  # a second dashboard sees it paused, and not its own
+            assert await second.restore_jobs() == []
+            [seen] = second.jobs()
+            assert (seen.state, seen.phase) == (JobState.ELSEWHERE, "paused elsewhere")
+            assert seen.bytes_done > len(gguf_bytes)  # the placed part and the saved partial
+            with pytest.raises(OwnedElsewhere):
+                await second.cancel(seen.id)
         refused = await cli("rm", "o/r:X", "--yes")
         assert refused.code == 1
         assert "paused in the queue of pid" in refused.err and "cancel that download first" in refused.err
