@@ -169,6 +169,7 @@ class OwnershipMixin:
         finished = all(already_placed(self.layout, r, manifest) for r in job.spec.files)
         self._release(job)
         if finished:
+            job.bytes_done = job.total or job.bytes_done
             self._set_state(job, JobState.COMPLETED, f"completed by {left_by}")
         else:
             self._set_state(job, JobState.CANCELLED, f"cancelled or removed by {left_by}")
