@@ -122,7 +122,9 @@ class ProgressPrinter:
             if event.state in (JobState.QUEUED, JobState.DOWNLOADING, JobState.RETRYING, JobState.VERIFYING):
                 return
             text = f"{name}: {event.state.value}"
-            if event.message and not event.message.startswith(event.state.value):
+            if event.state == JobState.ELSEWHERE and event.message:
+                text = f"{name}: {plain(event.message)}"  # names the owner's word and pid
+            elif event.message and not event.message.startswith(event.state.value):
                 text += f": {plain(event.message)}"
             elif event.message:
                 text = f"{name}: {plain(event.message)}"

@@ -7,12 +7,13 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, AsyncIterator, Callable
 
+from gguf_tui.engine.errors import DownloadError
 from gguf_tui.engine.events import EngineEvent
 from gguf_tui.engine.spec import JobSpec, JobState
 
 if TYPE_CHECKING:
     from gguf_tui.engine.fetch import FileDownload
-    from gguf_tui.store.locks import DownloadLock
+    from gguf_tui.store.locks import DownloadLock, LockOwner
 
 
 @dataclass
@@ -38,10 +39,54 @@ class Job:
     completed_bytes: int = 0
     wanted_state: JobState | None = field(default=None, repr=False)
     lock: DownloadLock | None = field(default=None, repr=False)
+    # Who owns the job across processes: this engine holds `owner_lock` from the moment the job
+    # is in its queue until it is finished or forgotten; otherwise `owner` is the process that
+    # does, and this engine only shows it (or, if it asked for it, waits for it).
+    owner_lock: DownloadLock | None = field(default=None, repr=False)
+    owner: LockOwner | None = field(default=None, repr=False)
+    seen_bytes_at: tuple[int, float] | None = field(default=None, repr=False)
 
     @property
     def name(self) -> str:
         return self.spec.name
+
+    @property
+    def owned_elsewhere(self) -> bool:
+        return self.owner_lock is None and self.owner is not None
+
+    @property
+    def running_here(self) -> bool:
+        return self.task is not None and not self.task.done()
+
+
+def elsewhere_phase(owner: LockOwner) -> str:
+    """'downloading elsewhere', 'queued elsewhere', 'paused elsewhere' … from the owner's word."""
+    return f"{owner.state or 'queued'} elsewhere"
+
+
+def owner_words(owner: LockOwner) -> str:
+    return f"pid {owner.pid} on {owner.host}"
+
+
+class OwnedElsewhere(DownloadError):
+    """The job belongs to another process: only that process may pause, resume or cancel it."""
+
+    def __init__(self, job: Job, command: str) -> None:
+        owner = job.owner
+        who = f"another process ({owner_words(owner)})" if owner else "another process"
+        super().__init__(
+            f"{job.name} is {elsewhere_phase(owner) if owner else 'owned elsewhere'}: only "
+            f"{who} can {command} it; it comes to this queue when that process exits"
+        )
+
+
+@dataclass(frozen=True)
+class CancelPreview:
+    """What cancelling a job would do, for a confirmation that tells the truth."""
+
+    refused: str = ""  # why cancelling is not allowed here (empty: allowed)
+    deletes_partial: bool = True  # whether downloaded data of this job would be deleted
+    kept_for: str = ""  # who keeps the partial when it is not deleted ("pid N on host")
 
 
 class EventStream:

@@ -10,9 +10,9 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
-import socket
 import time
 from dataclasses import replace
+import uuid
 from pathlib import Path
 from typing import Callable
 
@@ -51,6 +51,7 @@ from gguf_tui.engine.placement import (
     sync_file,
 )
 from gguf_tui.engine.ratelimit import RateLimiter
+from gguf_tui.engine.ownership import OwnershipMixin, owner_word
 from gguf_tui.engine.records import delete_record, load_records, save_record
 from gguf_tui.engine.resume import ResumeState, ResumeStateError
 from gguf_tui.engine.spec import FileRequest, JobSpec, JobState
@@ -68,7 +69,7 @@ from gguf_tui.textsafe import plain, redact_url
 ELSEWHERE_POLL = 2.0
 
 
-class Engine:
+class Engine(OwnershipMixin):
     def __init__(
         self,
         config: Config,
@@ -91,6 +92,8 @@ class Engine:
         self._ids = itertools.count(1)
         self._subscribers: set[EventStream] = set()
         self._closed = False
+        self._token = uuid.uuid4().hex  # tells this engine's locks from another's in one process
+        self._watcher: asyncio.Task | None = None
 
     # ---- lifecycle ---------------------------------------------------------------------------
 
@@ -105,6 +108,8 @@ class Engine:
         self.layout.ensure()
         if self._session is None:
             self._session = make_session(self.config)
+        if self._watcher is None:
+            self._watcher = asyncio.ensure_future(self._watch_ownership())
 
     @property
     def session(self) -> aiohttp.ClientSession:
@@ -116,7 +121,12 @@ class Engine:
         if self._closed:
             return
         self._closed = True
+        if self._watcher is not None:
+            self._watcher.cancel()
+            await asyncio.wait([self._watcher])
         await self.shutdown()
+        for job in self._jobs.values():
+            self._release(job)  # paused and saved: any process may adopt them now
         if self._owns_session and self._session is not None:
             await self._session.close()
 
@@ -144,6 +154,8 @@ class Engine:
         job.message = message
         if state != JobState.RETRYING:
             job.retry_reason = ""
+        if job.owner_lock is not None:
+            job.owner_lock.set_state(owner_word(state))
         self._emit(StateChanged(job.id, job.name, state, message))
 
     # ---- queries -----------------------------------------------------------------------------
@@ -176,17 +188,26 @@ class Engine:
                 raise FatalDownloadError(str(exc)) from None
         for job in self._jobs.values():
             if job.spec.name == spec.name and not job.state.is_final:
+                if not paused and self._view_only(job):
+                    self._set_state(job, JobState.QUEUED)  # asked for here: wait for its owner
+                    self._schedule()
                 return job.id
         job = Job(next(self._ids), spec, total=spec.total_size)
         self._jobs[job.id] = job
         self._order.append(job.id)
-        self._save_job_record(job)
-        self._set_state(job, JobState.PAUSED if paused else JobState.QUEUED)
+        if self._claim(job):
+            self._save_job_record(job)
+            self._set_state(job, JobState.PAUSED if paused else JobState.QUEUED)
+        elif paused:
+            self._follow_owner(job)  # another process's job: shown, not touched
+        else:
+            self._set_state(job, JobState.QUEUED)  # its runner waits for the owner to let go
         self._schedule()
         return job.id
 
     async def pause(self, job_id: int) -> None:
         job = self.get(job_id)
+        self._refuse_if_elsewhere(job, "pause")
         if job.state == JobState.QUEUED:
             self._set_state(job, JobState.PAUSED)
             return
@@ -197,13 +218,17 @@ class Engine:
 
     async def resume(self, job_id: int) -> None:
         job = self.get(job_id)
+        self._refuse_if_elsewhere(job, "resume")
         if job.state == JobState.PAUSED:
             self._set_state(job, JobState.QUEUED)
             self._schedule()
 
     async def cancel(self, job_id: int) -> None:
-        """Stop the download and delete its partial files and state (next time starts from 0)."""
+        """Stop the download and delete its partial files and state (next time starts from 0).
+
+        Refused for another process's job; partials another live process owns are kept."""
         job = self.get(job_id)
+        self._refuse_if_elsewhere(job, "cancel")
         if job.state == JobState.COMPLETED:
             return
         if job.task and not job.task.done():
@@ -217,6 +242,7 @@ class Engine:
 
     async def retry(self, job_id: int) -> None:
         job = self.get(job_id)
+        self._refuse_if_elsewhere(job, "retry")
         if job.state in (JobState.FAILED, JobState.CANCELLED, JobState.PAUSED):
             job.checksum_failures = 0
             self._save_job_record(job)
@@ -234,9 +260,11 @@ class Engine:
     async def remove(self, job_id: int) -> None:
         """Forget a finished download (completed, failed or cancelled) from the list."""
         job = self.get(job_id)
+        self._refuse_if_elsewhere(job, "remove")
         if job.state.is_final:
             if job.state != JobState.COMPLETED:
                 self._delete_partials(job)  # also its queue record: it must not come back
+            self._release(job)
             self._order.remove(job_id)
             del self._jobs[job_id]
 
@@ -273,6 +301,8 @@ class Engine:
     async def _run_job(self, job: Job) -> None:
         ticker = asyncio.ensure_future(self._tick(job))
         try:
+            if job.owner_lock is None:
+                await self._wait_for_ownership(job)
             await self._download_job(job)
         except asyncio.CancelledError:
             wanted = job.wanted_state or JobState.PAUSED
@@ -570,11 +600,11 @@ class Engine:
     # ---- partials and job records ------------------------------------------------------------
 
     def _delete_partials(self, job: Job) -> None:
-        """Delete the job's partials and state, except any another live process is writing."""
+        """Delete the job's partials and state, except any another live process owns (writing
+        it, or holding a job with that file in its queue)."""
         for request in job.spec.files:
-            owner = active_lock_owner(self.layout.lock_path(request.key_hash))
-            if owner is not None and (owner.pid, owner.host) != (os.getpid(), socket.gethostname()):
-                continue  # it is that process's download now, not ours to delete
+            if self._other_owners(request.key_hash):
+                continue  # that process's download, not ours to delete
             for path in (
                 self.layout.partial_path(request.key_hash),
                 self.layout.state_path(request.key_hash),
@@ -589,10 +619,18 @@ class Engine:
         save_record(self.layout, job.spec, job.created_at)
 
     def _finish_job_record(self, job: Job) -> None:
+        """The job is done with: its queue record goes, and so does this engine's claim on it.
+        A record this engine does not own is another process's and stays."""
+        if job.owner_lock is None:
+            return
         delete_record(self.layout, job.name)
+        self._release(job)
 
     async def restore_jobs(self) -> list[int]:
-        """Add downloads left by earlier runs (interrupted or paused) to the queue, paused."""
+        """Add downloads left by earlier runs (interrupted or paused) to the queue, paused.
+
+        A download another live process has in its queue is listed as that process's
+        ("queued elsewhere", live progress) and not returned; it is adopted when its owner exits."""
         restored = []
         stored, problems = load_records(self.layout)
         for problem in problems:
@@ -604,16 +642,13 @@ class Engine:
             job_id = await self.enqueue(spec, paused=True)
             job = self.get(job_id)
             job.created_at = record.created_at or job.created_at
-            manifest = self._manifest(job)
-            placed = sum(
-                entry.size
-                for request in spec.files
-                if (entry := already_placed(self.layout, request, manifest)) is not None
-            )
-            job.bytes_done = placed + sum(state.bytes_done for state in self.resume_states(job))
+            if job.owner_lock is None:
+                continue
+            self._save_job_record(job)  # keeps its first creation time
+            job.bytes_done = self._bytes_on_disk(job)
             for request in spec.files:
                 owner = active_lock_owner(self.layout.lock_path(request.key_hash))
-                if owner is not None and (owner.pid, owner.host) != (os.getpid(), socket.gethostname()):
+                if owner is not None and not self._is_ours(owner):
                     job.message = f"downloading elsewhere ({owner.describe()})"
                     self._emit(StateChanged(job.id, job.name, job.state, job.message))
                     break

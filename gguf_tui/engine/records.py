@@ -11,12 +11,23 @@ from gguf_tui.engine.spec import FileRequest, JobSpec
 from gguf_tui.fsutil import read_regular_text, state_file_mode, write_json_atomic
 from gguf_tui.store.layout import StoreLayout
 from gguf_tui.textsafe import split_credentials
+from gguf_tui.store.locks import OWNER_SUFFIX
 
 RECORD_FORMAT = 1
 
 
 def record_path(layout: StoreLayout, name: str) -> Path:
     return layout.jobs_dir / layout.manifest_path(name).name
+
+
+def owner_lock_path(layout: StoreLayout, name: str) -> Path:
+    """The lock that says which process's queue holds this download (beside the file locks, so
+    `deletion_blocker` finds it; its own suffix keeps it apart from `<key>.lock`)."""
+    return layout.locks_dir / f"{layout.manifest_path(name).stem}{OWNER_SUFFIX}"
+
+
+def record_exists(layout: StoreLayout, name: str) -> bool:
+    return record_path(layout, name).exists()
 
 
 def save_record(layout: StoreLayout, spec: JobSpec, created_at: float) -> None:

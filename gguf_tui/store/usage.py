@@ -21,6 +21,7 @@ from gguf_tui.store.locks import (
     LockHeld,
     LockOwner,
     deletion_blocker,
+    live_job_owners,
 )
 from gguf_tui.units import format_size
 
@@ -237,6 +238,7 @@ class ActiveDownloads:
 
     owners: dict[str, LockOwner] = field(default_factory=dict)  # dest -> owner of that file
     jobs: dict[str, str] = field(default_factory=dict)  # dest -> name of a running job
+    queued: dict[str, LockOwner] = field(default_factory=dict)  # dest -> owner of its queued job
 
     def owner_of(self, relative: str) -> LockOwner | None:
         return self.owners.get(relative)
@@ -247,6 +249,12 @@ class ActiveDownloads:
             return f"a download in progress is writing it ({owner.describe()})"
         if relative in self.jobs:
             return f"it belongs to '{self.jobs[relative]}', which is downloading"
+        queued = self.queued.get(relative)
+        if queued is not None:
+            return (
+                f"it belongs to '{queued.what}', which is {queued.state or 'queued'} in the queue "
+                f"of pid {queued.pid} on {queued.host}: cancel that download first"
+            )
         return None
 
 
@@ -262,10 +270,19 @@ def active_downloads(
             continue
         if owner.what:
             active.owners[owner.what] = owner
-    if active.owners:
+    # A download some process holds in its queue (queued, paused or waiting) owns its files too.
+    in_queues = {
+        owner.what: owner
+        for owner in live_job_owners(layout.locks_dir)
+        if owner.state not in ("failed", "cancelled", "completed")
+    }
+    if active.owners or in_queues:
         for record in job_records(layout) if records is None else records:
             if any(dest in active.owners for dest in record.dests):
                 for dest in record.dests:
                     active.jobs.setdefault(dest, record.name)
+            if record.name in in_queues:
+                for dest in record.dests:
+                    active.queued.setdefault(dest, in_queues[record.name])
     return active
 

@@ -199,10 +199,20 @@ class ActionsMixin:
         if view.state.is_final:
             self.engine_command("remove", view.id)  # clears a finished row from the list
             return
-        body = Text(
-            f"{ellipsize(clean(view.name), 60)}\n\nThe partial download is deleted: "
-            f"a later download starts from 0. (space pauses instead.)"
-        )
+        preview = self.engine.cancel_preview(view.id)
+        if preview.refused:
+            self.notify(clean(preview.refused, 300), severity="warning", timeout=8, markup=False)
+            return
+        if preview.kept_for:
+            effect = (
+                f"Its partial download belongs to another process ({clean(preview.kept_for, 80)}) "
+                f"and is kept: only this queue stops asking for it."
+            )
+        elif preview.deletes_partial:
+            effect = "The partial download is deleted: a later download starts from 0. (space pauses instead.)"
+        else:
+            effect = "Nothing has been downloaded yet: it leaves the queue."
+        body = Text(f"{ellipsize(clean(view.name), 60)}\n\n{effect}")
 
         def answer(yes: bool | None) -> None:
             if yes:

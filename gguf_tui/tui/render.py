@@ -66,8 +66,11 @@ def state_word(job: JobView, width: int = 30) -> str:
     if job.state == JobState.DOWNLOADING and job.phase == "re-checking":
         return "re-checking"
     word = job.state.value
-    if len(word) > width and job.state == JobState.ELSEWHERE:
-        return "elsewhere"
+    if job.state == JobState.ELSEWHERE:
+        # Someone else's job: the engine puts its owner's word in the phase ("queued elsewhere").
+        word = job.phase if job.phase.endswith("elsewhere") else word
+        if len(word) > width:
+            return "elsewhere"
     return word
 
 
@@ -104,7 +107,9 @@ def queue_name(name: str, width: int) -> str:
 
 def queue_cells(job: JobView, style_for: StyleFor, *, name_width: int, state_width: int) -> dict[str, Text]:
     """The cells of one queue row, keyed by column."""
-    active = job.state in (JobState.DOWNLOADING, JobState.RETRYING)
+    active = job.state in (JobState.DOWNLOADING, JobState.RETRYING) or (
+        job.state == JobState.ELSEWHERE and job.phase == "downloading elsewhere"
+    )
     percent = job.percent
     show_progress = job.state not in (JobState.CANCELLED,) and (job.bytes_done or active)
     return {
