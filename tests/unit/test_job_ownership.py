@@ -44,6 +44,13 @@ def model_bytes(tmp_path_factory: pytest.TempPathFactory) -> bytes:
     return make_gguf(tmp_path_factory.mktemp("src") / "m.gguf", tensor_bytes=768 << 10).read_bytes()
 
 
+@pytest.fixture(scope="module")
+def other_model_bytes(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    """A second real GGUF with other bytes (only whole GGUF files are ever placed)."""
+    path = tmp_path_factory.mktemp("src2") / "m2.gguf"
+    return make_gguf(path, tensor_bytes=768 << 10, seed=1).read_bytes()
+
+
 async def until(predicate, what: str, timeout: float = WAIT) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
@@ -68,12 +75,12 @@ def one_at_a_time(tmp_path: Path, config_file: Path) -> Path:
 
 
 async def test_second_process_sees_a_queued_partial_as_someone_elses_and_leaves_it(
-    server, config_file, one_at_a_time, store, cli, model_bytes
+    server, config_file, one_at_a_time, store, cli, model_bytes, other_model_bytes
 ):
     layout = StoreLayout(store)
     first = Behaviour(rate=150_000)
     url_a = server.add("/a.gguf", model_bytes, first)
-    url_b = server.add("/b.gguf", model_bytes[::-1], Behaviour(rate=300_000))
+    url_b = server.add("/b.gguf", other_model_bytes, Behaviour(rate=300_000))
     key_b = FileRequest(url=url_b, dest="b.gguf").key_hash
 
     # b.gguf: a partial left by an interrupted pull, as any queue restart finds it.
