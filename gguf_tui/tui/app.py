@@ -38,7 +38,7 @@ from gguf_tui.tui.screens.prune import PruneScreen
 from gguf_tui.tui.statusbar import StatusBar
 from gguf_tui.tui.storeport import StorePort
 from gguf_tui.tui.theming import DEFAULT_THEME, STATE_VARIABLE_DEFAULTS, load_themes
-from gguf_tui.tui.views import JobView
+from gguf_tui.tui.views import JobView, queue_counts
 
 __all__ = ["EXIT_INTERRUPTED", "EXIT_OK", "GgufApp", "run_app"]
 
@@ -331,11 +331,8 @@ class GgufApp(PanesMixin, ActionsMixin, SignalsMixin, App[int]):
         self.update_status()
         self.refresh_catalog()
         queue = self.query_one(QueueTable)
-        counts = {}
-        for view in self.jobs.values():
-            word = "active" if view.is_active else view.state.value
-            counts[word] = counts.get(word, 0) + 1
-        parts = [f"{counts[w]} {w}" for w in ("active", "queued", "paused", "failed") if counts.get(w)]
+        counts = queue_counts(list(self.jobs.values()))
+        parts = [f"{number} {word}" for word, number in counts.items() if number]
         queue.border_subtitle = " · ".join(parts) if self.jobs else "empty: d on a quantisation downloads it"
         if self.detail_source == "queue":
             self.show_job_detail()

@@ -8,11 +8,11 @@ from rich.text import Text
 from textual.widgets import DataTable
 
 from gguf_tui.tui import keys
-from gguf_tui.tui.render import StyleFor, no_style, queue_cells
+from gguf_tui.tui.render import QUEUE_NUMBER_WIDTHS, StyleFor, no_style, queue_cells
 from gguf_tui.tui.views import JobView
 
 COLUMNS = ("name", "state", "percent", "bytes", "speed", "eta")
-FIXED = {"percent": 5, "bytes": 14, "speed": 11, "eta": 8}  # each holds a leading space
+FIXED = QUEUE_NUMBER_WIDTHS  # each cell holds its own leading space
 
 
 class QueueTable(DataTable):
@@ -58,7 +58,9 @@ class QueueTable(DataTable):
 
     def _cells_for(self, view: JobView) -> dict[str, Text]:
         widths = self._widths()
-        cells = queue_cells(view, self.style_for, name_width=widths["name"] - 1, state_width=widths["state"] - 1)
+        cells = queue_cells(
+            view, self.style_for, name_width=widths["name"] - 1, state_width=widths["state"] - 1, widths=widths
+        )
         cells["name"] = Text(" ") + cells["name"]
         cells["state"] = Text(" ") + cells["state"]
         return cells

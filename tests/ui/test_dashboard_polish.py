@@ -1,0 +1,41 @@
+"""Dashboard polish (issue 11, items 14-19): one count of active downloads, pane order and keys
+at 80x24, remembered themes, humanised dates."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from gguf_tui.engine.spec import JobState
+from gguf_tui.tui.app import GgufApp
+from gguf_tui.tui.statusbar import StatusBar
+from tests.snapshots.fakes import NOW, FakeEngine, FakeHub, FakeStore, demo_jobs
+from tests.ui.conftest import wait_for
+
+
+def fake_app(config, jobs=None) -> GgufApp:
+    return GgufApp(config, engine=FakeEngine(jobs), hub=FakeHub(), store=FakeStore(), clock=lambda: NOW)
+
+
+async def ready(pilot) -> None:
+    app = pilot.app
+    await wait_for(pilot, lambda: app._engine_ready and app.snapshot is not None, what="ready")
+    await pilot.pause()
+
+
+def with_elsewhere() -> list:
+    """The demo queue plus a download another process runs on the same store."""
+    jobs = demo_jobs()
+    other = dataclasses.replace(jobs[3], id=5, state=JobState.ELSEWHERE, bytes_done=1_000_000_000)
+    return [*jobs, other]
+
+
+async def test_status_bar_and_queue_count_active_alike(config):
+    """Issue 11.17: the status bar said '0 active' while the queue said '1 active'."""
+    app = fake_app(config, with_elsewhere())
+    async with app.run_test(size=(120, 40)) as pilot:
+        await ready(pilot)
+        status = app.query_one(StatusBar).render().plain
+        subtitle = str(app.query_one("#queue").border_subtitle)
+        # downloading + retrying are this process's active work; the other process's is elsewhere
+        assert "2 active" in status and "1 elsewhere" in status
+        assert subtitle.startswith("2 active · 1 elsewhere · 1 queued · 1 paused")
