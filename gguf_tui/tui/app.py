@@ -17,7 +17,6 @@ from rich.style import Style
 from rich.text import Text
 from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
-from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import Footer
 from textual.worker import Worker, WorkerState
@@ -31,6 +30,7 @@ from gguf_tui.tui.actions import ActionsMixin
 from gguf_tui.tui.catalog import CatalogTable, SearchState
 from gguf_tui.tui.detail import DetailPane
 from gguf_tui.tui.lifecycle import EXIT_INTERRUPTED, EXIT_OK, SHUTDOWN_TIMEOUT, SignalsMixin, while_running
+from gguf_tui.tui.panelayout import PaneArea
 from gguf_tui.tui.panes import PanesMixin
 from gguf_tui.tui.queue import QueueTable
 from gguf_tui.tui.render import clean
@@ -47,12 +47,12 @@ FREE_SPACE_EVERY = 3.0
 
 
 class MainScreen(Screen):
-    """The dashboard's screen; its tab order is catalog, queue, detail (not the DOM order)."""
+    """The dashboard's screen; tab moves between its panes in their order (`cycle_pane`)."""
 
     BINDINGS = keys.bindings(keys.SCREEN)
 
 
-PANES = ("#catalog", "#queue", "#detail")
+PANES = ("#catalog", "#queue", "#detail")  # tab order: also the stacked layout's, top down
 
 
 class GgufApp(PanesMixin, ActionsMixin, SignalsMixin, App[int]):
@@ -126,20 +126,20 @@ class GgufApp(PanesMixin, ActionsMixin, SignalsMixin, App[int]):
         return MainScreen(id="main")
 
     def action_cycle_pane(self, step: int) -> None:
+        panes = [self.query_one(selector) for selector in PANES]
         focused = self.focused
-        ids = [f"#{focused.id}"] if focused is not None and focused.id else []
-        index = PANES.index(ids[0]) if ids and ids[0] in PANES else -step
+        index = panes.index(focused) if focused in panes else (-1 if step > 0 else 0)
         # Synchronous (unlike Widget.focus), so a key typed right after tab goes to the new pane.
-        self.screen.set_focus(self.query_one(PANES[(index + step) % len(PANES)]))
+        self.screen.set_focus(panes[(index + step) % len(panes)])
 
     def get_theme_variable_defaults(self) -> dict[str, str]:
         return dict(STATE_VARIABLE_DEFAULTS)
 
     def compose(self) -> ComposeResult:
-        with Horizontal(id="top"):
+        with PaneArea(id="panes"):
             yield CatalogTable(id="catalog")
+            yield QueueTable(id="queue")
             yield DetailPane(id="detail")
-        yield QueueTable(id="queue")
         yield StatusBar(id="status")
         yield Footer(compact=True)
 

@@ -12,11 +12,11 @@ from typing import Any
 
 from rich.style import Style
 from rich.text import Text
-from textual.widgets import DataTable
 
 from gguf_tui.engine.spec import JobState
 from gguf_tui.hub.models import HubFile, QuantGroup, RepoFiles, SearchResult
 from gguf_tui.tui import keys
+from gguf_tui.tui.rowtable import RowTable
 from gguf_tui.tui.render import BOLD, DIM, clean, count, ellipsize, short_age
 from gguf_tui.store.scan import StoreModel, StoreSnapshot
 from gguf_tui.units import format_size
@@ -242,7 +242,7 @@ def compose_line(row: CatalogRow, width: int, info_width: int) -> Text:
     return line
 
 
-class CatalogTable(DataTable):
+class CatalogTable(RowTable):
     """The catalog's table: one composed line per row, re-fitted to its width."""
 
     BINDINGS = keys.bindings(keys.CATALOG)  # its `enter` replaces DataTable's select
@@ -269,6 +269,7 @@ class CatalogTable(DataTable):
             self.clear(columns=True)
             self._add_columns()
             self.show_rows(self.catalog_rows)
+        self.keep_cursor_in_view()
 
     @property
     def current(self) -> CatalogRow | None:

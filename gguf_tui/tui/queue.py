@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from rich.text import Text
-from textual.widgets import DataTable
 
 from gguf_tui.tui import keys
+from gguf_tui.tui.rowtable import RowTable
 from gguf_tui.tui.render import QUEUE_NUMBER_WIDTHS, StyleFor, no_style, queue_cells
 from gguf_tui.tui.views import JobView
 
@@ -15,7 +15,7 @@ COLUMNS = ("name", "state", "percent", "bytes", "speed", "eta")
 FIXED = QUEUE_NUMBER_WIDTHS  # each cell holds its own leading space
 
 
-class QueueTable(DataTable):
+class QueueTable(RowTable):
     """Downloads in queue order. Progress updates touch only the cells that changed."""
 
     BINDINGS = keys.bindings(keys.QUEUE)
@@ -48,6 +48,7 @@ class QueueTable(DataTable):
             self.clear(columns=True)
             self._add_columns()
             self.set_jobs([self._views[job_id] for job_id in self.job_ids])
+        self.keep_cursor_in_view()
 
     @property
     def current_job_id(self) -> int | None:

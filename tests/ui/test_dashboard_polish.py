@@ -39,3 +39,38 @@ async def test_status_bar_and_queue_count_active_alike(config):
         # downloading + retrying are this process's active work; the other process's is elsewhere
         assert "2 active" in status and "1 elsewhere" in status
         assert subtitle.startswith("2 active · 1 elsewhere · 1 queued · 1 paused")
+
+
+async def test_home_and_end_jump_in_the_queue_and_catalog(config):
+    """Issue 11.18: Home/End did nothing in the queue (DataTable binds them to sideways scroll)."""
+    app = fake_app(config)
+    async with app.run_test() as pilot:
+        await ready(pilot)
+        await pilot.press("tab")
+        queue = app.query_one("#queue")
+        assert app.focused is queue and queue.current_job_id == 1
+        await pilot.press("end")
+        assert queue.current_job_id == 4
+        await pilot.press("home")
+        assert queue.current_job_id == 1
+        await pilot.press("shift+tab", "end")
+        catalog = app.query_one("#catalog")
+        assert app.focused is catalog and catalog.cursor_row == catalog.row_count - 1
+        await pilot.press("home")
+        assert catalog.cursor_row == 0
+
+
+async def test_focused_detail_keeps_the_highlighted_catalog_row_in_view(config):
+    """Issue 11.18: at 80x24 focusing the detail hid the catalog it describes."""
+    app = fake_app(config)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await ready(pilot)
+        await pilot.press("end")  # the last local model
+        catalog = app.query_one("#catalog")
+        highlighted = catalog.cursor_row
+        await pilot.press("tab", "tab")
+        assert app.focused is app.query_one("#detail")
+        await pilot.pause()
+        await pilot.pause()
+        top = round(catalog.scroll_y)
+        assert catalog.display and top <= highlighted < top + catalog.content_region.height

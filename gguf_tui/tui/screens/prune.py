@@ -17,6 +17,7 @@ from textual.widgets import DataTable, Footer, Static
 
 from gguf_tui.store.scan import STATE_DOWNLOADING, STATE_PAUSED, StoreModel, StoreSnapshot
 from gguf_tui.tui.render import DIM, clean, ellipsize, format_pair, short_age
+from gguf_tui.tui.rowtable import RowTable
 from gguf_tui.tui.screens.confirm import ConfirmScreen
 from gguf_tui.units import format_size
 
@@ -27,7 +28,7 @@ def partial_key(partial: Any) -> str:
     return f"partial:{partial.key}"
 
 
-class PruneTable(DataTable):
+class PruneTable(RowTable):
     BINDINGS = [
         Binding("space", "screen.toggle_mark", "mark", show=True),
         Binding("a", "screen.toggle_all", "mark all", show=False),
