@@ -37,7 +37,9 @@ from gguf_tui.tui.render import clean
 from gguf_tui.tui.screens.prune import PruneScreen
 from gguf_tui.tui.statusbar import StatusBar
 from gguf_tui.tui.storeport import StorePort
-from gguf_tui.tui.theming import DEFAULT_THEME, STATE_VARIABLE_DEFAULTS, load_themes
+from gguf_tui.tui.theming import STATE_VARIABLE_DEFAULTS
+from gguf_tui.tui.uisetup import ui_setup
+from gguf_tui.tui.uistate import remember_theme
 from gguf_tui.tui.views import JobView, queue_counts
 
 __all__ = ["EXIT_INTERRUPTED", "EXIT_OK", "GgufApp", "run_app"]
@@ -71,9 +73,11 @@ class GgufApp(PanesMixin, ActionsMixin, SignalsMixin, App[int]):
         clock: Callable[[], float] = time.time,
         handle_signals: bool = False,
     ) -> None:
+        setup = ui_setup(config)  # ConfigError (exit 2) before anything starts
         super().__init__()
         self.animation_level = "none"
         self.config = config
+        self.ui = setup
         self.clock = clock
         self.handle_signals = handle_signals
         self.store = store or StorePort(config)
@@ -102,25 +106,30 @@ class GgufApp(PanesMixin, ActionsMixin, SignalsMixin, App[int]):
     # ---- setup -------------------------------------------------------------------------------
 
     def _setup_themes(self) -> None:
-        loaded = load_themes(self.config.ui.theme_dirs)
-        for theme in loaded.themes:
+        for theme in self.ui.themes:
             self.register_theme(theme)
-        self.startup_notes += [f"theme file skipped: {problem}" for problem in loaded.problems]
-        wanted = self.config.ui.theme
-        if wanted not in self.available_themes:
-            self.startup_notes.append(
-                f"ui.theme: no theme named '{plain(wanted)}'; using {DEFAULT_THEME} "
-                f"(the palette's Theme command lists them)"
-            )
-            wanted = DEFAULT_THEME
-        self.theme = wanted
+        self.startup_notes += self.ui.notes
+        self.theme = self.ui.theme
 
     def _setup_keymap(self) -> None:
-        known, warnings = keys.check_keymap(self.config.ui.keymap)
-        self.keymap = known
-        self.startup_notes += warnings
-        if known:
-            self.set_keymap(known)
+        self.keymap = self.ui.keymap
+        if self.keymap:
+            self.set_keymap(self.keymap)
+
+    def _theme_chosen(self, theme: Any) -> None:
+        """Remember a theme picked while running (the palette); say when the config overrides it."""
+        try:
+            remember_theme(theme.name)
+        except OSError as exc:
+            self.notify(f"cannot remember the theme: {exc.strerror or exc}", severity="warning", markup=False)
+            return
+        if self.ui.theme_from_config and theme.name != self.ui.theme:
+            self.notify(
+                f"theme {plain(theme.name)} for this session: ui.theme in "
+                f"{self.config.source or 'the config'} chooses {plain(self.config.ui.theme or '')} at start",
+                timeout=8,
+                markup=False,
+            )
 
     def get_default_screen(self) -> Screen:
         return MainScreen(id="main")
@@ -148,6 +157,7 @@ class GgufApp(PanesMixin, ActionsMixin, SignalsMixin, App[int]):
         self.query_one("#queue").border_title = "Queue"
         self.query_one("#detail").border_title = "Detail"
         self.theme_changed_signal.subscribe(self, lambda _theme: self._restyle())
+        self.theme_changed_signal.subscribe(self, self._theme_chosen)
         self._restyle()
         for note in self.startup_notes:
             self.notify(note, severity="warning", timeout=10, markup=False)

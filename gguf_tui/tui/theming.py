@@ -12,7 +12,7 @@ built-in theme works too; a theme file may override any of them.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -168,12 +168,14 @@ def load_theme_file(path: Path) -> Theme:
 class ThemeLoad:
     themes: list[Theme]
     problems: list[str]
+    broken_names: set[str] = field(default_factory=set)  # names found in files that are broken
 
 
 def load_themes(extra_dirs: list[str] | tuple[str, ...] = ()) -> ThemeLoad:
     """Built-in themes plus every readable YAML theme; problems are returned, not raised."""
     themes: dict[str, Theme] = {theme.name: theme for theme in BUILTIN_THEMES}
     problems: list[str] = []
+    broken: set[str] = set()
     for folder in theme_dirs(extra_dirs):
         if not folder.is_dir():
             continue
@@ -181,9 +183,16 @@ def load_themes(extra_dirs: list[str] | tuple[str, ...] = ()) -> ThemeLoad:
             if path.suffix not in (".yaml", ".yml"):
                 continue
             try:
-                theme = load_theme_file(path)
-            except ThemeFileError as exc:
+                data = read_yaml_file(path, "theme file")
+                theme = theme_from_data(data, path)
+            except ValueError as exc:  # unreadable or not YAML
                 problems.append(str(exc))
                 continue
+            except ThemeFileError as exc:
+                problems.append(str(exc))
+                name = data.get("name") if isinstance(data, dict) else None
+                if isinstance(name, str) and name.strip():
+                    broken.add(name.strip())
+                continue
             themes[theme.name] = theme
-    return ThemeLoad(list(themes.values()), problems)
+    return ThemeLoad(list(themes.values()), problems, broken - set(themes))

@@ -9,7 +9,6 @@ from rich.text import Text
 
 from gguf_tui.engine.events import Progress, Retrying, StateChanged
 from gguf_tui.engine.spec import JobState
-from gguf_tui.tui.keys import check_keymap
 from gguf_tui.tui.render import Lines, format_pair, queue_name, short_age, state_word
 from gguf_tui.tui.theming import ThemeFileError, theme_from_data
 from gguf_tui.tui.views import JobView
@@ -84,12 +83,6 @@ def test_theme_file_becomes_a_theme():
         Path("t.yaml"),
     )
     assert theme.name == "t" and not theme.dark and theme.variables["download-done"] == "#00ff00"
-
-
-def test_keymap_check_suggests_ids():
-    known, warnings = check_keymap({"pause": "x", "puase": "y"})
-    assert known == {"pause": "x"}
-    assert "did you mean 'pause'" in warnings[0]
 
 
 def _row(job: JobView, widths: dict[str, int]) -> str:
