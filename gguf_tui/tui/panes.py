@@ -85,7 +85,7 @@ class PanesMixin:
             opened = self.search.opened.get(row.repo) if self.search else None
             files = opened.files if opened else None
             error = opened.error if opened else None
-            return repo_detail(row.result, row.repo, files, error)
+            return repo_detail(row.result, row.repo, files, error, now)
         job_states = {view.name: view.state for view in self.jobs.values()}
         if row.kind == "quant" and row.files is not None and row.group is not None:
             from gguf_tui.hub import pick_mmproj

@@ -188,6 +188,31 @@ def short_age(timestamp: float | None, now: float) -> str:
     return "now"
 
 
+def iso_time(text: str | None) -> float | None:
+    """Seconds since the epoch of an ISO 8601 time as the Hub sends it ('2024-05-01T12:00:00.000Z')."""
+    if not text:
+        return None
+    from datetime import datetime, timezone
+
+    try:
+        parsed = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    return parsed.timestamp()
+
+
+def humane_time(timestamp: float | None, now: float) -> str:
+    """'3 d ago (2026-09-18)': how long ago, then the local date; a future time shows its date."""
+    if timestamp is None:
+        return "unknown"
+    day = time.strftime("%Y-%m-%d", time.localtime(timestamp))
+    if timestamp > now + 60:
+        return day
+    return f"{ago(timestamp, now)} ({day})"
+
+
 def when(timestamp: float | None) -> str:
     if not timestamp:
         return "never"

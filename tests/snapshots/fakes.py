@@ -171,7 +171,8 @@ def demo_facts() -> GGUFInfo:
 class FakeHub:
     async def search(self, query: str) -> list[SearchResult]:
         return [
-            SearchResult("bartowski/Qwen3-8B-GGUF", downloads=1_200_000, likes=310),
+            SearchResult("bartowski/Qwen3-8B-GGUF", downloads=1_200_000, likes=310,
+                         last_modified="2026-09-18T07:00:00.000Z"),
             SearchResult("unsloth/Qwen3-32B-GGUF", downloads=880_000, likes=120),
             SearchResult("Qwen/Qwen3-0.6B-GGUF", downloads=95_000, likes=88, gated=True),
         ]

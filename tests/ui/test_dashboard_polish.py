@@ -74,3 +74,24 @@ async def test_focused_detail_keeps_the_highlighted_catalog_row_in_view(config):
         await pilot.pause()
         top = round(catalog.scroll_y)
         assert catalog.display and top <= highlighted < top + catalog.content_region.height
+
+
+async def test_repo_updated_time_is_humanised(config, monkeypatch):
+    """Issue 11.19: 'updated' showed the Hub's raw ISO timestamp."""
+    import time
+
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    app = fake_app(config)
+    async with app.run_test() as pilot:
+        await ready(pilot)
+        await pilot.press("slash", *"qwen3", "enter")
+        await wait_for(pilot, lambda: app.search is not None and app.search.results, what="search")
+        await pilot.pause()
+        catalog = app.query_one("#catalog")
+        assert catalog.current.key == "repo:bartowski/Qwen3-8B-GGUF"
+        shown = app.query_one("#detail").shown.plain
+        assert "updated 3 d ago (2026-09-18)" in " ".join(shown.split())
+        assert "T07:00" not in shown
+    monkeypatch.delenv("TZ")
+    time.tzset()
