@@ -9,6 +9,7 @@ the widgets. Errors become notifications or detail-pane text, never a crash.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -74,7 +75,10 @@ class GgufApp(PanesMixin, ActionsMixin, SignalsMixin, App[int]):
         handle_signals: bool = False,
     ) -> None:
         setup = ui_setup(config)  # ConfigError (exit 2) before anything starts
-        super().__init__()
+        # NO_COLOR: Textual's default filter for it turns colours into greys (still colour
+        # codes); telling it the theme is ANSI makes it drop every colour instead.
+        no_color = os.environ.get("NO_COLOR") is not None
+        super().__init__(ansi_color=True if no_color else None)
         self.animation_level = "none"
         self.config = config
         self.ui = setup
