@@ -38,7 +38,7 @@ from gguf_tui.tui.render import clean
 from gguf_tui.tui.screens.prune import PruneScreen
 from gguf_tui.tui.statusbar import StatusBar
 from gguf_tui.tui.storeport import StorePort
-from gguf_tui.tui.theming import STATE_VARIABLE_DEFAULTS
+from gguf_tui.tui.theming import STATE_VARIABLE_DEFAULTS, pane_border
 from gguf_tui.tui.uisetup import ui_setup
 from gguf_tui.tui.uistate import remember_theme
 from gguf_tui.tui.views import JobView, queue_counts
@@ -147,6 +147,13 @@ class GgufApp(PanesMixin, ActionsMixin, SignalsMixin, App[int]):
 
     def get_theme_variable_defaults(self) -> dict[str, str]:
         return dict(STATE_VARIABLE_DEFAULTS)
+
+    def get_css_variables(self) -> dict[str, str]:
+        variables = super().get_css_variables()  # also self.theme_variables: the same dict
+        theme = self.current_theme
+        if "pane-border" not in theme.variables:
+            variables["pane-border"] = pane_border(variables, theme.dark)
+        return variables
 
     def compose(self) -> ComposeResult:
         with PaneArea(id="panes"):

@@ -95,3 +95,38 @@ async def test_repo_updated_time_is_humanised(config, monkeypatch):
         assert "T07:00" not in shown
     monkeypatch.delenv("TZ")
     time.tzset()
+
+
+def test_every_theme_draws_borders_unlike_its_background_in_256_colours(config):
+    """Issue 11.16: gguf-light in a 256-colour tmux drew unfocused borders in the background colour."""
+    from textual.color import Color
+
+    from gguf_tui.tui.theming import palette_index
+
+    app = fake_app(config)
+    checked = []
+    for name in sorted(app.available_themes):
+        app.theme = name
+        theme = app.current_theme
+        variables = app.get_css_variables()
+        background = Color.parse(variables["background"])
+        if background.ansi is not None:
+            continue  # the terminal's own palette: its colours are the terminal's business
+        for variable in ("pane-border", "primary"):  # unfocused and focused borders
+            border = Color.parse(variables[variable])
+            assert palette_index(border) != palette_index(background), (name, variable, border.hex, background.hex)
+        checked.append((name, theme.dark))
+    assert ("gguf-light", False) in checked and ("gguf-dark", True) in checked and len(checked) > 15
+
+
+async def test_unfocused_border_on_screen_differs_from_background_in_gguf_light(config):
+    from gguf_tui.tui.theming import palette_index
+
+    config.ui.theme = "gguf-light"
+    app = fake_app(config)
+    async with app.run_test() as pilot:
+        await ready(pilot)
+        queue = app.query_one("#queue")
+        assert app.focused is not queue
+        border_colour = queue.styles.border_top[1]
+        assert palette_index(border_colour) != palette_index(queue.styles.background)
