@@ -9,6 +9,7 @@ the widgets. Errors become notifications or detail-pane text, never a crash.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import time
 from pathlib import Path
@@ -25,6 +26,7 @@ from textual.worker import Worker, WorkerState
 from gguf_tui.config import Config
 from gguf_tui.engine.events import JobError, Notice, Progress, Retrying, StateChanged
 from gguf_tui.engine.spec import JobState
+from gguf_tui.store.watcher import PARTIALS
 from gguf_tui.textsafe import plain
 from gguf_tui.tui import keys, messages as msg
 from gguf_tui.tui.actions import ActionsMixin
@@ -99,6 +101,8 @@ class GgufApp(PanesMixin, ActionsMixin, SignalsMixin, App[int]):
         self._engine_ready = False
         self._scanning = False
         self._rescan_again = False
+        self._listing_partials = False
+        self._relist_again = False
         self._detail_painted_at = 0.0
         self._reported_problems: set[str] = set()
         self._styles: dict[str, Style] = {}
@@ -232,8 +236,6 @@ class GgufApp(PanesMixin, ActionsMixin, SignalsMixin, App[int]):
             return
         free = self.store.free_space()
         if free != self.snapshot.free_space:
-            import dataclasses
-
             self.snapshot = dataclasses.replace(self.snapshot, free_space=free)
             self.update_status()
 
@@ -256,6 +258,8 @@ class GgufApp(PanesMixin, ActionsMixin, SignalsMixin, App[int]):
         worker = event.worker
         if worker.group == "scan":
             self._scanning = False
+        if worker.group == "partials":
+            self._listing_partials = False
         error = worker.error
         text = clean(f"{type(error).__name__}: {error}" if error else "unknown error", 400)
         self.notify(f"{worker.group or 'task'} failed: {text}", severity="error", timeout=10, markup=False)
@@ -377,8 +381,41 @@ class GgufApp(PanesMixin, ActionsMixin, SignalsMixin, App[int]):
             self.rescan()
 
     @while_running
-    def on_store_changed(self, _message: msg.StoreChanged) -> None:
+    def on_store_changed(self, message: msg.StoreChanged) -> None:
+        if getattr(message.changes, "kind", None) == PARTIALS:
+            self.relist_partials()  # a download's bytes or state: no need to read every model
+            return
         self.rescan()
+
+    def relist_partials(self) -> None:
+        """List the partial downloads again (in a thread); requests meanwhile coalesce."""
+        if self._listing_partials:
+            self._relist_again = True
+            return
+        self._listing_partials = True
+        self._list_partials()
+
+    @work(thread=True, group="partials", exit_on_error=False)
+    def _list_partials(self) -> None:
+        try:
+            partials = self.store.partials()
+        except OSError:
+            partials = None  # the folder is being changed under us: the next change lists again
+        self.post_message(msg.PartialsListed(partials))
+
+    @while_running
+    def on_partials_listed(self, message: msg.PartialsListed) -> None:
+        self._listing_partials = False
+        if self._relist_again:
+            self._relist_again = False
+            self.relist_partials()
+        if self.snapshot is None or message.partials is None:
+            return
+        self.snapshot = dataclasses.replace(self.snapshot, partials=message.partials)
+        if isinstance(self.screen, PruneScreen):
+            self.screen.set_snapshot(self.snapshot, self.queued_partial_keys())
+        if self.detail_source == "catalog":
+            self.show_catalog_detail()
 
     @while_running
     def on_store_op_done(self, message: msg.StoreOpDone) -> None:

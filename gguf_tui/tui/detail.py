@@ -13,7 +13,7 @@ from textual.containers import VerticalScroll
 from textual.widgets import Static
 
 from gguf_tui.hub.models import HubFile, QuantGroup, RepoFiles, SearchResult
-from gguf_tui.tui.render import DIM, Doc, Lines, clean, count, ellipsize, facts_line, humane_time, iso_time
+from gguf_tui.tui.render import DIM, Doc, Lines, clean, count, ellipsize, facts_line, humane_time, iso_time, partials_summary
 from gguf_tui.units import format_size
 from gguf_tui.store.scan import StoreSnapshot
 
@@ -152,7 +152,7 @@ def heading_detail(snapshot: StoreSnapshot | None) -> Doc:
     lines.row("models", f"{len(snapshot.models)} · {format_size(snapshot.total_size)}")
     lines.row("free", format_size(snapshot.free_space) if snapshot.free_space is not None else "?")
     if snapshot.partials:
-        lines.row("partials", f"{len(snapshot.partials)} · {format_size(snapshot.partials_size)} (p: prune)")
+        lines.row("partials", f"{partials_summary(snapshot.partials)} (p: prune)")
     for problem in snapshot.problems[:5]:
         lines.row("problem", clean(problem.message, 300))
     return lines.done()

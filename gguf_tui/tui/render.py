@@ -161,6 +161,33 @@ def queue_cells(
     return cells
 
 
+# ---- partial downloads ---------------------------------------------------------------------
+
+
+def partial_sizes(partial: Any) -> tuple[int | None, int]:
+    """(bytes downloaded, bytes reserved on disk) of a partial download.
+
+    They differ a lot: a download reserves (preallocates) its whole size at the start, so a
+    partial of 15 MB downloaded can hold 134 MB. Downloaded comes from its resume state (None
+    if unreadable), reserved from the blocks the files hold, which is what deleting it frees.
+    """
+    downloaded = getattr(partial, "bytes_downloaded", None)
+    if downloaded is None:
+        downloaded = partial.bytes_done
+    reserved = getattr(partial, "bytes_reserved", None)
+    if reserved is None:
+        reserved = partial.size
+    return downloaded, reserved
+
+
+def partials_summary(partials: list[Any]) -> str:
+    """'2 partials: 15.0 MB downloaded, 134.2 MB reserved'."""
+    downloaded = sum(partial_sizes(p)[0] or 0 for p in partials)
+    reserved = sum(partial_sizes(p)[1] for p in partials)
+    noun = "partial" if len(partials) == 1 else "partials"
+    return f"{len(partials)} {noun}: {format_size(downloaded)} downloaded, {format_size(reserved)} reserved"
+
+
 # ---- small formats -----------------------------------------------------------------------------
 
 

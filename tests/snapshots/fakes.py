@@ -223,7 +223,7 @@ def demo_snapshot() -> StoreSnapshot:
     ]
     partials = [
         PartialDownload(key="9c1e0aa3", files=[Path("/srv/models/.gguf-tui/partials/9c1e0aa3.part")],
-                        size=2_400_000_000, dest="TheBloke/old-model.Q4_K_M.gguf", total=4_100_000_000,
+                        size=4_100_000_000, dest="TheBloke/old-model.Q4_K_M.gguf", total=4_100_000_000,
                         bytes_done=2_400_000_000, updated_at=NOW - 12 * DAY)
     ]
     return StoreSnapshot(
@@ -245,3 +245,6 @@ class FakeStore:
 
     def watch(self) -> None:
         return None
+
+    def partials(self) -> list[PartialDownload]:
+        return list(self.snapshot.partials)

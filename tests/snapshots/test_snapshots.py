@@ -75,6 +75,7 @@ def test_prune_screen(snap_compare, config, size):
         await pilot.press("p")
         await pilot.pause()
         await pilot.press("space")  # mark the biggest model
+        await pilot.press("tab", "space")  # and the abandoned partial: downloaded and reserved apart
         await pilot.pause()
 
     assert snap_compare(make_app(config), terminal_size=size, run_before=run_before)
