@@ -223,13 +223,15 @@ def compose_line(row: CatalogRow, width: int, info_width: int) -> Text:
     """One catalog line: the label, then size right-aligned, then the info column.
 
     Info starts at the same column on every line so sizes line up; a line without a size
-    lets a long name (a repo id) run into the size column.
+    lets a long name (a repo id) run into the size column, and a line without info (a heading)
+    runs into the info column too.
     """
     info = row.info.copy()
     if len(info) > info_width:
         info = Text(ellipsize(info.plain, info_width), no_wrap=True)
     size_width = 9
-    label_width = width - info_width - 1 - (size_width + 1 if row.size else 0)
+    info_room = info_width + 1 if len(info) or row.size else 0
+    label_width = width - info_room - (size_width + 1 if row.size else 0)
     label = row.label.copy()
     if len(label) > label_width:
         label = Text(ellipsize(label.plain, label_width), style=label.style, no_wrap=True)

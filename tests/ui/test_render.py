@@ -133,3 +133,12 @@ def test_detail_labels_longer_than_the_column_keep_a_space():
     lines = doc.render(60).plain.splitlines()
     assert lines[1].startswith("partials 2 · 402.7 MB")
     assert lines[0].startswith("models   1")  # the values stay in one column
+
+
+def test_catalog_heading_runs_into_the_info_column():
+    """Seen in tmux at 100 columns: 'Local models · 1 · 131.8…' cut short by an empty info column."""
+    from gguf_tui.tui.catalog import CatalogRow, compose_line
+
+    heading = CatalogRow("h:local", "heading", Text("Local models · 1 · 131.8 kB"))
+    line = compose_line(heading, 40, 24)
+    assert "131.8 kB" in line.plain and "…" not in line.plain
