@@ -152,7 +152,7 @@ def heading_detail(snapshot: StoreSnapshot | None) -> Doc:
     lines.row("models", f"{len(snapshot.models)} · {format_size(snapshot.total_size)}")
     lines.row("free", format_size(snapshot.free_space) if snapshot.free_space is not None else "?")
     if snapshot.partials:
-        lines.row("partials", f"{partials_summary(snapshot.partials)} (p: prune)")
+        lines.row("partials", f"{partials_summary(snapshot.partials, noun=False)} (p: prune)")
     for problem in snapshot.problems[:5]:
         lines.row("problem", clean(problem.message, 300))
     return lines.done()

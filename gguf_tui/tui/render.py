@@ -180,12 +180,12 @@ def partial_sizes(partial: Any) -> tuple[int | None, int]:
     return downloaded, reserved
 
 
-def partials_summary(partials: list[Any]) -> str:
-    """'2 partials: 15.0 MB downloaded, 134.2 MB reserved'."""
+def partials_summary(partials: list[Any], *, noun: bool = True) -> str:
+    """'2 partials: 15.0 MB downloaded, 134.2 MB reserved' ('2 · ...' without the noun)."""
     downloaded = sum(partial_sizes(p)[0] or 0 for p in partials)
     reserved = sum(partial_sizes(p)[1] for p in partials)
-    noun = "partial" if len(partials) == 1 else "partials"
-    return f"{len(partials)} {noun}: {format_size(downloaded)} downloaded, {format_size(reserved)} reserved"
+    what = (" partial:" if len(partials) == 1 else " partials:") if noun else " ·"
+    return f"{len(partials)}{what} {format_size(downloaded)} downloaded, {format_size(reserved)} reserved"
 
 
 # ---- small formats -----------------------------------------------------------------------------
