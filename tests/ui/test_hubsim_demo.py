@@ -25,12 +25,9 @@ async def test_demo_opens_the_dashboard_on_the_hub_imitation(tmp_path: Path):
         await terminal.wait_for_text(b"hubsim: opening the dashboard")
         await terminal.wait_for_text(b"Catalog")
         await terminal.wait_for_text("Local models ·".encode())  # the dashboard is up and has read the store
-        await terminal.keys(b"/")
-        await terminal.wait_for_text(b"Search the Hub for GGUF repos")
-        await terminal.keys(b"demo", b"\r")
+        await terminal.open_search(b"demo")
         await terminal.wait_for_text(b"3 repos")  # the search, answered by the imitation
-        await terminal.keys(b"q")
-        code = await terminal.wait_exit(timeout=20)
+        code = await terminal.quit()
         terminal.read_some()
     finally:
         terminal.close()

@@ -51,8 +51,7 @@ async def test_no_color_writes_no_colour(term: str, tmp_path: Path):
         await terminal.wait_for_text(b"Catalog")
         await terminal.wait_for_text(b"Local models")
         await terminal.keys(b"\t", b"\t")  # focus moves: the borders change, still no colour
-        await terminal.keys(b"q")
-        code = await terminal.wait_exit(timeout=15)
+        code = await terminal.quit()
         terminal.read_some()
     finally:
         terminal.close()
