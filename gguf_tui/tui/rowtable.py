@@ -19,6 +19,21 @@ class RowTable(DataTable):
     ]
 
     def keep_cursor_in_view(self) -> None:
-        """After the table changed height (a pane grew beside it), show the highlighted row."""
-        if self.row_count:
-            self.move_cursor(row=self.cursor_row, scroll=True)
+        """After the table changed height (a pane grew beside it), show the highlighted row.
+
+        Only scrolls, after the new size is laid out: moving the cursor here would race with
+        a cursor move already on its way (and post a highlight of its own).
+        """
+        self.call_after_refresh(self._scroll_to_cursor_row)
+
+    def _scroll_to_cursor_row(self) -> None:
+        if not self.row_count:
+            return
+        header = self.header_height if self.show_header else 0
+        visible = max(1, self.scrollable_content_region.height - header)
+        row = self.cursor_row  # rows are one line high in every list of the dashboard
+        top = round(self.scroll_y)
+        if row < top:
+            self.scroll_to(y=row, animate=False)
+        elif row >= top + visible:
+            self.scroll_to(y=row - visible + 1, animate=False)
