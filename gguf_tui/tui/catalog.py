@@ -268,9 +268,12 @@ class CatalogTable(RowTable):
 
     def on_resize(self) -> None:
         if self.size.width != self._fitted_width:
+            current = self.current  # clearing the columns puts the cursor back on row 0
             self.clear(columns=True)
             self._add_columns()
             self.show_rows(self.catalog_rows)
+            if current is not None:
+                self.select_key(current.key)
         self.keep_cursor_in_view()
 
     @property

@@ -45,9 +45,10 @@ class QueueTable(RowTable):
 
     def on_resize(self) -> None:
         if self.size.width != self._fitted_width:
+            current = self.current_job_id  # clearing the columns puts the cursor back on row 0
             self.clear(columns=True)
             self._add_columns()
-            self.set_jobs([self._views[job_id] for job_id in self.job_ids])
+            self.set_jobs([self._views[job_id] for job_id in self.job_ids], cursor_job=current)
         self.keep_cursor_in_view()
 
     @property

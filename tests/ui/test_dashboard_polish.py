@@ -130,3 +130,19 @@ async def test_unfocused_border_on_screen_differs_from_background_in_gguf_light(
         assert app.focused is not queue
         border_colour = queue.styles.border_top[1]
         assert palette_index(border_colour) != palette_index(queue.styles.background)
+
+
+async def test_cursor_stays_on_its_row_when_the_width_changes(config):
+    """Rebuilding the columns for a new width used to put both lists back on their first row."""
+    app = fake_app(config)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await ready(pilot)
+        catalog, queue = app.query_one("#catalog"), app.query_one("#queue")
+        await pilot.press("end", "tab", "end")
+        key, job = catalog.current.key, queue.current_job_id
+        assert job == 4 and key.startswith("unmanaged:")
+        await pilot.resize_terminal(110, 40)
+        await pilot.pause()
+        await pilot.resize_terminal(90, 30)
+        await pilot.pause()
+        assert catalog.current.key == key and queue.current_job_id == job
