@@ -72,7 +72,7 @@ class HubConfig:
 
 @dataclass
 class UIConfig:
-    theme: str = "gguf-dark"
+    theme: str | None = None  # None: the theme last chosen in the palette, else gguf-dark
     keymap: dict[str, str] = field(default_factory=dict)
     mouse: bool = True
     theme_dirs: list[str] = field(default_factory=list)
@@ -150,6 +150,10 @@ def _str(value: Any) -> str:
     return value
 
 
+def _optional_str(value: Any) -> str | None:
+    return None if value is None else _str(value)
+
+
 def _bool(value: Any) -> bool:
     if not isinstance(value, bool):
         raise ValueError(f"expected true or false, got {value!r}")
@@ -203,7 +207,7 @@ _SECTIONS: dict[str, dict[str, Callable[[Any], Any]]] = {
         "api_timeout": _seconds(1),
     },
     "ui": {
-        "theme": _str,
+        "theme": _optional_str,
         "keymap": _keymap,
         "mouse": _bool,
         "theme_dirs": _str_list,

@@ -66,6 +66,15 @@ def format_rate(bytes_per_second: float | None) -> str:
     return format_size(bytes_per_second) + "/s"
 
 
+def floor_percent(done: int, total: int | None) -> int | None:
+    """Whole percent done, rounded down: 100 only once every byte is there (never early)."""
+    if not total or total <= 0:
+        return None
+    if done >= total:
+        return 100
+    return max(0, min(99, (100 * done) // total))
+
+
 def format_eta(seconds: float | None) -> str:
     if seconds is None or seconds < 0 or seconds != seconds:
         return "-"

@@ -183,6 +183,9 @@ def main(argv: list[str] | None = None) -> int:
         return code
     except BrokenPipeError:
         return _quiet_broken_pipe()
+    except ConfigError as exc:  # a setting only a command can check (e.g. the TUI's ui.theme)
+        print(f"gguf-tui: config error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
         print("gguf-tui: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

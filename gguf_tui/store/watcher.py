@@ -29,6 +29,7 @@ REMOVED = "removed"
 CHANGED = "changed"
 RENAMED = "renamed"
 MANIFEST = "manifest"  # only with include_manifests=True
+PARTIALS = "partials"  # only with include_partials=True: a partial download or its state changed
 
 
 @dataclass(frozen=True)
@@ -189,6 +190,7 @@ async def watch_store(
     rename_window: float = 0.3,
     incomplete_grace: float = 10.0,
     include_manifests: bool = False,
+    include_partials: bool = False,
     force_polling: bool | None = None,
 ) -> AsyncIterator[StoreChange]:
     """Yield changes to the store's models until `stop_event` is set (or the caller stops).
@@ -197,11 +199,14 @@ async def watch_store(
     reported (and it must be a complete GGUF, or have stayed incomplete for `incomplete_grace`).
     `include_manifests`: also yield a "manifest" change when a manifest is written or removed
     (another process finished a download, verified or deleted a model).
+    `include_partials`: also yield one "partials" change per batch of writes to the partial
+    downloads folder (a download of any process started, progressed, paused or was removed).
     """
     root = Path(os.path.abspath(root))
     root.mkdir(parents=True, exist_ok=True)
     stop_event = stop_event or asyncio.Event()
     manifests = root / HIDDEN_DIR_NAME / "manifests"
+    partials = root / HIDDEN_DIR_NAME / "partials"
     state = _StoreState(root, settle, rename_window, incomplete_grace)
     raw: asyncio.Queue[set[tuple[Change, str]]] = asyncio.Queue()
     watcher_stop = asyncio.Event()
@@ -210,6 +215,8 @@ async def watch_store(
         candidate = Path(path)
         if include_manifests and candidate.parent == manifests and candidate.suffix == ".json":
             return not candidate.name.startswith(".")
+        if include_partials and candidate.parent == partials:
+            return True
         return state.interesting(candidate)
 
     async def pump() -> None:
@@ -244,8 +251,12 @@ async def watch_store(
                 batch = get.result()
                 now = time.monotonic()
                 touched: list[Path] = []
+                partials_touched = False
                 for change, path_text in sorted(batch, key=lambda item: item[0] != Change.deleted):
                     path = Path(path_text)
+                    if path.parent == partials:
+                        partials_touched = True
+                        continue
                     if path.parent == manifests:
                         if path not in touched:
                             touched.append(path)
@@ -253,6 +264,8 @@ async def watch_store(
                     state.note(change, path, now)
                 for path in touched:
                     yield StoreChange(MANIFEST, path)
+                if partials_touched:
+                    yield StoreChange(PARTIALS, partials)
             else:
                 get.cancel()
             for change in state.due(time.monotonic()):

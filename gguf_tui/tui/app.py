@@ -9,6 +9,8 @@ the widgets. Errors become notifications or detail-pane text, never a crash.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import os
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -17,7 +19,6 @@ from rich.style import Style
 from rich.text import Text
 from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
-from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import Footer
 from textual.worker import Worker, WorkerState
@@ -25,20 +26,24 @@ from textual.worker import Worker, WorkerState
 from gguf_tui.config import Config
 from gguf_tui.engine.events import JobError, Notice, Progress, Retrying, StateChanged
 from gguf_tui.engine.spec import JobState
+from gguf_tui.store.watcher import PARTIALS
 from gguf_tui.textsafe import plain
 from gguf_tui.tui import keys, messages as msg
 from gguf_tui.tui.actions import ActionsMixin
 from gguf_tui.tui.catalog import CatalogTable, SearchState
 from gguf_tui.tui.detail import DetailPane
 from gguf_tui.tui.lifecycle import EXIT_INTERRUPTED, EXIT_OK, SHUTDOWN_TIMEOUT, SignalsMixin, while_running
+from gguf_tui.tui.panelayout import PaneArea
 from gguf_tui.tui.panes import PanesMixin
 from gguf_tui.tui.queue import QueueTable
 from gguf_tui.tui.render import clean
 from gguf_tui.tui.screens.prune import PruneScreen
 from gguf_tui.tui.statusbar import StatusBar
 from gguf_tui.tui.storeport import StorePort
-from gguf_tui.tui.theming import DEFAULT_THEME, STATE_VARIABLE_DEFAULTS, load_themes
-from gguf_tui.tui.views import JobView
+from gguf_tui.tui.theming import STATE_VARIABLE_DEFAULTS, pane_border
+from gguf_tui.tui.uisetup import ui_setup
+from gguf_tui.tui.uistate import remember_theme
+from gguf_tui.tui.views import JobView, queue_counts
 
 __all__ = ["EXIT_INTERRUPTED", "EXIT_OK", "GgufApp", "run_app"]
 
@@ -47,12 +52,12 @@ FREE_SPACE_EVERY = 3.0
 
 
 class MainScreen(Screen):
-    """The dashboard's screen; its tab order is catalog, queue, detail (not the DOM order)."""
+    """The dashboard's screen; tab moves between its panes in their order (`cycle_pane`)."""
 
     BINDINGS = keys.bindings(keys.SCREEN)
 
 
-PANES = ("#catalog", "#queue", "#detail")
+PANES = ("#catalog", "#queue", "#detail")  # tab order: also the stacked layout's, top down
 
 
 class GgufApp(PanesMixin, ActionsMixin, SignalsMixin, App[int]):
@@ -71,9 +76,14 @@ class GgufApp(PanesMixin, ActionsMixin, SignalsMixin, App[int]):
         clock: Callable[[], float] = time.time,
         handle_signals: bool = False,
     ) -> None:
-        super().__init__()
+        setup = ui_setup(config)  # ConfigError (exit 2) before anything starts
+        # NO_COLOR: Textual's default filter for it turns colours into greys (still colour
+        # codes); telling it the theme is ANSI makes it drop every colour instead.
+        no_color = os.environ.get("NO_COLOR") is not None
+        super().__init__(ansi_color=True if no_color else None)
         self.animation_level = "none"
         self.config = config
+        self.ui = setup
         self.clock = clock
         self.handle_signals = handle_signals
         self.store = store or StorePort(config)
@@ -91,6 +101,8 @@ class GgufApp(PanesMixin, ActionsMixin, SignalsMixin, App[int]):
         self._engine_ready = False
         self._scanning = False
         self._rescan_again = False
+        self._listing_partials = False
+        self._relist_again = False
         self._detail_painted_at = 0.0
         self._reported_problems: set[str] = set()
         self._styles: dict[str, Style] = {}
@@ -102,44 +114,56 @@ class GgufApp(PanesMixin, ActionsMixin, SignalsMixin, App[int]):
     # ---- setup -------------------------------------------------------------------------------
 
     def _setup_themes(self) -> None:
-        loaded = load_themes(self.config.ui.theme_dirs)
-        for theme in loaded.themes:
+        for theme in self.ui.themes:
             self.register_theme(theme)
-        self.startup_notes += [f"theme file skipped: {problem}" for problem in loaded.problems]
-        wanted = self.config.ui.theme
-        if wanted not in self.available_themes:
-            self.startup_notes.append(
-                f"ui.theme: no theme named '{plain(wanted)}'; using {DEFAULT_THEME} "
-                f"(the palette's Theme command lists them)"
-            )
-            wanted = DEFAULT_THEME
-        self.theme = wanted
+        self.startup_notes += self.ui.notes
+        self.theme = self.ui.theme
 
     def _setup_keymap(self) -> None:
-        known, warnings = keys.check_keymap(self.config.ui.keymap)
-        self.keymap = known
-        self.startup_notes += warnings
-        if known:
-            self.set_keymap(known)
+        self.keymap = self.ui.keymap
+        if self.keymap:
+            self.set_keymap(self.keymap)
+
+    def _theme_chosen(self, theme: Any) -> None:
+        """Remember a theme picked while running (the palette); say when the config overrides it."""
+        try:
+            remember_theme(theme.name)
+        except OSError as exc:
+            self.notify(f"cannot remember the theme: {exc.strerror or exc}", severity="warning", markup=False)
+            return
+        if self.ui.theme_from_config and theme.name != self.ui.theme:
+            self.notify(
+                f"theme {plain(theme.name)} for this session: ui.theme in "
+                f"{self.config.source or 'the config'} chooses {plain(self.config.ui.theme or '')} at start",
+                timeout=8,
+                markup=False,
+            )
 
     def get_default_screen(self) -> Screen:
         return MainScreen(id="main")
 
     def action_cycle_pane(self, step: int) -> None:
+        panes = [self.query_one(selector) for selector in PANES]
         focused = self.focused
-        ids = [f"#{focused.id}"] if focused is not None and focused.id else []
-        index = PANES.index(ids[0]) if ids and ids[0] in PANES else -step
+        index = panes.index(focused) if focused in panes else (-1 if step > 0 else 0)
         # Synchronous (unlike Widget.focus), so a key typed right after tab goes to the new pane.
-        self.screen.set_focus(self.query_one(PANES[(index + step) % len(PANES)]))
+        self.screen.set_focus(panes[(index + step) % len(panes)])
 
     def get_theme_variable_defaults(self) -> dict[str, str]:
         return dict(STATE_VARIABLE_DEFAULTS)
 
+    def get_css_variables(self) -> dict[str, str]:
+        variables = super().get_css_variables()  # also self.theme_variables: the same dict
+        theme = self.current_theme
+        if "pane-border" not in theme.variables:
+            variables["pane-border"] = pane_border(variables, theme.dark)
+        return variables
+
     def compose(self) -> ComposeResult:
-        with Horizontal(id="top"):
+        with PaneArea(id="panes"):
             yield CatalogTable(id="catalog")
+            yield QueueTable(id="queue")
             yield DetailPane(id="detail")
-        yield QueueTable(id="queue")
         yield StatusBar(id="status")
         yield Footer(compact=True)
 
@@ -148,6 +172,7 @@ class GgufApp(PanesMixin, ActionsMixin, SignalsMixin, App[int]):
         self.query_one("#queue").border_title = "Queue"
         self.query_one("#detail").border_title = "Detail"
         self.theme_changed_signal.subscribe(self, lambda _theme: self._restyle())
+        self.theme_changed_signal.subscribe(self, self._theme_chosen)
         self._restyle()
         for note in self.startup_notes:
             self.notify(note, severity="warning", timeout=10, markup=False)
@@ -211,8 +236,6 @@ class GgufApp(PanesMixin, ActionsMixin, SignalsMixin, App[int]):
             return
         free = self.store.free_space()
         if free != self.snapshot.free_space:
-            import dataclasses
-
             self.snapshot = dataclasses.replace(self.snapshot, free_space=free)
             self.update_status()
 
@@ -235,6 +258,8 @@ class GgufApp(PanesMixin, ActionsMixin, SignalsMixin, App[int]):
         worker = event.worker
         if worker.group == "scan":
             self._scanning = False
+        if worker.group == "partials":
+            self._listing_partials = False
         error = worker.error
         text = clean(f"{type(error).__name__}: {error}" if error else "unknown error", 400)
         self.notify(f"{worker.group or 'task'} failed: {text}", severity="error", timeout=10, markup=False)
@@ -331,11 +356,8 @@ class GgufApp(PanesMixin, ActionsMixin, SignalsMixin, App[int]):
         self.update_status()
         self.refresh_catalog()
         queue = self.query_one(QueueTable)
-        counts = {}
-        for view in self.jobs.values():
-            word = "active" if view.is_active else view.state.value
-            counts[word] = counts.get(word, 0) + 1
-        parts = [f"{counts[w]} {w}" for w in ("active", "queued", "paused", "failed") if counts.get(w)]
+        counts = queue_counts(list(self.jobs.values()))
+        parts = [f"{number} {word}" for word, number in counts.items() if number]
         queue.border_subtitle = " · ".join(parts) if self.jobs else "empty: d on a quantisation downloads it"
         if self.detail_source == "queue":
             self.show_job_detail()
@@ -359,8 +381,41 @@ class GgufApp(PanesMixin, ActionsMixin, SignalsMixin, App[int]):
             self.rescan()
 
     @while_running
-    def on_store_changed(self, _message: msg.StoreChanged) -> None:
+    def on_store_changed(self, message: msg.StoreChanged) -> None:
+        if getattr(message.changes, "kind", None) == PARTIALS:
+            self.relist_partials()  # a download's bytes or state: no need to read every model
+            return
         self.rescan()
+
+    def relist_partials(self) -> None:
+        """List the partial downloads again (in a thread); requests meanwhile coalesce."""
+        if self._listing_partials:
+            self._relist_again = True
+            return
+        self._listing_partials = True
+        self._list_partials()
+
+    @work(thread=True, group="partials", exit_on_error=False)
+    def _list_partials(self) -> None:
+        try:
+            partials = self.store.partials()
+        except OSError:
+            partials = None  # the folder is being changed under us: the next change lists again
+        self.post_message(msg.PartialsListed(partials))
+
+    @while_running
+    def on_partials_listed(self, message: msg.PartialsListed) -> None:
+        self._listing_partials = False
+        if self._relist_again:
+            self._relist_again = False
+            self.relist_partials()
+        if self.snapshot is None or message.partials is None:
+            return
+        self.snapshot = dataclasses.replace(self.snapshot, partials=message.partials)
+        if isinstance(self.screen, PruneScreen):
+            self.screen.set_snapshot(self.snapshot, self.queued_partial_keys())
+        if self.detail_source == "catalog":
+            self.show_catalog_detail()
 
     @while_running
     def on_store_op_done(self, message: msg.StoreOpDone) -> None:

@@ -12,11 +12,11 @@ from typing import Any
 
 from rich.style import Style
 from rich.text import Text
-from textual.widgets import DataTable
 
 from gguf_tui.engine.spec import JobState
 from gguf_tui.hub.models import HubFile, QuantGroup, RepoFiles, SearchResult
 from gguf_tui.tui import keys
+from gguf_tui.tui.rowtable import RowTable
 from gguf_tui.tui.render import BOLD, DIM, clean, count, ellipsize, short_age
 from gguf_tui.store.scan import StoreModel, StoreSnapshot
 from gguf_tui.units import format_size
@@ -223,13 +223,15 @@ def compose_line(row: CatalogRow, width: int, info_width: int) -> Text:
     """One catalog line: the label, then size right-aligned, then the info column.
 
     Info starts at the same column on every line so sizes line up; a line without a size
-    lets a long name (a repo id) run into the size column.
+    lets a long name (a repo id) run into the size column, and a line without info (a heading)
+    runs into the info column too.
     """
     info = row.info.copy()
     if len(info) > info_width:
         info = Text(ellipsize(info.plain, info_width), no_wrap=True)
     size_width = 9
-    label_width = width - info_width - 1 - (size_width + 1 if row.size else 0)
+    info_room = info_width + 1 if len(info) or row.size else 0
+    label_width = width - info_room - (size_width + 1 if row.size else 0)
     label = row.label.copy()
     if len(label) > label_width:
         label = Text(ellipsize(label.plain, label_width), style=label.style, no_wrap=True)
@@ -242,7 +244,7 @@ def compose_line(row: CatalogRow, width: int, info_width: int) -> Text:
     return line
 
 
-class CatalogTable(DataTable):
+class CatalogTable(RowTable):
     """The catalog's table: one composed line per row, re-fitted to its width."""
 
     BINDINGS = keys.bindings(keys.CATALOG)  # its `enter` replaces DataTable's select
@@ -266,9 +268,13 @@ class CatalogTable(DataTable):
 
     def on_resize(self) -> None:
         if self.size.width != self._fitted_width:
+            current = self.current  # clearing the columns puts the cursor back on row 0
             self.clear(columns=True)
             self._add_columns()
             self.show_rows(self.catalog_rows)
+            if current is not None:
+                self.select_key(current.key)
+        self.keep_cursor_in_view()
 
     @property
     def current(self) -> CatalogRow | None:

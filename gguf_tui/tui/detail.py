@@ -13,7 +13,7 @@ from textual.containers import VerticalScroll
 from textual.widgets import Static
 
 from gguf_tui.hub.models import HubFile, QuantGroup, RepoFiles, SearchResult
-from gguf_tui.tui.render import DIM, Doc, Lines, clean, count, ellipsize, facts_line
+from gguf_tui.tui.render import DIM, Doc, Lines, clean, count, ellipsize, facts_line, humane_time, iso_time, partials_summary
 from gguf_tui.units import format_size
 from gguf_tui.store.scan import StoreSnapshot
 
@@ -79,13 +79,16 @@ def _sha_rows(hub_files: list[HubFile]) -> list[str]:
     return rows
 
 
-def repo_detail(result: SearchResult | None, repo: str, files: RepoFiles | None, error: str | None) -> Doc:
+def repo_detail(
+    result: SearchResult | None, repo: str, files: RepoFiles | None, error: str | None, now: float
+) -> Doc:
     lines = Lines().title(clean(repo, 200))
     if result is not None:
         lines.row("hub", f"↓{count(result.downloads)} downloads · ♥{count(result.likes)}"
                   + (" · gated: needs a token with access" if result.gated else ""))
         if result.last_modified:
-            lines.row("updated", clean(result.last_modified, 40))
+            updated = iso_time(result.last_modified)
+            lines.row("updated", humane_time(updated, now) if updated else clean(result.last_modified, 40))
     if error:
         lines.row("error", clean(error, 500), style=Style(bold=True))
     elif files is None:
@@ -149,7 +152,7 @@ def heading_detail(snapshot: StoreSnapshot | None) -> Doc:
     lines.row("models", f"{len(snapshot.models)} · {format_size(snapshot.total_size)}")
     lines.row("free", format_size(snapshot.free_space) if snapshot.free_space is not None else "?")
     if snapshot.partials:
-        lines.row("partials", f"{len(snapshot.partials)} · {format_size(snapshot.partials_size)} (p: prune)")
+        lines.row("partials", f"{partials_summary(snapshot.partials, noun=False)} (p: prune)")
     for problem in snapshot.problems[:5]:
         lines.row("problem", clean(problem.message, 300))
     return lines.done()

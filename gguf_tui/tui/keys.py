@@ -11,8 +11,6 @@ from dataclasses import dataclass
 
 from textual.binding import Binding
 
-from gguf_tui.config import did_you_mean
-
 APP = "app"
 SCREEN = "screen"  # the main screen: replaces Screen's own tab / shift+tab
 CATALOG = "catalog"
@@ -51,6 +49,7 @@ KEYS: tuple[KeySpec, ...] = (
 
 KEY_IDS = frozenset(spec.id for spec in KEYS)
 
+
 def bindings(scope: str) -> list[Binding]:
     """The Binding objects of one scope, each carrying its id for `App.set_keymap`."""
     result = []
@@ -68,17 +67,3 @@ def bindings(scope: str) -> list[Binding]:
             )
         )
     return result
-
-
-def check_keymap(keymap: dict[str, str]) -> tuple[dict[str, str], list[str]]:
-    """Split a user keymap into the known ids and warnings for the unknown ones."""
-    known: dict[str, str] = {}
-    warnings: list[str] = []
-    for binding_id, keys in keymap.items():
-        if binding_id in KEY_IDS:
-            known[binding_id] = keys
-            continue
-        hint = did_you_mean(binding_id, sorted(KEY_IDS))
-        warnings.append(f"ui.keymap: unknown key id '{binding_id}'{hint}; ignored")
-    return known, warnings
-

@@ -53,6 +53,13 @@ class StoreChanged(Message):
 
 
 @dataclass
+class PartialsListed(Message):
+    """The partial downloads read again after the watcher saw their folder change."""
+
+    partials: list[Any] | None  # gguf_tui.store.usage.PartialDownload; None: could not list
+
+
+@dataclass
 class SearchFinished(Message):
     query: str
     results: list[Any] | None

@@ -12,7 +12,6 @@ from textual.color import Color, ColorParseError
 from textual.events import DescendantFocus
 from textual.widgets import DataTable
 
-from gguf_tui.engine.spec import JobState
 from gguf_tui.tui.catalog import CatalogRow, CatalogTable, build_rows, job_name_for, quant_status
 from gguf_tui.tui.detail import HELP_TEXT, DetailPane, heading_detail, mmproj_detail, quant_detail, repo_detail
 from gguf_tui.tui.lifecycle import while_running
@@ -20,6 +19,7 @@ from gguf_tui.tui.queue import QueueTable
 from gguf_tui.tui.render import DIM, Doc, clean, job_detail, local_detail
 from gguf_tui.tui.statusbar import StatusBar, StoreStatus
 from gguf_tui.tui.theming import STATE_VARIABLE_DEFAULTS
+from gguf_tui.tui.views import queue_counts
 
 if TYPE_CHECKING:
     from gguf_tui.tui.app import GgufApp
@@ -85,7 +85,7 @@ class PanesMixin:
             opened = self.search.opened.get(row.repo) if self.search else None
             files = opened.files if opened else None
             error = opened.error if opened else None
-            return repo_detail(row.result, row.repo, files, error)
+            return repo_detail(row.result, row.repo, files, error, now)
         job_states = {view.name: view.state for view in self.jobs.values()}
         if row.kind == "quant" and row.files is not None and row.group is not None:
             from gguf_tui.hub import pick_mmproj
@@ -154,9 +154,7 @@ class PanesMixin:
             free_space=self.snapshot.free_space if self.snapshot is not None else None,
             queue_needs=sum(v.remaining for v in views),
             margin=self.config.downloads.free_space_margin,
-            active=sum(1 for v in views if v.state.is_active),
-            queued=sum(1 for v in views if v.state == JobState.QUEUED),
-            paused=sum(1 for v in views if v.state == JobState.PAUSED),
+            counts=queue_counts(views),
         )
 
     def update_status(self: GgufApp) -> None:

@@ -5,17 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 from rich.text import Text
-from textual.widgets import DataTable
 
 from gguf_tui.tui import keys
-from gguf_tui.tui.render import StyleFor, no_style, queue_cells
+from gguf_tui.tui.rowtable import RowTable
+from gguf_tui.tui.render import QUEUE_NUMBER_WIDTHS, StyleFor, no_style, queue_cells
 from gguf_tui.tui.views import JobView
 
 COLUMNS = ("name", "state", "percent", "bytes", "speed", "eta")
-FIXED = {"percent": 5, "bytes": 14, "speed": 11, "eta": 8}  # each holds a leading space
+FIXED = QUEUE_NUMBER_WIDTHS  # each cell holds its own leading space
 
 
-class QueueTable(DataTable):
+class QueueTable(RowTable):
     """Downloads in queue order. Progress updates touch only the cells that changed."""
 
     BINDINGS = keys.bindings(keys.QUEUE)
@@ -45,9 +45,11 @@ class QueueTable(DataTable):
 
     def on_resize(self) -> None:
         if self.size.width != self._fitted_width:
+            current = self.current_job_id  # clearing the columns puts the cursor back on row 0
             self.clear(columns=True)
             self._add_columns()
-            self.set_jobs([self._views[job_id] for job_id in self.job_ids])
+            self.set_jobs([self._views[job_id] for job_id in self.job_ids], cursor_job=current)
+        self.keep_cursor_in_view()
 
     @property
     def current_job_id(self) -> int | None:
@@ -58,7 +60,9 @@ class QueueTable(DataTable):
 
     def _cells_for(self, view: JobView) -> dict[str, Text]:
         widths = self._widths()
-        cells = queue_cells(view, self.style_for, name_width=widths["name"] - 1, state_width=widths["state"] - 1)
+        cells = queue_cells(
+            view, self.style_for, name_width=widths["name"] - 1, state_width=widths["state"] - 1, widths=widths
+        )
         cells["name"] = Text(" ") + cells["name"]
         cells["state"] = Text(" ") + cells["state"]
         return cells

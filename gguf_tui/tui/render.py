@@ -18,7 +18,7 @@ from rich.text import Text
 from gguf_tui.engine.spec import JobState
 from gguf_tui.textsafe import plain, redact_url
 from gguf_tui.tui.views import JobView
-from gguf_tui.units import format_eta, format_rate, format_size
+from gguf_tui.units import floor_percent, format_eta, format_rate, format_size
 
 Clock = Callable[[], float]
 StyleFor = Callable[[str], Style]
@@ -105,25 +105,94 @@ def queue_name(name: str, width: int) -> str:
     return ellipsize(text, width)
 
 
-def queue_cells(job: JobView, style_for: StyleFor, *, name_width: int, state_width: int) -> dict[str, Text]:
-    """The cells of one queue row, keyed by column."""
+# Widths of the queue's number columns, each with its leading space: '100%', '402.7/402.7 MB'
+# (the longest format_pair), '999.9 MB/s', '99:59:59' or 'stalled'.
+QUEUE_NUMBER_WIDTHS = {"percent": 5, "bytes": 15, "speed": 11, "eta": 9}
+
+
+# An ETA past this (or a speed under STALLED_SPEED) says nothing useful: "stalled" does.
+STALLED_ETA = 100 * 3600.0
+STALLED_SPEED = 1024.0
+
+
+def percent_text(job: JobView) -> str:
+    """'42%', floored: it reads 100% only when every byte is there."""
+    percent = floor_percent(job.bytes_done, job.total)
+    return "" if percent is None else f"{percent}%"
+
+
+def eta_text(job: JobView) -> str:
+    """'0:17', '12:04:55', or 'stalled' when the rate gives no honest estimate."""
+    if job.eta is None and not job.speed:
+        return ""
+    if job.speed < STALLED_SPEED or job.eta is None or job.eta >= STALLED_ETA:
+        return "stalled"
+    return format_eta(job.eta)
+
+
+def fit_cell(value: str, width: int, *, right: bool = True) -> str:
+    """`value` in exactly `width` cells with a leading space, so columns never run together."""
+    room = max(0, width - 1)
+    value = ellipsize(value, room)
+    return " " + (value.rjust(room) if right else value.ljust(room))
+
+
+def queue_cells(
+    job: JobView,
+    style_for: StyleFor,
+    *,
+    name_width: int,
+    state_width: int,
+    widths: dict[str, int] | None = None,
+) -> dict[str, Text]:
+    """The cells of one queue row, keyed by column; numeric cells padded to `widths`."""
+    widths = widths or QUEUE_NUMBER_WIDTHS
     active = job.state in (JobState.DOWNLOADING, JobState.RETRYING) or (
         job.state == JobState.ELSEWHERE and job.phase == "downloading elsewhere"
     )
-    percent = job.percent
-    show_progress = job.state not in (JobState.CANCELLED,) and (job.bytes_done or active)
-    return {
+    show_progress = job.state not in (JobState.CANCELLED,) and bool(job.bytes_done or active)
+    numbers = {
+        "percent": percent_text(job) if show_progress else "",
+        "bytes": format_pair(job.bytes_done, job.total) if show_progress else "",
+        "speed": format_rate(job.speed) if active and job.speed else "",
+        "eta": eta_text(job) if active else "",
+    }
+    cells = {
         "name": Text(queue_name(job.name, name_width), no_wrap=True),
         "state": Text(
             state_word(job, state_width), style=style_for(STATE_VARIABLES[job.state]), no_wrap=True
         ),
-        "percent": Text(
-            f"{percent:3.0f}%" if percent is not None and show_progress else "", justify="right"
-        ),
-        "bytes": Text(format_pair(job.bytes_done, job.total) if show_progress else "", justify="right"),
-        "speed": Text(format_rate(job.speed) if active and job.speed else "", justify="right"),
-        "eta": Text(format_eta(job.eta) if active and job.eta is not None else "", justify="right"),
     }
+    for column, value in numbers.items():
+        cells[column] = Text(fit_cell(value, widths[column]), no_wrap=True)
+    return cells
+
+
+# ---- partial downloads ---------------------------------------------------------------------
+
+
+def partial_sizes(partial: Any) -> tuple[int | None, int]:
+    """(bytes downloaded, bytes reserved on disk) of a partial download.
+
+    They differ a lot: a download reserves (preallocates) its whole size at the start, so a
+    partial of 15 MB downloaded can hold 134 MB. Downloaded comes from its resume state (None
+    if unreadable), reserved from the blocks the files hold, which is what deleting it frees.
+    """
+    downloaded = getattr(partial, "bytes_downloaded", None)
+    if downloaded is None:
+        downloaded = partial.bytes_done
+    reserved = getattr(partial, "bytes_reserved", None)
+    if reserved is None:
+        reserved = partial.size
+    return downloaded, reserved
+
+
+def partials_summary(partials: list[Any], *, noun: bool = True) -> str:
+    """'2 partials: 15.0 MB downloaded, 134.2 MB reserved' ('2 · ...' without the noun)."""
+    downloaded = sum(partial_sizes(p)[0] or 0 for p in partials)
+    reserved = sum(partial_sizes(p)[1] for p in partials)
+    what = (" partial:" if len(partials) == 1 else " partials:") if noun else " ·"
+    return f"{len(partials)}{what} {format_size(downloaded)} downloaded, {format_size(reserved)} reserved"
 
 
 # ---- small formats -----------------------------------------------------------------------------
@@ -151,6 +220,31 @@ def short_age(timestamp: float | None, now: float) -> str:
         if seconds >= limit:
             return f"{int(seconds // limit)}{unit}"
     return "now"
+
+
+def iso_time(text: str | None) -> float | None:
+    """Seconds since the epoch of an ISO 8601 time as the Hub sends it ('2024-05-01T12:00:00.000Z')."""
+    if not text:
+        return None
+    from datetime import datetime, timezone
+
+    try:
+        parsed = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    return parsed.timestamp()
+
+
+def humane_time(timestamp: float | None, now: float) -> str:
+    """'3 d ago (2026-09-18)': how long ago, then the local date; a future time shows its date."""
+    if timestamp is None:
+        return "unknown"
+    day = time.strftime("%Y-%m-%d", time.localtime(timestamp))
+    if timestamp > now + 60:
+        return day
+    return f"{ago(timestamp, now)} ({day})"
 
 
 def when(timestamp: float | None) -> str:
@@ -217,13 +311,18 @@ class Doc:
     Rendered at the pane's width so a wrapped value keeps its hanging indent under the label.
     """
 
-    LABEL = 8
+    LABEL = 8  # the usual label column; a longer label widens it, keeping one space after
 
     def __init__(self) -> None:
         self.entries: list[tuple[str | None, Text]] = []
 
+    def label_width(self) -> int:
+        longest = max((len(label) for label, _ in self.entries if label), default=0)
+        return max(self.LABEL, longest + 1)
+
     def render(self, width: int) -> Text:
         out = Text()
+        label_width = self.label_width()
         for label, value in self.entries:
             if label is None:
                 lines = wrap(value, width)
@@ -231,9 +330,9 @@ class Doc:
                     out.append_text(line)
                     out.append("\n")
                 continue
-            lines = wrap(value, max(10, width - self.LABEL))
+            lines = wrap(value, max(10, width - label_width))
             for index, line in enumerate(lines):
-                out.append((label if index == 0 else "").ljust(self.LABEL), style=DIM)
+                out.append((label if index == 0 else "").ljust(label_width), style=DIM)
                 out.append_text(line)
                 out.append("\n")
         out.rstrip()
@@ -307,14 +406,15 @@ def job_detail(
     lines = Lines().title(clean(job.name))
     state = Text(state_word(job), style=style_for(STATE_VARIABLES[job.state]))
     progress = []
-    if job.percent is not None and job.bytes_done:
-        progress.append(f"{job.percent:.0f}%")
+    if job.total and job.bytes_done:
+        progress.append(percent_text(job))
     if job.bytes_done or job.total:
         progress.append(format_pair(job.bytes_done, job.total))
     if job.state in (JobState.DOWNLOADING, JobState.RETRYING) and job.speed:
         progress.append(format_rate(job.speed))
-        if job.eta is not None:
-            progress.append(f"ETA {format_eta(job.eta)}")
+        eta = eta_text(job)
+        if eta:
+            progress.append(eta if eta == "stalled" else f"ETA {eta}")
     if progress and job.state != JobState.CANCELLED:
         state.append("  " + " · ".join(progress))
     lines.row("state", state)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from rich.style import Style
 from rich.text import Text
@@ -18,9 +18,11 @@ class StoreStatus:
     free_space: int | None = None
     queue_needs: int = 0
     margin: int = 0
-    active: int = 0
-    queued: int = 0
-    paused: int = 0
+    counts: dict[str, int] = field(default_factory=dict)  # views.queue_counts: shared with the queue
+
+    @property
+    def active(self) -> int:
+        return self.counts.get("active", 0)
 
     @property
     def fits(self) -> bool:
@@ -45,6 +47,9 @@ def status_text(status: StoreStatus, short_style: Style) -> Text:
         text.append(f"{format_size(status.queue_needs)} (won't fit)", short_style)
     text.append(*sep)
     text.append(f"{status.active} active")
+    elsewhere = status.counts.get("elsewhere", 0)
+    if elsewhere:
+        text.append(f" · {elsewhere} elsewhere", DIM)
     return text
 
 

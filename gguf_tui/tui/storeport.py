@@ -15,7 +15,7 @@ from gguf_tui.store.layout import StoreLayout
 from gguf_tui.store.ops import DeleteResult, VerifyResult, delete_model, verify_model
 from gguf_tui.store.prune import PrunePlan, PruneResult, carry_out
 from gguf_tui.store.scan import StoreModel, StoreSnapshot, scan_store
-from gguf_tui.store.usage import free_space
+from gguf_tui.store.usage import free_space, list_partials
 
 
 class StorePort:
@@ -54,8 +54,13 @@ class StorePort:
         return carry_out(self.layout, plan, snapshot)
 
     def watch(self) -> AsyncIterator[Any] | None:
-        """The store watcher: files added, removed or renamed by hand or by other tools, and
-        manifests written by other processes (their downloads, verifies and deletes)."""
+        """The store watcher: files added, removed or renamed by hand or by other tools,
+        manifests written by other processes (their downloads, verifies and deletes), and
+        partial downloads of any process (started, growing, paused, removed)."""
         from gguf_tui.store.watcher import watch_store
 
-        return watch_store(self.layout.root, include_manifests=True)
+        return watch_store(self.layout.root, include_manifests=True, include_partials=True)
+
+    def partials(self) -> list[Any]:
+        """Blocking but cheap: the partial downloads folder and their resume states only."""
+        return list_partials(self.layout)

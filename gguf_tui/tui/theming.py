@@ -12,10 +12,11 @@ built-in theme works too; a theme file may override any of them.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rich.color import ColorSystem
 from textual.color import Color, ColorParseError
 from textual.theme import Theme
 
@@ -35,6 +36,9 @@ STATE_VARIABLE_DEFAULTS: dict[str, str] = {
     "download-elsewhere": "#87afaf",
     "space-short": "#ff5f5f",
 }
+
+# Colour variables a theme may set; left out, the app computes them (`pane_border`).
+COMPUTED_COLOUR_VARIABLES = ("pane-border",)
 
 GGUF_DARK = Theme(
     name="gguf-dark",
@@ -146,7 +150,8 @@ def theme_from_data(data: Any, path: Path) -> Theme:
     for key, value in variables.items():
         if not isinstance(key, str) or not isinstance(value, str):
             raise ThemeFileError(f"{path}: variables must map names to strings")
-        checked[key] = _colour(path, f"variables.{key}", value) if key in STATE_VARIABLE_DEFAULTS else value
+        is_colour = key in STATE_VARIABLE_DEFAULTS or key in COMPUTED_COLOUR_VARIABLES
+        checked[key] = _colour(path, f"variables.{key}", value) if is_colour else value
     extra: dict[str, Any] = {}
     for key in ("luminosity_spread", "text_alpha"):
         if key in data:
@@ -168,12 +173,14 @@ def load_theme_file(path: Path) -> Theme:
 class ThemeLoad:
     themes: list[Theme]
     problems: list[str]
+    broken_names: set[str] = field(default_factory=set)  # names found in files that are broken
 
 
 def load_themes(extra_dirs: list[str] | tuple[str, ...] = ()) -> ThemeLoad:
     """Built-in themes plus every readable YAML theme; problems are returned, not raised."""
     themes: dict[str, Theme] = {theme.name: theme for theme in BUILTIN_THEMES}
     problems: list[str] = []
+    broken: set[str] = set()
     for folder in theme_dirs(extra_dirs):
         if not folder.is_dir():
             continue
@@ -181,9 +188,46 @@ def load_themes(extra_dirs: list[str] | tuple[str, ...] = ()) -> ThemeLoad:
             if path.suffix not in (".yaml", ".yml"):
                 continue
             try:
-                theme = load_theme_file(path)
-            except ThemeFileError as exc:
+                data = read_yaml_file(path, "theme file")
+                theme = theme_from_data(data, path)
+            except ValueError as exc:  # unreadable or not YAML
                 problems.append(str(exc))
                 continue
+            except ThemeFileError as exc:
+                problems.append(str(exc))
+                name = data.get("name") if isinstance(data, dict) else None
+                if isinstance(name, str) and name.strip():
+                    broken.add(name.strip())
+                continue
             themes[theme.name] = theme
-    return ThemeLoad(list(themes.values()), problems)
+    return ThemeLoad(list(themes.values()), problems, broken - set(themes))
+
+
+def palette_index(colour: Color) -> int | None:
+    """The xterm 256-colour index a colour becomes on a 256-colour terminal (as Rich converts)."""
+    return colour.rich_color.downgrade(ColorSystem.EIGHT_BIT).number
+
+
+def pane_border(variables: dict[str, str], dark: bool) -> str:
+    """The colour of an unfocused pane's border: visible on the background in every theme.
+
+    Dark themes lighten the panel colour, light themes darken it (Textual's `$panel-lighten-2`
+    is whiter than a light background). If a 256-colour terminal would still draw border and
+    background alike (tmux often is one), the border moves toward the text colour until the
+    two differ. Themes in the terminal's own ANSI palette are left to the terminal.
+    """
+    base = variables.get("panel-lighten-2" if dark else "panel-darken-2") or variables.get("panel", "")
+    try:
+        background = Color.parse(variables["background"])
+        border = Color.parse(base)
+        foreground = Color.parse(variables["foreground"])
+    except (KeyError, ColorParseError):
+        return base
+    if background.ansi is not None or border.ansi is not None or foreground.ansi is not None:
+        return base
+    target = palette_index(background)
+    for step in range(11):
+        candidate = border.blend(foreground, step / 10)
+        if palette_index(candidate) != target:
+            return candidate.hex
+    return foreground.hex

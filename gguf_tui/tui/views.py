@@ -64,10 +64,6 @@ class JobView:
         )
 
     @property
-    def is_active(self) -> bool:
-        return self.state.is_active or self.state == JobState.ELSEWHERE
-
-    @property
     def remaining(self) -> int:
         """Bytes still to download (0 when unknown or finished)."""
         if self.state.is_final or self.total is None:
@@ -112,3 +108,24 @@ class JobView:
             changes["bytes_done"] = 0
         return replace(self, **changes)
 
+
+
+# The order the queue's counts are told in, on the status bar and under the queue alike.
+COUNT_WORDS = ("active", "elsewhere", "queued", "paused", "failed")
+
+
+def queue_counts(views: list[JobView] | tuple[JobView, ...]) -> dict[str, int]:
+    """How many downloads are in each state word: the one count both status lines show.
+
+    'active' is this process's running work (downloading, retrying, verifying); another
+    process's download counts as 'elsewhere', never as active here.
+    """
+    counts = dict.fromkeys(COUNT_WORDS, 0)
+    for view in views:
+        if view.state.is_active:
+            counts["active"] += 1
+        elif view.state == JobState.ELSEWHERE:
+            counts["elsewhere"] += 1
+        elif view.state.value in counts:
+            counts[view.state.value] += 1
+    return counts

@@ -561,9 +561,12 @@ def hub_config(endpoint: str, store: Path | str) -> Any:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """`python -m tests.helpers.hubsim`: serve the demo repos (the dashboard: hubsim_demo)."""
+    import sys
+
     from tests.helpers.hubsim_demo import main as demo_main
 
-    return demo_main(argv)
+    return demo_main(["--serve-only", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":

@@ -1,10 +1,16 @@
-"""`python -m tests.helpers.hubsim`: the Hub imitation with demo repos, for trying the CLI and
-the TUI by hand (`HF_ENDPOINT=... gguf-tui`)."""
+"""Try the dashboard without the internet: `python -m tests.helpers.hubsim_demo` starts the local
+Hub imitation with small demo repos and opens `gguf-tui` against it, with a store of its own.
+`--serve-only` (also `python -m tests.helpers.hubsim`) only serves it, for the CLI or a dashboard
+started by hand with `HF_ENDPOINT=...`."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import sys
+import tempfile
+from pathlib import Path
 from typing import Any
 
 from tests.helpers.hubsim import DEFAULT_TOKEN, HubSim, SimFile, gguf_bytes
@@ -53,37 +59,73 @@ def demo_hub(size_mib: float = 2.0, **kwargs: Any) -> HubSim:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Start the Hub imitation and open the dashboard against it (or only serve it)."""
     parser = argparse.ArgumentParser(
-        prog="python -m tests.helpers.hubsim", description="Serve a local imitation of the Hub."
+        prog="python -m tests.helpers.hubsim_demo",
+        description="Try gguf-tui without the internet: start a local imitation of the Hugging Face "
+        "Hub with small demo repos and open the dashboard against it, with a store of its own.",
     )
-    parser.add_argument("--port", type=int, default=8765, help="API port on 127.0.0.1")
+    parser.add_argument("--serve-only", action="store_true",
+                        help="only serve the imitation and print how to point gguf-tui at it")
+    parser.add_argument("--store", help="store for the dashboard (default: a new temporary folder)")
+    parser.add_argument("--port", type=int, default=None,
+                        help="API port on 127.0.0.1 (default: 8765 with --serve-only, else any free port)")
     parser.add_argument("--cdn-port", type=int, default=0, help="CDN port on 127.0.0.2 (0: any)")
     parser.add_argument("--host", default="127.0.0.1", help="API host")
     parser.add_argument("--cdn-host", default="127.0.0.2", help="CDN host (must differ)")
     parser.add_argument("--size-mib", type=float, default=2.0, help="size unit of demo files")
     parser.add_argument("--token", default=DEFAULT_TOKEN, help="token that opens gated repos")
-    parser.add_argument("--rate", default=None, type=int, help="CDN throttle, bytes/s")
+    parser.add_argument("--rate", default=None, type=int,
+                        help="CDN throttle in bytes/s (e.g. 200000 to watch progress and try pause)")
     args = parser.parse_args(argv)
+    port = args.port if args.port is not None else (8765 if args.serve_only else 0)
     hub = demo_hub(
         args.size_mib,
         token=args.token,
         api_host=args.host,
         cdn_host=args.cdn_host,
-        api_port=args.port,
+        api_port=port,
         cdn_port=args.cdn_port,
     )
     hub.cdn_rate = args.rate
-
-    async def serve() -> None:
-        async with hub:
-            print(f"hubsim: API {hub.endpoint}  CDN {hub.cdn_origin}", flush=True)
-            print(f"  export HF_ENDPOINT={hub.endpoint}", flush=True)
-            print(f"  export HF_TOKEN={hub.token}   # opens demo/Gated-GGUF", flush=True)
-            print("  repos: " + ", ".join(r.id for r in hub.repos.values()), flush=True)
-            await asyncio.Event().wait()
-
     try:
-        asyncio.run(serve())
+        return asyncio.run(_serve_only(hub) if args.serve_only else _open_dashboard(hub, args.store))
     except KeyboardInterrupt:
-        pass
+        return 130
+
+
+def _say(text: str) -> None:
+    print(f"hubsim: {text}", file=sys.stderr, flush=True)
+
+
+async def _serve_only(hub: HubSim) -> int:
+    async with hub:
+        _say(f"Hub imitation serving: API {hub.endpoint}  CDN {hub.cdn_origin}")
+        _say("point gguf-tui at it from another shell:")
+        print(f"  export HF_ENDPOINT={hub.endpoint}", file=sys.stderr, flush=True)
+        print(f"  export HF_TOKEN={hub.token}   # opens demo/Gated-GGUF", file=sys.stderr, flush=True)
+        print("  gguf-tui --store /tmp/gguf-demo-store", file=sys.stderr, flush=True)
+        _say("repos: " + ", ".join(r.id for r in hub.repos.values()) + "  (ctrl+c stops)")
+        await asyncio.Event().wait()
     return 0
+
+
+async def _open_dashboard(hub: HubSim, store: str | None) -> int:
+    store_path = Path(store).expanduser() if store else Path(tempfile.mkdtemp(prefix="gguf-demo-store-"))
+    async with hub:
+        env = dict(os.environ, HF_ENDPOINT=hub.endpoint, HF_TOKEN=hub.token)
+        env.pop("GGUF_TUI_STORE", None)
+        argv = [sys.executable, "-m", "gguf_tui", "--store", str(store_path)]
+        _say(f"Hub imitation at {hub.endpoint} (files from {hub.cdn_origin}); "
+             f"repos: {', '.join(r.id for r in hub.repos.values())}")
+        _say(f"store: {store_path}")
+        _say(f"opening the dashboard: HF_ENDPOINT={hub.endpoint} gguf-tui --store {store_path}")
+        _say("in it: / then 'demo' enter, enter opens a repo, d downloads, q leaves")
+        process = await asyncio.create_subprocess_exec(*argv, env=env)
+        code = await process.wait()
+    _say(f"dashboard closed (exit {code}); the store stays at {store_path}")
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -171,7 +171,8 @@ def demo_facts() -> GGUFInfo:
 class FakeHub:
     async def search(self, query: str) -> list[SearchResult]:
         return [
-            SearchResult("bartowski/Qwen3-8B-GGUF", downloads=1_200_000, likes=310),
+            SearchResult("bartowski/Qwen3-8B-GGUF", downloads=1_200_000, likes=310,
+                         last_modified="2026-09-18T07:00:00.000Z"),
             SearchResult("unsloth/Qwen3-32B-GGUF", downloads=880_000, likes=120),
             SearchResult("Qwen/Qwen3-0.6B-GGUF", downloads=95_000, likes=88, gated=True),
         ]
@@ -222,7 +223,7 @@ def demo_snapshot() -> StoreSnapshot:
     ]
     partials = [
         PartialDownload(key="9c1e0aa3", files=[Path("/srv/models/.gguf-tui/partials/9c1e0aa3.part")],
-                        size=2_400_000_000, dest="TheBloke/old-model.Q4_K_M.gguf", total=4_100_000_000,
+                        size=4_100_000_000, dest="TheBloke/old-model.Q4_K_M.gguf", total=4_100_000_000,
                         bytes_done=2_400_000_000, updated_at=NOW - 12 * DAY)
     ]
     return StoreSnapshot(
@@ -244,3 +245,6 @@ class FakeStore:
 
     def watch(self) -> None:
         return None
+
+    def partials(self) -> list[PartialDownload]:
+        return list(self.snapshot.partials)

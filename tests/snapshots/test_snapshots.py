@@ -12,7 +12,7 @@ import time
 import pytest
 
 from gguf_tui.tui.app import GgufApp
-from tests.snapshots.fakes import NOW, FakeEngine, FakeHub, FakeStore
+from tests.snapshots.fakes import NOW, FakeEngine, FakeHub, FakeStore, demo_jobs
 
 SIZES = [pytest.param((80, 24), id="80x24"), pytest.param((120, 40), id="120x40")]
 
@@ -75,6 +75,7 @@ def test_prune_screen(snap_compare, config, size):
         await pilot.press("p")
         await pilot.pause()
         await pilot.press("space")  # mark the biggest model
+        await pilot.press("tab", "space")  # and the abandoned partial: downloaded and reserved apart
         await pilot.pause()
 
     assert snap_compare(make_app(config), terminal_size=size, run_before=run_before)
@@ -88,3 +89,48 @@ def test_help_screen(snap_compare, config, size):
         await pilot.pause()
 
     assert snap_compare(make_app(config), terminal_size=size, run_before=run_before)
+
+
+def polish_jobs() -> list:
+    """Queue rows that used to run together: an outage (2 B/s), 0.4 MB short of done, finished."""
+    import dataclasses
+
+    from gguf_tui.engine.spec import JobState
+
+    qwen, mistral, llama, phi = demo_jobs()
+    return [
+        dataclasses.replace(qwen, state=JobState.DOWNLOADING, bytes_done=15_000_000, total=402_700_000,
+                            speed=2.0, eta=22884 * 3600 + 660),
+        dataclasses.replace(mistral, state=JobState.DOWNLOADING, message="", bytes_done=402_300_000,
+                            total=402_700_000, speed=9_500_000, eta=0.04, retry_attempt=0, retry_max=0,
+                            retry_reason=""),
+        dataclasses.replace(llama, state=JobState.COMPLETED, bytes_done=402_700_000, total=402_700_000),
+        phi,
+    ]
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_queue_columns_stay_apart(snap_compare, config, size):
+    """Issue 11.14: padded cells, 'stalled' for an absurd ETA, 99% until the last byte."""
+    app = GgufApp(config, engine=FakeEngine(polish_jobs()), hub=FakeHub(), store=FakeStore(), clock=lambda: NOW)
+
+    async def run_before(pilot) -> None:
+        await _ready(pilot)
+        await pilot.press("tab")  # the queue: its detail under it
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=size, run_before=run_before)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_light_theme(snap_compare, config, size):
+    """Issue 11.16: gguf-light's unfocused borders are darker than its background."""
+    config.ui.theme = "gguf-light"
+    assert snap_compare(make_app(config), terminal_size=size, run_before=_ready)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_no_color(snap_compare, config, size, monkeypatch):
+    """Issue 11.15: NO_COLOR draws without colour; the focused pane has a heavy border."""
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert snap_compare(make_app(config), terminal_size=size, run_before=_ready)

@@ -9,7 +9,6 @@ from rich.text import Text
 
 from gguf_tui.engine.events import Progress, Retrying, StateChanged
 from gguf_tui.engine.spec import JobState
-from gguf_tui.tui.keys import check_keymap
 from gguf_tui.tui.render import Lines, format_pair, queue_name, short_age, state_word
 from gguf_tui.tui.theming import ThemeFileError, theme_from_data
 from gguf_tui.tui.views import JobView
@@ -86,7 +85,60 @@ def test_theme_file_becomes_a_theme():
     assert theme.name == "t" and not theme.dark and theme.variables["download-done"] == "#00ff00"
 
 
-def test_keymap_check_suggests_ids():
-    known, warnings = check_keymap({"pause": "x", "puase": "y"})
-    assert known == {"pause": "x"}
-    assert "did you mean 'pause'" in warnings[0]
+def _row(job: JobView, widths: dict[str, int]) -> str:
+    from gguf_tui.tui.render import QUEUE_NUMBER_WIDTHS, queue_cells
+
+    cells = queue_cells(job, no_style_for, name_width=20, state_width=12, widths=QUEUE_NUMBER_WIDTHS)
+    for column, width in QUEUE_NUMBER_WIDTHS.items():
+        assert len(cells[column].plain) == width, (column, cells[column].plain)
+        assert cells[column].plain.startswith(" ")  # its own gap: never runs into its neighbour
+    return "".join(cells[c].plain for c in ("percent", "bytes", "speed", "eta"))
+
+
+def no_style_for(_variable: str):
+    from rich.style import Style
+
+    return Style()
+
+
+def test_queue_cells_are_padded_and_percent_floors():
+    """Issue 11.14: '2 B/s22884:11', '100%402.7/402.7 MB', and 100% with 0.4 MB to go."""
+    from gguf_tui.tui.render import QUEUE_NUMBER_WIDTHS
+
+    outage = JobView(1, "m", JobState.DOWNLOADING, bytes_done=2_000_000, total=402_700_000,
+                     speed=2.0, eta=22884 * 3600 + 11 * 60)
+    row = _row(outage, QUEUE_NUMBER_WIDTHS)
+    assert "2 B/s  stalled" in row and "22884" not in row
+    almost = JobView(2, "m", JobState.DOWNLOADING, bytes_done=402_300_000, total=402_700_000,
+                     speed=5_000_000, eta=0.08)
+    row = _row(almost, QUEUE_NUMBER_WIDTHS)
+    assert row.startswith("  99% 402.3/402.7 MB") and "100" not in row.split("%")[0]
+    done = JobView(3, "m", JobState.DOWNLOADING, bytes_done=402_700_000, total=402_700_000, speed=1e6, eta=0)
+    assert _row(done, QUEUE_NUMBER_WIDTHS).startswith(" 100% 402.7/402.7 MB")
+    slow = JobView(4, "m", JobState.DOWNLOADING, bytes_done=1, total=42_000_000_000, speed=400_000, eta=99 * 3600)
+    assert _row(slow, QUEUE_NUMBER_WIDTHS).endswith(" 99:00:00")
+
+
+def test_percent_floors_everywhere():
+    from gguf_tui.units import floor_percent
+
+    assert floor_percent(999, 1000) == 99 and floor_percent(1000, 1000) == 100
+    assert floor_percent(0, 1000) == 0 and floor_percent(5, None) is None
+    assert floor_percent(402_300_000, 402_700_000) == 99
+
+
+def test_detail_labels_longer_than_the_column_keep_a_space():
+    """Issue 11.14: 'partials2 · 402.7 MB' in the store's detail."""
+    doc = Lines().row("models", "1").row("partials", "2 · 402.7 MB").done()
+    lines = doc.render(60).plain.splitlines()
+    assert lines[1].startswith("partials 2 · 402.7 MB")
+    assert lines[0].startswith("models   1")  # the values stay in one column
+
+
+def test_catalog_heading_runs_into_the_info_column():
+    """Seen in tmux at 100 columns: 'Local models · 1 · 131.8…' cut short by an empty info column."""
+    from gguf_tui.tui.catalog import CatalogRow, compose_line
+
+    heading = CatalogRow("h:local", "heading", Text("Local models · 1 · 131.8 kB"))
+    line = compose_line(heading, 40, 24)
+    assert "131.8 kB" in line.plain and "…" not in line.plain

@@ -16,7 +16,8 @@ from textual.screen import ModalScreen
 from textual.widgets import DataTable, Footer, Static
 
 from gguf_tui.store.scan import STATE_DOWNLOADING, STATE_PAUSED, StoreModel, StoreSnapshot
-from gguf_tui.tui.render import DIM, clean, ellipsize, format_pair, short_age
+from gguf_tui.tui.render import DIM, clean, ellipsize, format_pair, partial_sizes, partials_summary, short_age
+from gguf_tui.tui.rowtable import RowTable
 from gguf_tui.tui.screens.confirm import ConfirmScreen
 from gguf_tui.units import format_size
 
@@ -27,7 +28,7 @@ def partial_key(partial: Any) -> str:
     return f"partial:{partial.key}"
 
 
-class PruneTable(DataTable):
+class PruneTable(RowTable):
     BINDINGS = [
         Binding("space", "screen.toggle_mark", "mark", show=True),
         Binding("a", "screen.toggle_all", "mark all", show=False),
@@ -78,8 +79,8 @@ class PruneScreen(ModalScreen[None]):
             models.add_column(label, key=key, width=width)
         partials = self.query_one("#prune-partials", PruneTable)
         partials.border_title = "Partial downloads"
-        for key, label, width in (("mark", "", 3), ("dest", "file", 30), ("size", "on disk", 9),
-                                  ("done", "done", 15), ("age", "saved", 6), ("owner", "owner", 14)):
+        for key, label, width in (("mark", "", 3), ("dest", "file", 30), ("done", "downloaded", 16),
+                                  ("size", "reserved", 10), ("age", "saved", 6), ("owner", "owner", 14)):
             partials.add_column(label, key=key, width=width)
         self.refill()
         models.focus()
@@ -126,7 +127,7 @@ class PruneScreen(ModalScreen[None]):
                 key=key,
             )
         partials.clear()
-        dest_width = self._name_width(partials, 3 + 9 + 15 + 6 + 14 + 13)
+        dest_width = self._name_width(partials, 3 + 16 + 10 + 6 + 14 + 13)
         partials.columns["dest"].width = dest_width  # type: ignore[index]
         for partial in self.snapshot.partials:
             key = partial_key(partial)
@@ -136,11 +137,12 @@ class PruneScreen(ModalScreen[None]):
                 mark, owner = " - ", f"pid {partial.owner.pid}"
             elif partial.key in self.queued_keys:
                 mark, owner = " - ", "in the queue"
+            downloaded, reserved = partial_sizes(partial)
             partials.add_row(
                 Text(mark),
                 Text(ellipsize(clean(partial.dest or partial.key), dest_width), no_wrap=True),
-                Text(format_size(partial.size), justify="right"),
-                Text(format_pair(partial.bytes_done or 0, partial.total), justify="right"),
+                Text(format_pair(downloaded, partial.total) if downloaded is not None else "?", justify="right"),
+                Text(format_size(reserved), justify="right"),
                 Text(short_age(partial.updated_at, now), justify="right"),
                 Text(owner, style=DIM),
                 key=key,
@@ -161,7 +163,7 @@ class PruneScreen(ModalScreen[None]):
 
     def update_summary(self) -> None:
         models, partials = self.marked_items()
-        freed = sum(m.disk_bytes for m in models) + sum(p.size for p in partials)
+        freed = sum(m.disk_bytes for m in models) + sum(partial_sizes(p)[1] for p in partials)
         free = self.snapshot.free_space
         text = Text(no_wrap=True, overflow="ellipsis")
         text.append("Prune", style="bold")
@@ -169,7 +171,7 @@ class PruneScreen(ModalScreen[None]):
         text.append("\n")
         if models or partials:
             text.append(f"marked {len(models)} model{'s' if len(models) != 1 else ''}")
-            if partials:
+            if partials:  # downloaded and reserved of each are in the table; the dialog sums them
                 text.append(f" + {len(partials)} partial{'s' if len(partials) != 1 else ''}")
             text.append(" · frees ")
             text.append(format_size(freed), style="bold")
@@ -254,14 +256,14 @@ class PruneScreen(ModalScreen[None]):
         if not models and not partials:
             self.notify("nothing marked: space marks the highlighted row", markup=False)
             return
-        freed = sum(m.disk_bytes for m in models) + sum(p.size for p in partials)
+        freed = sum(m.disk_bytes for m in models) + sum(partial_sizes(p)[1] for p in partials)
         body = Text()
         for model in models[:8]:
             body.append(f"  {ellipsize(clean(model.name), 56)}  {format_size(model.disk_bytes)}\n")
         if len(models) > 8:
             body.append(f"  … and {len(models) - 8} more models\n")
         if partials:
-            body.append(f"  {len(partials)} partial download(s)  {format_size(sum(p.size for p in partials))}\n")
+            body.append(f"  {partials_summary(partials)}\n")
         body.append(f"\nThis frees {format_size(freed)}. Deleted files cannot be brought back.")
 
         def answer(yes: bool | None) -> None:

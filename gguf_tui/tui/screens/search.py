@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rich.text import Text
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
@@ -31,7 +32,22 @@ class SearchScreen(ModalScreen[str | None]):
             )
 
     def on_mount(self) -> None:
-        self.query_one(Input).focus()
+        self.set_focus(self.query_one(Input))
+
+    def on_key(self, event: events.Key) -> None:
+        """Keys typed right after `/` (type-ahead over SSH) arrive before the input has focus:
+        they belong in the query, not to the screens underneath (where `q` quits)."""
+        fields = self.query(Input)
+        if not fields or fields.first().has_focus:
+            return
+        field = fields.first()
+        if event.is_printable and event.character:
+            event.stop()
+            self.set_focus(field)
+            field.insert_text_at_cursor(event.character)
+        elif event.key == "enter":
+            event.stop()
+            self.dismiss(field.value.strip())
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()
