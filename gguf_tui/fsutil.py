@@ -7,6 +7,7 @@ import json
 import os
 import stat
 from pathlib import Path
+from typing import Any
 
 
 def state_file_mode(root: Path) -> int:
@@ -128,6 +129,31 @@ def open_regular(
     return fd
 
 
+def open_regular_for_writing(path: str | os.PathLike[str], mode: int = 0o644) -> int:
+    """A read-write fd on `path`, created if missing, which must be a regular file of its own.
+
+    A symlink planted where a partial download belongs would make the engine write through it
+    (outside the store), and a FIFO would block the open: O_NOFOLLOW refuses the first, and the
+    non-blocking open plus the fstat check refuse anything that is not a regular file.
+    """
+    flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags, mode)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise NotRegularFileError(path, stat.S_IFLNK) from None
+        raise
+    try:
+        opened = os.fstat(fd)
+        if not stat.S_ISREG(opened.st_mode):
+            raise NotRegularFileError(path, opened.st_mode)
+        os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
 def read_regular_bytes(
     path: str | os.PathLike[str], *, max_bytes: int = MAX_STATE_FILE_BYTES
 ) -> bytes:
@@ -158,3 +184,23 @@ def read_regular_text(
 ) -> str:
     """`read_regular_bytes` decoded as UTF-8 (UnicodeDecodeError, a ValueError, if it is not)."""
     return read_regular_bytes(path, max_bytes=max_bytes).decode("utf-8")
+
+
+class StateJSONError(ValueError):
+    """A small state file (manifest, resume state, record, lock) that is not usable JSON."""
+
+
+def load_json_file(path: str | os.PathLike[str], *, max_bytes: int = MAX_STATE_FILE_BYTES) -> Any:
+    """A state file's JSON, read through `read_regular_text`.
+
+    Every way its content can be unusable (not UTF-8, not JSON, nested deeper than the parser's
+    recursion limit: a tampered file must not crash a command) is one `StateJSONError`, a
+    `ValueError`, so callers that already treat a bad file as "unreadable" need nothing more.
+    """
+    text = read_regular_text(path, max_bytes=max_bytes)
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise StateJSONError("nested too deeply") from None
+    except ValueError as exc:
+        raise StateJSONError(f"not valid JSON ({exc})") from None

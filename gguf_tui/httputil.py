@@ -6,7 +6,7 @@ import email.utils
 import random
 import re
 import time
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 MAX_RETRY_AFTER = 600.0
 
@@ -95,3 +95,21 @@ def check_http_url(url: str) -> str:
     if not parts.hostname:
         raise UnusableURL("the address has no host")
     return url
+
+
+def resolve_location(url: str, location: str) -> str:
+    """Where a redirect from `url` to `location` leads, checked before anyone follows it.
+
+    Credentials a server puts in a redirect are dropped (never sent anywhere); an address that
+    is not a usable http(s) URL (another scheme, a bad port, control characters) raises
+    UnusableURL, so every client that follows redirects (engine, Hub API, remote headers) treats
+    a hostile Location the same way instead of letting a ValueError escape.
+    """
+    from gguf_tui.textsafe import split_credentials
+
+    try:
+        target = urljoin(url, location)
+    except ValueError:
+        target = location
+    return check_http_url(split_credentials(target)[0])
+

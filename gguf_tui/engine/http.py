@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import re
-from urllib.parse import urljoin
 
 import aiohttp
 
 from gguf_tui.config import Config
 from gguf_tui.engine.errors import FatalDownloadError, NetworkError, RetryableError
-from gguf_tui.httputil import UnusableURL, check_http_url, parse_retry_after
-from gguf_tui.textsafe import plain, redact_url, redact_urls_in, split_credentials
+from gguf_tui.httputil import UnusableURL, check_http_url, parse_retry_after, resolve_location
+from gguf_tui.textsafe import plain, redact_url, redact_urls_in
 
 USER_AGENT = "gguf-tui/0.1"
 CONTENT_RANGE_RE = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)$")
@@ -52,13 +51,7 @@ def redirect_target(request_url: str, url: str, location: str) -> str:
     """Where a redirect from `url` leads, checked before it is followed: another scheme (file:,
     ftp:, data:) fails the download at once; a malformed address fails this attempt."""
     try:
-        target = urljoin(url, location)
-    except ValueError:
-        target = location
-    # Credentials a server puts in a redirect are never sent anywhere.
-    target = split_credentials(target)[0]
-    try:
-        return check_http_url(target)
+        return resolve_location(url, location)
     except UnusableURL as exc:
         if exc.final:
             raise FatalDownloadError(

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from gguf_tui.engine.errors import ChecksumMismatch
 from gguf_tui.engine.placement import DiskFullError, preallocate, start_writeback
+from gguf_tui.fsutil import open_regular_for_writing
 
 HASH_BLOCK = 4 * 1024 * 1024
 WRITEBACK_EVERY = 64 * 1024 * 1024  # hashed bytes between two early-writeback requests
@@ -51,7 +52,7 @@ class PartialFile:
         return self._hashed_upto
 
     def open(self) -> None:
-        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        self._fd = open_regular_for_writing(self.path)
         self._sync_fd = os.dup(self._fd)
 
     def reserve(self, size: int) -> None:

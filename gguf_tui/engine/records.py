@@ -3,12 +3,11 @@ restart of the CLI or the TUI shows it again, paused, ready to resume."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from gguf_tui.engine.spec import FileRequest, JobSpec
-from gguf_tui.fsutil import read_regular_text, state_file_mode, write_json_atomic
+from gguf_tui.fsutil import load_json_file, state_file_mode, write_json_atomic
 from gguf_tui.store.layout import StoreLayout
 from gguf_tui.textsafe import split_credentials
 from gguf_tui.store.locks import OWNER_SUFFIX
@@ -71,7 +70,7 @@ def load_records(layout: StoreLayout) -> tuple[list[StoredJob], list[str]]:
     folder = layout.jobs_dir
     for path in sorted(folder.glob("*.json")) if folder.exists() else []:
         try:
-            raw = json.loads(read_regular_text(path))
+            raw = load_json_file(path)
             spec = JobSpec(
                 name=str(raw["name"]),
                 files=[FileRequest(**entry) for entry in raw["files"]],

@@ -6,13 +6,12 @@ missing, truncated or inconsistent is never trusted: the caller discards the par
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gguf_tui.fsutil import read_regular_text, write_json_atomic
+from gguf_tui.fsutil import load_json_file, write_json_atomic
 from gguf_tui.httputil import valid_etag, valid_http_date
 
 STATE_FORMAT = 1
@@ -98,8 +97,8 @@ class ResumeState:
     @classmethod
     def load(cls, path: Path) -> ResumeState:
         try:
-            raw = json.loads(read_regular_text(path))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raw = load_json_file(path)
+        except (OSError, ValueError) as exc:
             raise ResumeStateError(f"unreadable resume state {path.name}: {exc}") from None
         try:
             if raw.get("format") != STATE_FORMAT:

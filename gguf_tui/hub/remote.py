@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 import re
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urlsplit
 
 import aiohttp
 
 from gguf_tui import __version__
 from gguf_tui.hub.auth import origin_of
-from gguf_tui.httputil import parse_retry_after
+from gguf_tui.httputil import UnusableURL, parse_retry_after, resolve_location
 from gguf_tui.hub.errors import HubError, http_error
 from gguf_tui.textsafe import redact_url
 
@@ -72,7 +72,7 @@ class _Fetcher:
                 url, headers=self._headers_for(url, start, end), allow_redirects=False
             ) as response:
                 if response.status in _REDIRECTS and response.headers.get("Location"):
-                    url = urljoin(str(response.url), response.headers["Location"])
+                    url = _follow(str(response.url), response.headers["Location"])
                     continue
                 if response.status in (403, 410) and self.target is not None:
                     self.target = None  # the signed URL expired: resolve again
@@ -202,3 +202,14 @@ async def read_remote_gguf(
                     f"{redact_url(url)}: GGUF header larger than {max_bytes} bytes"
                 ) from None
             want = min(max(exc.needed, want * 2), max_bytes)
+
+
+def _follow(url: str, location: str) -> str:
+    """The checked target of a redirect while reading a remote header (a HubError if unusable)."""
+    try:
+        return resolve_location(url, location)
+    except UnusableURL as exc:
+        raise HubError(
+            f"{redact_url(url)} redirected to an unusable address: {exc}", kind="bad_response"
+        ) from None
+

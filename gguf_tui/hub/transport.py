@@ -23,7 +23,7 @@ import aiohttp
 from multidict import CIMultiDictProxy
 
 from gguf_tui import __version__
-from gguf_tui.httputil import parse_retry_after
+from gguf_tui.httputil import UnusableURL, parse_retry_after, resolve_location
 from gguf_tui.hub.auth import auth_headers, get_token, origin_of
 from gguf_tui.hub.errors import HubError, http_error
 from gguf_tui.hub.wire import (
@@ -276,7 +276,14 @@ class HubTransport:
             ) as response:
                 location = response.headers.get("Location")
                 if follow_redirects and response.status in _REDIRECTS and location:
-                    url = urljoin(str(response.url), location)
+                    try:
+                        url = resolve_location(str(response.url), location)
+                    except UnusableURL as exc:
+                        raise HubError(
+                            f"the Hub redirected {redact_url(str(response.url))} to an unusable "
+                            f"address: {exc}",
+                            kind="bad_response",
+                        ) from None
                     params = None  # the Location carries its own query
                     if response.status == 303:
                         method = "GET"

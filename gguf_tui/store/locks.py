@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from gguf_tui.fsutil import read_regular_text
+from gguf_tui.fsutil import load_json_file
 
 STALE_AFTER = 180.0
 HEARTBEAT_EVERY = 15.0
@@ -81,7 +81,7 @@ def _pid_alive(pid: int) -> bool:
 
 def read_owner(path: Path) -> LockOwner | None:
     try:
-        raw = json.loads(read_regular_text(path))
+        raw = load_json_file(path)
         return LockOwner(
             pid=int(raw["pid"]),
             host=str(raw["host"]),

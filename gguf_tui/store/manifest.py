@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from gguf_tui.fsutil import read_regular_text, write_json_atomic
+from gguf_tui.fsutil import load_json_file, write_json_atomic
 
 MANIFEST_FORMAT = 1
 
@@ -101,8 +100,8 @@ class Manifest:
     @classmethod
     def load(cls, path: Path) -> Manifest:
         try:
-            raw = json.loads(read_regular_text(path))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raw = load_json_file(path)
+        except (OSError, ValueError) as exc:
             raise ManifestError(f"{path}: unreadable manifest ({exc})") from None
         return cls.from_json(raw, str(path))
 

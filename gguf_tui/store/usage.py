@@ -14,7 +14,7 @@ import stat as stat_module
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gguf_tui.fsutil import read_regular_text
+from gguf_tui.fsutil import load_json_file
 from gguf_tui.store.layout import STATE_SUFFIX, StoreLayout
 from gguf_tui.store.locks import (
     DownloadLock,
@@ -114,7 +114,10 @@ def _read_state(folder_fd: int, name: str) -> dict:
         if not stat_module.S_ISREG(os.fstat(fd).st_mode):
             raise ValueError("not a regular file")
         with os.fdopen(os.dup(fd), "rb") as handle:
-            raw = json.loads(handle.read(1 << 20))
+            try:
+                raw = json.loads(handle.read(1 << 20))
+            except RecursionError:
+                raise ValueError("nested too deeply") from None
     finally:
         os.close(fd)
     if not isinstance(raw, dict):
@@ -224,7 +227,7 @@ def job_records(layout: StoreLayout) -> list[JobRecord]:
     records = []
     for path in sorted(folder.glob("*.json")):
         try:
-            raw = json.loads(read_regular_text(path))
+            raw = load_json_file(path)
             dests = [str(entry["dest"]) for entry in raw["files"]]
             records.append(JobRecord(str(raw["name"]), dests))
         except (OSError, ValueError, KeyError, TypeError):
