@@ -16,6 +16,7 @@ from gguf_tui.tui.catalog import CatalogRow, CatalogTable, build_rows, job_name_
 from gguf_tui.tui.detail import HELP_TEXT, DetailPane, heading_detail, mmproj_detail, quant_detail, repo_detail
 from gguf_tui.tui.lifecycle import while_running
 from gguf_tui.tui.queue import QueueTable
+from gguf_tui.store.sharing import shared_files
 from gguf_tui.tui.render import DIM, Doc, clean, job_detail, local_detail
 from gguf_tui.tui.statusbar import StatusBar, StoreStatus
 from gguf_tui.tui.theming import STATE_VARIABLE_DEFAULTS
@@ -80,7 +81,8 @@ class PanesMixin:
     def catalog_detail(self: GgufApp, row: CatalogRow) -> Doc | Text:
         now = self.clock()
         if row.kind == "local" and row.model is not None:
-            return local_detail(row.model, now)
+            shared = shared_files(self.snapshot, row.model) if self.snapshot is not None else {}
+            return local_detail(row.model, now, shared)
         if row.kind == "repo" and row.repo is not None:
             opened = self.search.opened.get(row.repo) if self.search else None
             files = opened.files if opened else None

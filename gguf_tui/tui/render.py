@@ -467,8 +467,10 @@ def resume_lines(state: Any, now: float) -> list[str]:
     ]
 
 
-def local_detail(model: Any, now: float) -> Doc:
-    """A store model (`gguf_tui.store.scan.StoreModel`): facts, files, hashes, source, use."""
+def local_detail(model: Any, now: float, shared: dict[str, list[str]] | None = None) -> Doc:
+    """A store model (`gguf_tui.store.scan.StoreModel`): facts, files, hashes, source, use.
+
+    `shared` names, per file, the other models that list the same file (one copy on disk)."""
     lines = Lines().title(clean(model.name))
     facts = facts_line(model.architecture, model.parameter_count, model.context_length, model.quant)
     if facts:
@@ -492,6 +494,9 @@ def local_detail(model: Any, now: float) -> Doc:
             for f in files
         ),
     )
+    for relative, others in sorted((shared or {}).items()):
+        names = ", ".join(clean(name, 60) for name in others)
+        lines.row("shared", f"{ellipsize(clean(relative), 40)} also in {names}")
     sha_rows: list[str] = []
     for f in files:
         if not f.sha256:
@@ -499,8 +504,13 @@ def local_detail(model: Any, now: float) -> Doc:
         sha_rows.append(f.sha256)
         if f.verify_failed_at:
             sha_rows.append(f"  MISMATCH found {when(f.verify_failed_at)}: press V to re-check")
+        elif f.verified_at and getattr(f, "has_reference", True):
+            source = getattr(f, "sha256_source", "published")
+            sha_rows.append(f"  verified {when(f.verified_at)} against the {source} hash")
         elif f.verified_at:
-            sha_rows.append(f"  verified {when(f.verified_at)}")
+            # Only recorded: the bytes matched the hash taken while downloading, but no
+            # published or user-given hash was there to compare with.
+            sha_rows.append(f"  recorded {when(f.verified_at)} (no published hash to verify)")
         else:
             sha_rows.append("  not verified yet (V verifies)")
     if sha_rows:

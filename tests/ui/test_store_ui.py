@@ -44,7 +44,7 @@ async def test_delete_asks_then_deletes(config, server, gguf_bytes, store):
         catalog = app.query_one("#catalog")
         catalog.select_key("local:alpha")
         await pilot.pause()
-        assert "sha256" in detail_text(app) and "verified" in detail_text(app)
+        assert "sha256" in detail_text(app) and "recorded" in detail_text(app)  # plain URL: no published hash
         await pilot.press("D")
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="confirm")
         await pilot.press("n")
