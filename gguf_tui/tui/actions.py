@@ -268,10 +268,17 @@ class ActionsMixin:
         except _user_errors() as exc:
             self.post_message(msg.StoreOpDone(str(exc), "error"))
             return
-        text = f"deleted {clean(model.name, 80)}: freed {format_size(result.freed)}"
+        if result.complete:
+            text = f"deleted {clean(model.name, 80)}: freed {format_size(result.freed)}"
+            for path, other in result.shared[:3]:
+                text += f"; kept {clean(path, 60)} (also a file of {clean(other, 60)})"
+            self.post_message(msg.StoreOpDone(text, "information"))
+            return
+        # A model is deleted whole or not at all: say that nothing went, and why.
+        text = f"could not delete {clean(model.name, 80)}; nothing was deleted"
         for path, why in result.kept[:3]:
-            text += f"; kept {clean(path, 60)} ({clean(why, 80)})"
-        self.post_message(msg.StoreOpDone(text, "warning" if result.kept else "information"))
+            text += f"; {clean(path, 60)}: {clean(why, 80)}"
+        self.post_message(msg.StoreOpDone(text, "error"))
 
     def action_verify(self: GgufApp) -> None:
         model = self._current_local()

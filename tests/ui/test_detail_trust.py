@@ -49,3 +49,27 @@ async def test_published_hash_is_verified_and_shared_files_name_their_other_mode
         text = await show(app, pilot, "local:demo/Tiny-GGUF:Q4_K_M")
     assert "against the published hash" in text
     assert "also in demo/Tiny-GGUF:Q8_0" in text
+
+
+async def test_delete_that_cannot_complete_says_nothing_was_deleted(config, store: Path, tmp_path: Path):
+    """A model is deleted whole or not at all; the dashboard must not say 'deleted … freed 0 B'."""
+    from gguf_tui.tui.screens.confirm import ConfirmScreen
+
+    model = make_gguf(tmp_path / "src" / "M-Q4_K_M.gguf", tensor_bytes=64 << 10)
+    mmproj = make_mmproj_gguf(tmp_path / "src" / "mmproj-M.gguf")
+    add_managed_model(store, "m", {"o/M/M-Q4_K_M.gguf": model, "o/M/mmproj-M.gguf": mmproj}, roles={"o/M/mmproj-M.gguf": "mmproj"})
+    blocker = store / "o/M/mmproj-M.gguf"
+    blocker.unlink()
+    blocker.mkdir()  # a directory where a file of the model should be
+    (blocker / "keep").write_text("x")
+    app = GgufApp(config)
+    async with app.run_test(size=(140, 40)) as pilot:
+        await wait_for(pilot, lambda: app.snapshot is not None, what="start")
+        await show(app, pilot, "local:m")
+        await pilot.press("D")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="confirm")
+        await pilot.press("y")
+        await wait_for(pilot, lambda: any("could not delete" in n.message for n in app._notifications), what="refusal")
+        messages = [n.message for n in app._notifications]
+    assert not any(m.startswith("deleted m") for m in messages), messages
+    assert (store / "o/M/M-Q4_K_M.gguf").exists() and (blocker / "keep").exists()
