@@ -112,10 +112,13 @@ async def test_killed_pull_leaves_the_download_running_and_a_second_pull_attache
     [job] = status["jobs"]
     assert job["name"] == "m" and job["state"] == "downloading" and job["bytes_done"] > 0
 
+    second = await start_pull(config_file, url, "--json")
+    seen = json.loads(await asyncio.wait_for(second.stdout.readline(), 30))  # attached: events flow
+    assert seen["job_id"] == job["id"]
     server.behaviours["/m.gguf"].rate = None
-    code, out, err = await run_cli(config_file, "pull", url, "--json")
-    assert code == 0, err
-    done = [json.loads(line) for line in out.splitlines() if '"event": "done"' in line]
+    out, err = await asyncio.wait_for(second.communicate(), 60)
+    assert second.returncode == 0, err
+    done = [json.loads(line) for line in out.decode().splitlines() if '"event": "done"' in line]
     assert [item["id"] for item in done] == [job["id"]]  # the same job, attached to
     assert sha256_of(store / "m.gguf") == server.sha256("/m.gguf")
     assert visible_files(store) == ["m.gguf"]
@@ -216,7 +219,8 @@ async def test_pause_resume_cancel_by_all_by_name_and_by_id(server, config_file,
     assert code == 2
 
 
-async def test_pause_without_a_service_starts_none(config_file):
+async def test_pause_without_a_service_starts_none(config_file, store):
+    store.mkdir()  # `status` of a named store that does not exist is a usage error
     code, out, err = await run_cli(config_file, "pause", "--all")
     assert code == 0 and "no download to pause" in out, err
     code, _out, err = await run_cli(config_file, "pause", "7")
