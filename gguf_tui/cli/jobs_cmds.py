@@ -59,7 +59,8 @@ async def _status(args: argparse.Namespace, config: Config) -> int:
                 await service.close()
     partials = partials_on_disk(config.store)
     if jobs is not None:
-        owned = {item.dest for view in jobs for item in view.files}
+        # A finished (failed, cancelled) job no longer owns its partial: `pull` starts anew.
+        owned = {item.dest for view in jobs if not view.state.is_final for item in view.files}
         partials = [row for row in partials if row.get("dest") not in owned]
     if args.json:
         data = {
