@@ -117,23 +117,47 @@ class PullSession:
         self.started: set[int] = set()  # enqueued anew or resumed by this pull
         self.reasons: dict[int, StateReason] = {}
         self._resuming: set[int] = set()  # resumed: their paused view is stale until it changes
+        self.pending: asyncio.Future | None = None  # an enqueue in flight
+        self._known: set[int] = set()  # the jobs there were before it
 
     async def submit(self, ref: str, options: PullOptions, hub) -> int:
         """Enqueue REF; a job for the same model that is already queued is followed instead,
         and one that is paused is resumed (that is how a pull resumes)."""
-        known = set(self.mirror.jobs)
-        job_id = await self.engine.enqueue(ref, options, hub)
+        known = self._known = set(self.mirror.jobs)
+        # Shielded: a Ctrl-C while the engine resolves REF must not lose the job it is about to
+        # queue (the service queues it whatever this client does); `settle_pending` pauses it.
+        self.pending = asyncio.ensure_future(self.engine.enqueue(ref, options, hub))
+        job_id = await asyncio.shield(self.pending)
+        self.pending = None
+        self._add(job_id, known)
+        if job_id not in self.started:
+            view = (await self.engine.snapshot()).get(job_id)
+            if view is not None and view.state == JobState.PAUSED:
+                self._resuming.add(job_id)
+                await self.engine.resume(job_id)
+                self.started.add(job_id)
+        return job_id
+
+    def _add(self, job_id: int, known: set[int]) -> None:
         if job_id not in self.followed:
             self.followed.append(job_id)
         if job_id not in known:
             self.started.add(job_id)
-            return job_id
-        view = (await self.engine.snapshot()).get(job_id)
-        if view is not None and view.state == JobState.PAUSED:
-            self._resuming.add(job_id)
-            await self.engine.resume(job_id)
-            self.started.add(job_id)
-        return job_id
+
+    async def settle_pending(self, timeout: float = 5.0) -> None:
+        """After an interruption: wait briefly for an enqueue in flight, so its job is known
+        (and paused with the others) instead of left running unseen in the service."""
+        pending, self.pending = self.pending, None
+        if pending is None:
+            return
+        done, _ = await asyncio.wait([pending], timeout=timeout)
+        if not done:
+            pending.cancel()
+            return
+        try:
+            self._add(pending.result(), self._known)
+        except Exception:  # noqa: BLE001 - refused, or the engine went away: nothing was queued
+            pass
 
     def _done(self, view: JobView) -> bool:
         return view.id not in self._resuming and settled(view)
@@ -256,6 +280,8 @@ def _print_detached(args: argparse.Namespace, snapshot, job_ids: list[int], refu
 async def _interrupted(args: argparse.Namespace, session: PullSession, signum: int, local: bool) -> int:
     """Ctrl-C / SIGTERM: pause this pull's jobs (exit 130). SIGHUP with the service: detach."""
     session.printer.finish()
+    if not local:
+        await session.settle_pending()
     if signum == signal.SIGHUP and not local:
         message = "detached: the downloads go on in the engine service ('gguf-tui status')"
         _say(args, {"event": "detached", "jobs": session.followed, "message": message}, message)
