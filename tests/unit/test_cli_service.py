@@ -314,3 +314,38 @@ async def test_a_service_of_another_version_is_one_line_and_exit_1(server, confi
     finally:
         service.terminate()
         service.wait(30)
+
+
+async def test_sigterm_pauses_this_pulls_jobs_like_ctrl_c(server, config_file, store, gguf_bytes):
+    store.mkdir()
+    url = server.add("/m.gguf", gguf_bytes, Behaviour(rate=600_000))
+    pull = await start_pull(config_file, url)
+
+    async def bytes_on_disk() -> bool:  # the engine counts whole 1 MiB chunks
+        jobs = (await status_json(config_file))["jobs"]
+        return bool(jobs) and jobs[0]["bytes_done"] > 0
+
+    await until(bytes_on_disk, what="the first MiB")
+    pull.send_signal(signal.SIGTERM)
+    _out, err = await asyncio.wait_for(pull.communicate(), 30)
+    assert pull.returncode == 130 and b"resume state saved" in err, err
+    status = await status_json(config_file)
+    [job] = status["jobs"]
+    assert job["state"] == "paused"
+    [resume] = [item["resume"] for item in job["files"]]
+    assert resume["bytes_done"] > 0 and resume["validator"], json.dumps(job)
+
+
+async def test_service_killed_under_a_pull_is_one_line_and_exit_1(server, config_file, gguf_bytes):
+    url = server.add("/m.gguf", gguf_bytes, Behaviour(rate=SLOW))
+    pull = await start_pull(config_file, url)
+
+    async def downloading() -> bool:
+        return server.bytes_sent("/m.gguf") > 50_000
+
+    await until(downloading, what="the first bytes")
+    os.kill(service_pid(config_file), signal.SIGKILL)
+    _out, err = await asyncio.wait_for(pull.communicate(), 30)
+    assert pull.returncode == 1, err
+    lines = err.decode().strip().splitlines()
+    assert len(lines) == 1 and "run the same pull again to resume" in lines[0], lines
