@@ -38,6 +38,9 @@ class Job:
     completed_bytes: int = 0
     wanted_state: JobState | None = field(default=None, repr=False)
     lock: DownloadLock | None = field(default=None, repr=False)
+    # Set by the client that queued the job (`pull --connections/--max-rate`); None: the queue's.
+    connections: int | None = None
+    max_rate: int | None = None
 
     @property
     def name(self) -> str:
