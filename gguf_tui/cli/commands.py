@@ -34,8 +34,11 @@ def _pull_commands(subparsers: argparse._SubParsersAction) -> None:
     pull.add_argument("--sha256", metavar="HEX", help="expected SHA-256 (one REF only)")
     pull.add_argument("--name", help="model name in the store (one REF only)")
     pull.add_argument("--no-mmproj", action="store_true", help="skip the vision projector")
-    pull.add_argument("--connections", type=int, metavar="N", help="connections per file")
-    pull.add_argument("--max-rate", metavar="RATE", help="overall rate limit, e.g. 50M")
+    pull.add_argument("--connections", type=int, metavar="N",
+                      help="connections per file, for this pull's downloads")  # fmt: skip
+    pull.add_argument("--max-rate", metavar="RATE",
+                      help="rate limit of each of this pull's downloads, e.g. 50M "
+                      "(downloads.max_rate still caps them all)")  # fmt: skip
     pull.add_argument("--json", action="store_true", help="one JSON event per line on stdout")
     pull.add_argument(
         "--detach", action="store_true",
