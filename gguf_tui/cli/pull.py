@@ -73,7 +73,7 @@ def _check_refs(refs: list[str], config: Config) -> None:
     from gguf_tui.hub.refs import parse_ref
 
     for ref in refs:
-        if ref.startswith(("http://", "https://")) and is_plain_url(ref, config.hub.endpoint):
+        if is_plain_url(ref, config.hub.endpoint):
             continue
         try:
             parse_ref(ref, config.hub.endpoint)
@@ -180,8 +180,8 @@ class PullSession:
         for job_id in sorted(self.started):
             try:
                 await self.engine.pause(job_id)
-            except CommandError:
-                pass  # finished or removed meanwhile
+            except Exception:  # noqa: BLE001 - finished or removed meanwhile, or the engine is
+                pass  # gone (a service stopping pauses and saves everything itself)
 
 
 def _install_signals(loop: asyncio.AbstractEventLoop, main_task: asyncio.Task, caught: list[int]) -> list[int]:
