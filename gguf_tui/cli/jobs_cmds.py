@@ -13,7 +13,12 @@ import sys
 import time
 
 from gguf_tui.cli import EXIT_FAILED, EXIT_OK, UsageError
-from gguf_tui.cli.engine_link import EngineUnavailable, open_engine_for, running_service, wants_local
+from gguf_tui.cli.engine_link import (
+    EngineUnavailable,
+    open_engine_for,
+    running_service,
+    wants_local,
+)
 from gguf_tui.config import Config
 from gguf_tui.engine.api import CommandError, EngineAPI, JobState, JobView, partials_on_disk
 from gguf_tui.textsafe import plain
@@ -72,7 +77,8 @@ async def _status(args: argparse.Namespace, config: Config) -> int:
         print(json.dumps(data, indent=1))
     else:
         if service_note:
-            print(f"gguf-tui: {service_note}; showing the partial downloads on disk", file=sys.stderr)
+            print(f"gguf-tui: {service_note}; showing the partial downloads on disk",
+                  file=sys.stderr)  # fmt: skip
         _print_status(jobs, partials)
     return EXIT_FAILED if service_note else EXIT_OK
 
@@ -98,7 +104,10 @@ def _print_status(jobs: list[JobView] | None, partials: list[dict]) -> None:
 def _job_line(view: JobView) -> str:
     total = format_size(view.total) if view.total else "?"
     percent = f" {100 * view.bytes_done / view.total:.1f}%" if view.total else ""
-    line = f"{view.id:>4}  {plain(view.name)}: {view.state.value}, {format_size(view.bytes_done)} of {total}{percent}"
+    line = (
+        f"{view.id:>4}  {plain(view.name)}: {view.state.value}, "
+        f"{format_size(view.bytes_done)} of {total}{percent}"
+    )
     if view.state.is_active:
         line += f", {format_rate(view.speed)}, ETA {format_eta(view.eta)}"
     if view.message and view.state not in (JobState.DOWNLOADING, JobState.QUEUED):
@@ -158,7 +167,9 @@ async def _job_action(args: argparse.Namespace, config: Config) -> int:
         if args.all:
             _report(args, action, [], [])
             return EXIT_OK
-        return _fail(args, f"no engine service is running for {config.store}: no download to {action}")
+        return _fail(
+            args, f"no engine service is running for {config.store}: no download to {action}"
+        )
     try:
         return await _act(args, engine, action)
     finally:
@@ -174,7 +185,7 @@ async def _act(args: argparse.Namespace, engine: EngineAPI, action: str) -> int:
     else:
         targets = []
         for token in args.jobs:
-            matched = _match(token, views, wanted | _ALREADY[action])
+            matched = _match(token, views, wanted | _ALREADY[action], action)
             if isinstance(matched, str):
                 errors.append(matched)
             else:
@@ -194,7 +205,7 @@ async def _act(args: argparse.Namespace, engine: EngineAPI, action: str) -> int:
     return EXIT_FAILED if errors else EXIT_OK
 
 
-def _match(token: str, views: list[JobView], wanted: frozenset) -> list[JobView] | str:
+def _match(token: str, views: list[JobView], wanted: frozenset, action: str) -> list[JobView] | str:
     """The jobs a JOB argument names (an id, or a model name), or why it names none."""
     if token.isdigit():
         named = [view for view in views if view.id == int(token)]
@@ -205,7 +216,7 @@ def _match(token: str, views: list[JobView], wanted: frozenset) -> list[JobView]
     fitting = [view for view in named if view.state in wanted]
     if not fitting:
         states = ", ".join(sorted({view.state.value for view in named}))
-        return f"{plain(token)}: the download is {states}"
+        return f"{plain(token)}: nothing to {action} (the download is {states})"
     return fitting
 
 

@@ -7,7 +7,15 @@ import json
 import sys
 import time
 
-from gguf_tui.engine.api import EngineEvent, JobError, JobState, Notice, Progress, Retrying, StateChanged
+from gguf_tui.engine.api import (
+    EngineEvent,
+    JobError,
+    JobState,
+    Notice,
+    Progress,
+    Retrying,
+    StateChanged,
+)
 from gguf_tui.textsafe import plain
 from gguf_tui.units import format_eta, format_rate, format_size
 

@@ -184,7 +184,11 @@ class PullSession:
                 pass  # gone (a service stopping pauses and saves everything itself)
 
 
-def _install_signals(loop: asyncio.AbstractEventLoop, main_task: asyncio.Task, caught: list[int]) -> list[int]:
+def _install_signals(
+    loop: asyncio.AbstractEventLoop, main_task: asyncio.Task, caught: list[int]
+) -> list[int]:
+    """Ctrl-C, SIGTERM and SIGHUP cancel the pull's task; `caught` says which came first."""
+
     def on_signal(signum: int) -> None:
         if not caught:
             caught.append(signum)
@@ -263,7 +267,9 @@ async def _submit_and_follow(args: argparse.Namespace, config: Config, session: 
     return EXIT_FAILED if refused else code
 
 
-def _print_detached(args: argparse.Namespace, snapshot, job_ids: list[int], refused: list[str]) -> int:
+def _print_detached(
+    args: argparse.Namespace, snapshot, job_ids: list[int], refused: list[str]
+) -> int:
     """`pull --detach`: the queued jobs' ids (one per line, or JSON) and where to watch them."""
     views = [snapshot.get(job_id) for job_id in job_ids]
     rows = [{"id": view.id, "name": view.name, "state": view.state.value} for view in views if view]
@@ -277,7 +283,9 @@ def _print_detached(args: argparse.Namespace, snapshot, job_ids: list[int], refu
     return EXIT_FAILED if refused or not rows else EXIT_OK
 
 
-async def _interrupted(args: argparse.Namespace, session: PullSession, signum: int, local: bool) -> int:
+async def _interrupted(
+    args: argparse.Namespace, session: PullSession, signum: int, local: bool
+) -> int:
     """Ctrl-C / SIGTERM: pause this pull's jobs (exit 130). SIGHUP with the service: detach."""
     session.printer.finish()
     if not local:
