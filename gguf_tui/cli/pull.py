@@ -296,6 +296,8 @@ async def _interrupted(
         return EXIT_INTERRUPTED
     if not session.followed:  # still asking the Hub what to download: nothing to resume
         message = "interrupted before any download started"
+    elif not local and not session.started:
+        message = "interrupted; the downloads go on for the client that started them"
     else:
         if not local:
             await session.pause_started()

@@ -349,3 +349,25 @@ async def test_service_killed_under_a_pull_is_one_line_and_exit_1(server, config
     assert pull.returncode == 1, err
     lines = err.decode().strip().splitlines()
     assert len(lines) == 1 and "run the same pull again to resume" in lines[0], lines
+
+
+async def test_ctrl_c_on_a_pull_that_attached_leaves_the_job_running(server, config_file, gguf_bytes):
+    url = server.add("/m.gguf", gguf_bytes, Behaviour(rate=SLOW))
+    first = await start_pull(config_file, url, "--json")
+    await asyncio.wait_for(first.stdout.readline(), 30)  # the job is queued
+    second = await start_pull(config_file, url, "--json")
+    await asyncio.wait_for(second.stdout.readline(), 30)  # attached: its events flow
+    second.send_signal(signal.SIGINT)
+    _out, err = await asyncio.wait_for(second.communicate(), 30)
+    assert second.returncode == 130, err
+    assert b"the downloads go on for the client that started them" in err
+    sent = server.bytes_sent("/m.gguf")
+
+    async def goes_on() -> bool:
+        return server.bytes_sent("/m.gguf") > sent + 50_000
+
+    await until(goes_on, what="the first pull's download to go on")
+    assert job_states(await status_json(config_file)) == {"m": "downloading"}
+    server.behaviours["/m.gguf"].rate = None
+    await asyncio.wait_for(first.communicate(), 60)
+    assert first.returncode == 0
