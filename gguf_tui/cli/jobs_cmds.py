@@ -67,6 +67,9 @@ async def _status(args: argparse.Namespace, config: Config) -> int:
         # A finished (failed, cancelled) job no longer owns its partial: `pull` starts anew.
         owned = {item.dest for view in jobs if not view.state.is_final for item in view.files}
         partials = [row for row in partials if row.get("dest") not in owned]
+    if service_note:
+        print(f"gguf-tui: {service_note}; showing the partial downloads on disk",
+              file=sys.stderr)  # fmt: skip
     if args.json:
         data = {
             "store": str(config.store),
@@ -76,9 +79,6 @@ async def _status(args: argparse.Namespace, config: Config) -> int:
         }
         print(json.dumps(data, indent=1))
     else:
-        if service_note:
-            print(f"gguf-tui: {service_note}; showing the partial downloads on disk",
-                  file=sys.stderr)  # fmt: skip
         _print_status(jobs, partials)
     return EXIT_FAILED if service_note else EXIT_OK
 

@@ -309,6 +309,8 @@ async def test_a_service_of_another_version_is_one_line_and_exit_1(server, confi
         assert "gguf-tui engine stop" in err
         code, out, err = await run_cli(config_file, "status")
         assert code == 1 and "gguf-tui engine stop" in err
+        code, out, err = await run_cli(config_file, "status", "--json")
+        assert code == 1 and "gguf-tui engine stop" in err and json.loads(out)["service"] is False
         assert service.poll() is None  # nothing was lost: the other service still runs
         assert not (store / "m.gguf").exists()
     finally:
