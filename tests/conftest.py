@@ -5,7 +5,11 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import shutil
+import signal
 import sys
+import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,14 +35,55 @@ downloads:
 
 
 @pytest.fixture(autouse=True)
-def _isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """No test reads the user's config, token or store."""
+def _isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """No test reads the user's config, token or store, or talks to another test's (or the
+    user's) engine service: each has its own runtime dir, and a service it started is stopped."""
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "home" / ".config"))
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "home" / ".local" / "share"))
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "home" / ".local" / "state"))
     monkeypatch.setenv("HF_HOME", str(tmp_path / "home" / "hf"))
     for name in ("GGUF_TUI_STORE", "GGUF_TUI_CONFIG", "HF_ENDPOINT", "HF_TOKEN", "NO_COLOR"):
         monkeypatch.delenv(name, raising=False)
+    # Short and under /tmp: a Unix socket's path must fit in 108 bytes.
+    runtime = Path(tempfile.mkdtemp(prefix="gtr", dir="/tmp"))
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
+    yield
+    stop_services(runtime)
+
+
+def stop_services(runtime: Path) -> None:
+    """Stop every engine service whose lock lies under `runtime` (SIGTERM, then SIGKILL), and
+    remove the folder: no test leaves a service process behind."""
+    for lock in (runtime / "gguf-tui").glob("engine-*.lock"):
+        try:
+            pid = int(lock.read_text().strip())
+        except (OSError, ValueError):
+            continue
+        _stop_pid(pid)
+    shutil.rmtree(runtime, ignore_errors=True)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().split(") ")[1][0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def _stop_pid(pid: int) -> None:
+    if not _pid_alive(pid):
+        return
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except OSError:
+        return
+    deadline = time.monotonic() + 20
+    while _pid_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if _pid_alive(pid):
+        os.kill(pid, signal.SIGKILL)
 
 
 @pytest.fixture
@@ -47,9 +92,27 @@ def store(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def config_file(tmp_path: Path, store: Path) -> Path:
+def engine_mode(request: pytest.FixtureRequest) -> str:
+    """Where `config_file`'s downloads run: "local" (in the command's process, the default:
+    fast and isolated) or "service" (the per-user engine service, started on demand).
+
+    `@pytest.mark.both_modes` runs a test once in each."""
+    return getattr(request, "param", "local")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if metafunc.definition.get_closest_marker("both_modes") and "engine_mode" in metafunc.fixturenames:
+        metafunc.parametrize("engine_mode", ["local", "service"], indirect=True)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "both_modes: run once with a local engine, once with the service")
+
+
+@pytest.fixture
+def config_file(tmp_path: Path, store: Path, engine_mode: str) -> Path:
     path = tmp_path / "config.yaml"
-    path.write_text(TEST_CONFIG.format(store=store))
+    path.write_text(TEST_CONFIG.format(store=store) + f"engine:\n  mode: {engine_mode}\n")
     return path
 
 

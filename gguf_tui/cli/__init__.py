@@ -25,7 +25,7 @@ EXIT_BROKEN_PIPE = 141
 
 # HubError kinds that mean the user typed something that is not a REF (hub/errors.py).
 _USAGE_KINDS = frozenset({"bad_ref"})
-_GLOBAL_OPTIONS = frozenset({"--store", "--config", "--debug"})
+_GLOBAL_OPTIONS = frozenset({"--store", "--config", "--debug", "--local"})
 
 
 class UsageError(Exception):
@@ -94,6 +94,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--store", metavar="DIR", help="store root (env GGUF_TUI_STORE)")
     parser.add_argument("--config", metavar="FILE", help="config file (env GGUF_TUI_CONFIG)")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    parser.add_argument(
+        "--local", action="store_true",
+        help="run downloads inside this process, not in the engine service (engine.mode: local)",
+    )  # fmt: skip
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     register_all(subparsers)
     return parser
@@ -174,6 +178,8 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"gguf-tui: config error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    if args.local:
+        config.engine.mode = "local"  # the option beats the config file, as every option does
     target = getattr(args, "func", None)
     try:
         check_store(args, config)

@@ -34,14 +34,35 @@ def _pull_commands(subparsers: argparse._SubParsersAction) -> None:
     pull.add_argument("--sha256", metavar="HEX", help="expected SHA-256 (one REF only)")
     pull.add_argument("--name", help="model name in the store (one REF only)")
     pull.add_argument("--no-mmproj", action="store_true", help="skip the vision projector")
-    pull.add_argument("--connections", type=int, metavar="N", help="connections per file")
-    pull.add_argument("--max-rate", metavar="RATE", help="overall rate limit, e.g. 50M")
+    pull.add_argument("--connections", type=int, metavar="N",
+                      help="connections per file, for this pull's downloads")  # fmt: skip
+    pull.add_argument("--max-rate", metavar="RATE",
+                      help="rate limit of each of this pull's downloads, e.g. 50M "
+                      "(downloads.max_rate still caps them all)")  # fmt: skip
     pull.add_argument("--json", action="store_true", help="one JSON event per line on stdout")
+    pull.add_argument(
+        "--detach", action="store_true",
+        help="return once queued in the engine service; print the job ids",
+    )  # fmt: skip
     pull.set_defaults(func="gguf_tui.cli.pull:run_pull")
 
-    status = subparsers.add_parser("status", help="partial downloads and their resume state")
+    status = subparsers.add_parser(
+        "status", help="downloads in the engine service, and partial downloads on disk"
+    )
     status.add_argument("--json", action="store_true")
-    status.set_defaults(func="gguf_tui.cli.pull:run_status", store_use=READS)
+    status.set_defaults(func="gguf_tui.cli.jobs_cmds:run_status", store_use=READS)
+
+    for action, text in (
+        ("pause", "pause downloads (resume state saved)"),
+        ("resume", "resume paused downloads"),
+        ("cancel", "cancel downloads and delete their partial files"),
+    ):
+        job = subparsers.add_parser(action, help=text, description=f"{text[0].upper()}{text[1:]}. "
+                                    "JOB: a download's id (see 'gguf-tui status') or its name.")
+        job.add_argument("jobs", nargs="*", metavar="JOB", help="job ids or model names")
+        job.add_argument("--all", action="store_true", help=f"every download there is to {action}")
+        job.add_argument("--json", action="store_true", help="print JSON")
+        job.set_defaults(func="gguf_tui.cli.jobs_cmds:run_job_action", job_action=action)
 
 
 def _store_commands(subparsers: argparse._SubParsersAction) -> None:

@@ -1,4 +1,10 @@
-"""`gguf-tui pull` and `gguf-tui status`: headless downloads and their resume state."""
+"""`gguf-tui pull`: submit REFs to the engine and follow them with progress and exit codes.
+
+The engine is the per-user service (started on demand; downloads outlive this command) or,
+with `--local` / `engine.mode: local`, one inside this process. Ctrl-C and SIGTERM pause the
+jobs this pull started (exit 130); SIGHUP (the terminal went away) detaches and leaves them
+downloading in the service. Only `gguf_tui.engine.api` is used from the engine.
+"""
 
 from __future__ import annotations
 
@@ -8,28 +14,32 @@ import json
 import re
 import signal
 import sys
-import time
-from pathlib import PurePosixPath
-from urllib.parse import unquote, urlsplit
 
 from gguf_tui.cli import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, UsageError
+from gguf_tui.cli.engine_link import EngineUnavailable, hub_settings, open_engine_for, wants_local
+from gguf_tui.cli.progress import ProgressPrinter
 from gguf_tui.config import Config
-from gguf_tui.engine import Engine, FileRequest, JobSpec, JobState
-from gguf_tui.engine.events import JobError, Notice, Progress, Retrying, StateChanged
-from gguf_tui.engine.resume import ResumeState, ResumeStateError
-from gguf_tui.store.layout import STATE_SUFFIX, StoreLayout, safe_file_name
-from gguf_tui.store.locks import active_lock_owner
-from gguf_tui.textsafe import plain, redact_url
-from gguf_tui.units import format_eta, format_rate, format_size, parse_size
+from gguf_tui.engine.api import (
+    CommandError,
+    EngineAPI,
+    EngineEvent,
+    ErrorKind,
+    JobState,
+    JobView,
+    PullOptions,
+    QueueMirror,
+    StateChanged,
+    StateReason,
+    settled,
+)
+from gguf_tui.store.layout import StoreLayout
+from gguf_tui.textsafe import plain
+from gguf_tui.units import parse_size
 
-PLAIN_PROGRESS_EVERY = 5.0
+RESUME_HINT = "run the same pull again to resume"
 
 
-class PullRefused(Exception):
-    """A REF could not be resolved (Hub error, unsafe path): exit 1 with the message."""
-
-
-# ---- building job specs ------------------------------------------------------------------------
+# ---- arguments ---------------------------------------------------------------------------------
 
 
 def is_plain_url(ref: str, endpoint: str) -> bool:
@@ -39,44 +49,6 @@ def is_plain_url(ref: str, endpoint: str) -> bool:
     from gguf_tui.hub.refs import is_hub_ref
 
     return not is_hub_ref(ref, endpoint)
-
-
-def url_spec(url: str, *, sha256: str | None, name: str | None) -> JobSpec:
-    parts = urlsplit(url)
-    if not parts.hostname:
-        raise UsageError(f"not a valid URL: {redact_url(url)}")
-    base = PurePosixPath(unquote(parts.path)).name or "download.gguf"
-    file_name = safe_file_name(name or base)
-    if name and not file_name.endswith(".gguf"):
-        file_name += ".gguf"
-    model_name = name or file_name.removesuffix(".gguf")
-    request = FileRequest(
-        url=url, dest=file_name, expected_sha256=sha256, sha256_origin="user" if sha256 else None
-    )
-    return JobSpec(name=model_name, files=[request], source={"kind": "url", "url": redact_url(url)})
-
-
-async def build_specs(args: argparse.Namespace, config: Config, engine: Engine) -> list[JobSpec]:
-    specs = []
-    for ref in args.refs:
-        if is_plain_url(ref, config.hub.endpoint):
-            specs.append(url_spec(ref, sha256=args.sha256, name=args.name))
-            continue
-        from gguf_tui.hub import HubError, resolve_ref
-
-        try:
-            spec = await resolve_ref(ref, config, engine.session, no_mmproj=args.no_mmproj)
-        except HubError as exc:
-            raise PullRefused(plain(str(exc))) from None
-        if args.name:
-            spec.name = args.name
-        if args.sha256:
-            if len(spec.files) != 1:
-                raise UsageError("--sha256 applies to a single file, but REF has several")
-            spec.files[0].expected_sha256 = args.sha256
-            spec.files[0].sha256_origin = "user"
-        specs.append(spec)
-    return specs
 
 
 def _check_args(args: argparse.Namespace) -> None:
@@ -95,121 +67,132 @@ def _check_args(args: argparse.Namespace) -> None:
             raise UsageError(f"--max-rate: {exc}") from None
 
 
-# ---- progress output ---------------------------------------------------------------------------
-
-
-class ProgressPrinter:
-    """Human progress on stderr (a bar on a TTY, a line every few seconds otherwise) or JSON."""
-
-    def __init__(self, json_mode: bool) -> None:
-        self.json_mode = json_mode
-        self.tty = sys.stderr.isatty()
-        self.last_line = 0.0
-        self.bar_shown = False
-
-    def event(self, event) -> None:
-        if self.json_mode:
-            print(json.dumps(event.to_json()), flush=True)
-            return
-        if isinstance(event, Progress):
-            self._progress(event)
-            return
-        text = None
-        name = plain(event.name)
-        if isinstance(event, StateChanged):
-            if event.state in (JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED):
-                return  # reported at the end
-            if event.state in (JobState.QUEUED, JobState.DOWNLOADING, JobState.RETRYING, JobState.VERIFYING):
-                return
-            text = f"{name}: {event.state.value}"
-            if event.state == JobState.ELSEWHERE and event.message:
-                text = f"{name}: {plain(event.message)}"  # names the owner's word and pid
-            elif event.message and not event.message.startswith(event.state.value):
-                text += f": {plain(event.message)}"
-            elif event.message:
-                text = f"{name}: {plain(event.message)}"
-        elif isinstance(event, Retrying) and not event.max_attempts:
-            text = f"{name}: {plain(event.reason)}"  # unbounded: "waiting for network (…)"
-        elif isinstance(event, Retrying):
-            text = (
-                f"{name}: retrying {event.attempt}/{event.max_attempts} in "
-                f"{event.delay:.1f} s: {plain(event.reason)}"
-            )
-        elif isinstance(event, Notice):
-            text = f"{name}: {plain(event.message)}"
-        elif isinstance(event, JobError):
-            return  # the final summary names the error
-        if text:
-            self._clear_bar()
-            print(text, file=sys.stderr, flush=True)
-
-    def _progress(self, event: Progress) -> None:
-        done = format_size(event.bytes_done)
-        total = format_size(event.total) if event.total else "?"
-        percent = f"{100 * event.bytes_done / event.total:5.1f}%" if event.total else "   ?%"
-        verb = "re-checking" if event.phase == "re-checking" else "downloading"
-        if self.tty:
-            width = 24
-            filled = int(width * event.bytes_done / event.total) if event.total else 0
-            bar = "█" * filled + "·" * (width - filled)
-            line = (
-                f"\r{plain(event.name)[:32]} {bar} {percent} {done}/{total} "
-                f"{format_rate(event.speed)} ETA {format_eta(event.eta)} {verb if verb != 'downloading' else ''}"
-            )
-            sys.stderr.write(line[:160] + "\x1b[K")
-            sys.stderr.flush()
-            self.bar_shown = True
-            return
-        now = time.monotonic()
-        if now - self.last_line >= PLAIN_PROGRESS_EVERY:
-            self.last_line = now
-            print(
-                f"{plain(event.name)}: {verb} {percent.strip()} {done} of {total}, "
-                f"{format_rate(event.speed)}, ETA {format_eta(event.eta)}",
-                file=sys.stderr,
-                flush=True,
-            )
-
-    def _clear_bar(self) -> None:
-        if self.bar_shown:
-            sys.stderr.write("\r\x1b[K")
-            self.bar_shown = False
-
-    def finish(self) -> None:
-        self._clear_bar()
-
-
-# ---- pull --------------------------------------------------------------------------------------
-
-
 def _check_refs(refs: list[str], config: Config) -> None:
     """A REF that is neither an http(s) URL nor a well-formed Hub reference is a usage error."""
     from gguf_tui.hub.errors import RefError
     from gguf_tui.hub.refs import parse_ref
 
     for ref in refs:
-        if not is_plain_url(ref, config.hub.endpoint):
-            try:
-                parse_ref(ref, config.hub.endpoint)
-            except RefError as exc:
-                raise UsageError(str(exc)) from None
+        if is_plain_url(ref, config.hub.endpoint):
+            continue
+        try:
+            parse_ref(ref, config.hub.endpoint)
+        except RefError as exc:
+            raise UsageError(str(exc)) from None
+
+
+def _options(args: argparse.Namespace) -> PullOptions:
+    return PullOptions(
+        sha256=args.sha256,
+        name=args.name,
+        no_mmproj=args.no_mmproj,
+        connections=args.connections,
+        max_rate=args.max_rate,
+    )
 
 
 def run_pull(args: argparse.Namespace, config: Config) -> int:
     _check_args(args)
     _check_refs(args.refs, config)
-    return asyncio.run(_pull(args, config))
+    local = wants_local(args, config)
+    if args.detach and local:
+        raise UsageError(
+            "--detach needs the engine service (a local engine stops with this command): "
+            "drop --local, or set engine.mode: service"
+        )
+    return asyncio.run(_pull(args, config, local))
 
 
-async def _pull(args: argparse.Namespace, config: Config) -> int:
-    loop = asyncio.get_running_loop()
-    main_task = asyncio.current_task()
-    interrupted = []
+# ---- following the jobs ------------------------------------------------------------------------
+
+
+class PullSession:
+    """The jobs one `pull` follows, and the ones it started (those a Ctrl-C pauses)."""
+
+    def __init__(self, engine: EngineAPI, mirror: QueueMirror, printer: ProgressPrinter) -> None:
+        self.engine = engine
+        self.mirror = mirror
+        self.printer = printer
+        self.followed: list[int] = []
+        self.started: set[int] = set()  # enqueued anew or resumed by this pull
+        self.reasons: dict[int, StateReason] = {}
+        self._resuming: set[int] = set()  # resumed: their paused view is stale until it changes
+        self.pending: asyncio.Future | None = None  # an enqueue in flight
+        self._known: set[int] = set()  # the jobs there were before it
+
+    async def submit(self, ref: str, options: PullOptions, hub) -> int:
+        """Enqueue REF; a job for the same model that is already queued is followed instead,
+        and one that is paused is resumed (that is how a pull resumes)."""
+        known = self._known = set(self.mirror.jobs)
+        # Shielded: a Ctrl-C while the engine resolves REF must not lose the job it is about to
+        # queue (the service queues it whatever this client does); `settle_pending` pauses it.
+        self.pending = asyncio.ensure_future(self.engine.enqueue(ref, options, hub))
+        job_id = await asyncio.shield(self.pending)
+        self.pending = None
+        self._add(job_id, known)
+        if job_id not in self.started:
+            view = (await self.engine.snapshot()).get(job_id)
+            if view is not None and view.state == JobState.PAUSED:
+                self._resuming.add(job_id)
+                await self.engine.resume(job_id)
+                self.started.add(job_id)
+        return job_id
+
+    def _add(self, job_id: int, known: set[int]) -> None:
+        if job_id not in self.followed:
+            self.followed.append(job_id)
+        if job_id not in known:
+            self.started.add(job_id)
+
+    async def settle_pending(self, timeout: float = 5.0) -> None:
+        """After an interruption: wait briefly for an enqueue in flight, so its job is known
+        (and paused with the others) instead of left running unseen in the service."""
+        pending, self.pending = self.pending, None
+        if pending is None:
+            return
+        done, _ = await asyncio.wait([pending], timeout=timeout)
+        if not done:
+            pending.cancel()
+            return
+        try:
+            self._add(pending.result(), self._known)
+        except Exception:  # noqa: BLE001 - refused, or the engine went away: nothing was queued
+            pass
+
+    def _done(self, view: JobView) -> bool:
+        return view.id not in self._resuming and settled(view)
+
+    def on_event(self, event: EngineEvent) -> None:
+        if event.job_id not in self.followed:
+            return  # another client's download
+        if isinstance(event, StateChanged):
+            self.reasons[event.job_id] = event.reason
+            if event.state != JobState.PAUSED:
+                self._resuming.discard(event.job_id)
+        self.printer.event(event)
+
+    async def follow(self) -> list[JobView]:
+        views = await self.mirror.follow(self.followed, done=self._done, on_event=self.on_event)
+        return [views[job_id] for job_id in self.followed]
+
+    async def pause_started(self) -> None:
+        """Pause the jobs this pull started (resume state saved); others' jobs go on."""
+        for job_id in sorted(self.started):
+            try:
+                await self.engine.pause(job_id)
+            except Exception:  # noqa: BLE001 - finished or removed meanwhile, or the engine is
+                pass  # gone (a service stopping pauses and saves everything itself)
+
+
+def _install_signals(
+    loop: asyncio.AbstractEventLoop, main_task: asyncio.Task, caught: list[int]
+) -> list[int]:
+    """Ctrl-C, SIGTERM and SIGHUP cancel the pull's task; `caught` says which came first."""
 
     def on_signal(signum: int) -> None:
-        if not interrupted:
-            interrupted.append(signum)
-            main_task.cancel()  # type: ignore[union-attr]
+        if not caught:
+            caught.append(signum)
+            main_task.cancel()
 
     handled = []
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
@@ -218,58 +201,109 @@ async def _pull(args: argparse.Namespace, config: Config) -> int:
             handled.append(signum)
         except (RuntimeError, ValueError):
             pass  # not the main thread (tests run the CLI in a thread)
+    return handled
+
+
+async def _pull(args: argparse.Namespace, config: Config, local: bool) -> int:
+    loop = asyncio.get_running_loop()
+    caught: list[int] = []
+    handled = _install_signals(loop, asyncio.current_task(), caught)  # type: ignore[arg-type]
     printer = ProgressPrinter(args.json)
-    engine = Engine(config, connections=args.connections, max_rate=args.max_rate)
-    stream = engine.subscribe()
-    pump = None
-    job_ids: list = []
+    engine: EngineAPI | None = None
     try:
-        await engine.start()
-        pump = asyncio.ensure_future(_pump(stream, printer))
         try:
-            try:
-                specs = await build_specs(args, config, engine)
-            except PullRefused as exc:
-                printer.finish()
-                _say(args, {"event": "failed", "message": str(exc)}, str(exc))
-                return EXIT_FAILED
-            for spec in specs:
-                job_ids.append(await engine.enqueue(spec))
-            jobs = [await engine.wait(job_id) for job_id in job_ids]
+            engine = await open_engine_for(
+                config, local=local, connections=args.connections, max_rate=args.max_rate
+            )
+        except EngineUnavailable as exc:
+            _say(args, {"event": "failed", "message": str(exc)}, str(exc))
+            return EXIT_FAILED
+        session = PullSession(engine, QueueMirror(await engine.subscribe()), printer)
+        try:
+            return await _submit_and_follow(args, config, session)
         except asyncio.CancelledError:
-            if not interrupted:
+            if not caught:
                 raise
-            await engine.close()
-            await asyncio.sleep(0)
-            _drain(stream, printer)
-            printer.finish()
-            if job_ids:
-                message = "interrupted; resume state saved: run the same pull again to resume"
-            else:  # still asking the Hub what to download: there is nothing to resume
-                message = "interrupted before any download started"
-            _say(args, {"event": "interrupted", "message": message}, message)
-            return EXIT_INTERRUPTED
-        await asyncio.sleep(0)
-        _drain(stream, printer)
-        printer.finish()
-        return _summarise(args, jobs, config)
+            return await _interrupted(args, session, caught[0], local)
+    except asyncio.CancelledError:
+        if not caught:
+            raise
+        _say(args, {"event": "interrupted", "message": "interrupted"}, "interrupted")
+        return EXIT_INTERRUPTED
     finally:
         for signum in handled:
             loop.remove_signal_handler(signum)
-        if pump is not None:
-            pump.cancel()
-        stream.close()
-        await engine.close()
+        printer.finish()
+        if engine is not None:
+            await engine.close()  # detaches from the service; a local engine pauses and stops
 
 
-async def _pump(stream, printer: ProgressPrinter) -> None:
-    async for event in stream:
-        printer.event(event)
+async def _submit_and_follow(args: argparse.Namespace, config: Config, session: PullSession) -> int:
+    options = _options(args)
+    hub = hub_settings(config)
+    refused = []
+    for ref in args.refs:
+        try:
+            await session.submit(ref, options, hub)
+        except CommandError as exc:
+            if exc.kind == ErrorKind.USAGE:
+                raise UsageError(exc.message) from None
+            refused.append(exc.message)
+            session.printer.finish()
+            _say(args, {"event": "failed", "ref": ref, "message": exc.message}, exc.message)
+    if args.detach:
+        return _print_detached(args, await session.engine.snapshot(), session.followed, refused)
+    if not session.followed:
+        return EXIT_FAILED
+    try:
+        views = await session.follow()
+    except CommandError as exc:
+        session.printer.finish()
+        message = f"{exc.message}; {RESUME_HINT}"
+        _say(args, {"event": "failed", "message": message}, message)
+        return EXIT_FAILED
+    session.printer.finish()
+    code = _summarise(args, views, session.reasons, config)
+    return EXIT_FAILED if refused else code
 
 
-def _drain(stream, printer: ProgressPrinter) -> None:
-    while not stream.queue.empty():
-        printer.event(stream.queue.get_nowait())
+def _print_detached(
+    args: argparse.Namespace, snapshot, job_ids: list[int], refused: list[str]
+) -> int:
+    """`pull --detach`: the queued jobs' ids (one per line, or JSON) and where to watch them."""
+    views = [snapshot.get(job_id) for job_id in job_ids]
+    rows = [{"id": view.id, "name": view.name, "state": view.state.value} for view in views if view]
+    if args.json:
+        print(json.dumps({"event": "queued", "jobs": rows}), flush=True)
+    else:
+        for row in rows:
+            print(f"{row['id']}\t{plain(row['name'])}\t{row['state']}")
+        if rows:
+            print("queued in the engine service: 'gguf-tui status' shows them", file=sys.stderr)
+    return EXIT_FAILED if refused or not rows else EXIT_OK
+
+
+async def _interrupted(
+    args: argparse.Namespace, session: PullSession, signum: int, local: bool
+) -> int:
+    """Ctrl-C / SIGTERM: pause this pull's jobs (exit 130). SIGHUP with the service: detach."""
+    session.printer.finish()
+    if not local:
+        await session.settle_pending()
+    if signum == signal.SIGHUP and not local:
+        message = "detached: the downloads go on in the engine service ('gguf-tui status')"
+        _say(args, {"event": "detached", "jobs": session.followed, "message": message}, message)
+        return EXIT_INTERRUPTED
+    if not session.followed:  # still asking the Hub what to download: nothing to resume
+        message = "interrupted before any download started"
+    elif not local and not session.started:
+        message = "interrupted; the downloads go on for the client that started them"
+    else:
+        if not local:
+            await session.pause_started()
+        message = f"interrupted; resume state saved: {RESUME_HINT}"
+    _say(args, {"event": "interrupted", "message": message}, message)
+    return EXIT_INTERRUPTED
 
 
 def _say(args: argparse.Namespace, data: dict, text: str) -> None:
@@ -278,14 +312,18 @@ def _say(args: argparse.Namespace, data: dict, text: str) -> None:
     print(f"gguf-tui: {text}", file=sys.stderr, flush=True)
 
 
-def _summarise(args: argparse.Namespace, jobs: list, config: Config) -> int:
+# ---- the summary -------------------------------------------------------------------------------
+
+
+def _summarise(args: argparse.Namespace, views: list[JobView], reasons: dict[int, StateReason],
+               config: Config) -> int:  # fmt: skip
     code = EXIT_OK
-    for job in jobs:
-        name = plain(job.name)
-        paths = [str(config.store / request.dest) for request in job.spec.files]
-        if job.state == JobState.COMPLETED:
-            verified = _all_verified(config, job)
-            if job.message == "already in the store":
+    for view in views:
+        name = plain(view.name)
+        paths = [str(config.store / item.dest) for item in view.files]
+        if view.state == JobState.COMPLETED:
+            verified = _all_verified(config, view)
+            if reasons.get(view.id) == StateReason.ALREADY_IN_STORE:
                 text = f"{name} is already in the store: {', '.join(paths)}"
             elif verified:
                 text = f"{name}: done, SHA-256 verified: {', '.join(paths)}"
@@ -296,9 +334,11 @@ def _summarise(args: argparse.Namespace, jobs: list, config: Config) -> int:
                 )
             data = {
                 "event": "done",
-                "name": job.name,
+                "id": view.id,
+                "name": view.name,
                 "files": paths,
-                "message": job.message,
+                "message": view.message,
+                "reason": reasons.get(view.id, StateReason.NONE).value,
                 "verified": verified,
             }
             if args.json:
@@ -306,102 +346,26 @@ def _summarise(args: argparse.Namespace, jobs: list, config: Config) -> int:
             print(text, file=sys.stderr if args.json else sys.stdout, flush=True)
         else:
             code = EXIT_FAILED
-            reason = plain(job.message) or job.state.value
-            if job.state == JobState.PAUSED:
-                reason += " (run the same pull again to resume)"
-            _say(args, {"event": "failed", "name": job.name, "message": reason}, f"{name}: {job.state.value}: {reason}")
+            reason = plain(view.message) or view.state.value
+            if view.state == JobState.PAUSED:
+                reason += f" ({RESUME_HINT})"
+            _say(args, {"event": "failed", "id": view.id, "name": view.name, "message": reason},
+                 f"{name}: {view.state.value}: {reason}")  # fmt: skip
     return code
 
 
-def _all_verified(config: Config, job) -> bool:
+def _all_verified(config: Config, view: JobView) -> bool:
     """Whether every file of the finished job matched a published or user-given SHA-256 (the
     manifest says; a file with only a recorded hash is not "verified")."""
-    from gguf_tui.engine.landing import load_manifest
-    from gguf_tui.store.manifest import ManifestError
+    from gguf_tui.store.manifest import Manifest, ManifestError
 
+    path = StoreLayout(config.store).manifest_path(view.name)
     try:
-        manifest = load_manifest(StoreLayout(config.store), job.name)
-    except ManifestError:
-        return False
-    if manifest is None:
+        if not path.exists():
+            return False
+        manifest = Manifest.load(path)
+    except (ManifestError, OSError):
         return False
     entries = {entry.path: entry for entry in manifest.files}
-    wanted = [entries.get(request.dest) for request in job.spec.files]
-    return all(entry is not None and entry.has_reference for entry in wanted)
-
-
-# ---- status ------------------------------------------------------------------------------------
-
-
-def partial_downloads(layout: StoreLayout) -> list[dict]:
-    """Every partial download in the store with its resume state (unreadable ones flagged)."""
-    rows = []
-    if not layout.partials_dir.exists():
-        return rows
-    for state_path in sorted(layout.partials_dir.glob(f"*{STATE_SUFFIX}")):
-        key_hash = state_path.name.removesuffix(STATE_SUFFIX)
-        partial = layout.partial_path(key_hash)
-        owner = active_lock_owner(layout.lock_path(key_hash))
-        row: dict = {
-            "key": key_hash,
-            "partial": str(partial),
-            "partial_exists": partial.exists(),
-            "allocated_bytes": _allocated(partial),  # preallocated: more than bytes_done
-            "owner": owner.describe() if owner else None,
-        }
-        try:
-            state = ResumeState.load(state_path)
-        except ResumeStateError as exc:
-            row["error"] = str(exc)
-            rows.append(row)
-            continue
-        row.update(
-            {
-                "dest": state.dest,
-                "source": redact_url(state.resume_key.split("@")[0]),
-                "bytes_done": state.bytes_done,
-                "total": state.total_size,
-                "ranges": state.ranges,
-                "etag": state.etag,
-                "last_modified": state.last_modified,
-                "validator": state.validator,
-                "expected_sha256": state.expected_sha256,
-                "saved_at": state.saved_at,
-            }
-        )
-        rows.append(row)
-    return rows
-
-
-def _allocated(partial) -> int:
-    from gguf_tui.store.usage import allocated_bytes
-
-    try:
-        return allocated_bytes(partial.lstat())
-    except OSError:
-        return 0
-
-
-def run_status(args: argparse.Namespace, config: Config) -> int:
-    rows = partial_downloads(StoreLayout(config.store))
-    if args.json:
-        print(json.dumps({"store": str(config.store), "partials": rows}, indent=1))
-        return EXIT_OK
-    if not rows:
-        print("no partial downloads")
-        return EXIT_OK
-    for row in rows:
-        if "error" in row:
-            print(f"{row['key']}: {row['error']}")
-            continue
-        total = format_size(row["total"]) if row["total"] else "?"
-        percent = f" {100 * row['bytes_done'] / row['total']:.1f}%" if row["total"] else ""
-        where = f", downloading elsewhere ({row['owner']})" if row["owner"] else ""
-        age = int(time.time() - row["saved_at"]) if row["saved_at"] else None
-        print(
-            f"{plain(row['dest'])}: {format_size(row['bytes_done'])} of {total}{percent}, "
-            f"{format_size(row['allocated_bytes'])} on disk, "
-            f"{len(row['ranges'])} range(s), validator {plain(row['validator'] or 'none')}, "
-            f"saved {age} s ago{where}"
-        )
-    return EXIT_OK
+    wanted = [entries.get(item.dest) for item in view.files]
+    return bool(wanted) and all(entry is not None and entry.has_reference for entry in wanted)

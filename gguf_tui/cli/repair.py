@@ -16,7 +16,9 @@ def repair_models(specs: list[JobSpec], config: Config) -> list[tuple[str, bool,
 
 
 async def _repair(specs: list[JobSpec], config: Config) -> list[tuple[str, bool, str]]:
-    from gguf_tui.cli.pull import ProgressPrinter, _drain, _pump
+    from gguf_tui.cli.progress import ProgressPrinter
+    from gguf_tui.cli.progress import drain as _drain
+    from gguf_tui.cli.progress import pump as _pump
     from gguf_tui.hub import HubClient
 
     hub = HubClient.from_config(config)

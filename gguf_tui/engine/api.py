@@ -52,6 +52,7 @@ __all__ = [
     "Subscription",
     "apply_event",
     "event_from_json",
+    "partials_on_disk",
     "QueueMirror",
     "settled",
 ]
@@ -199,6 +200,14 @@ class EngineAPI(Protocol):
     async def close(self) -> None:
         """Let go of the engine: detaches a service client; stops (pausing) a local engine."""
         ...
+
+
+def partials_on_disk(store_root) -> list[dict]:
+    """The partial downloads in a store and their saved resume state, read from disk (for
+    `status` when no engine runs, and for partials no live job owns); JSON-ready rows."""
+    from gguf_tui.engine.disk_partials import partial_rows
+
+    return partial_rows(store_root)
 
 
 def apply_event(jobs: dict[int, JobView], order: list[int], event: EngineEvent) -> None:

@@ -45,6 +45,9 @@ class Job:
     owner_lock: DownloadLock | None = field(default=None, repr=False)
     owner: LockOwner | None = field(default=None, repr=False)
     seen_bytes_at: tuple[int, float] | None = field(default=None, repr=False)
+    # Set by the client that queued the job (`pull --connections/--max-rate`); None: the queue's.
+    connections: int | None = None
+    max_rate: int | None = None
 
     @property
     def name(self) -> str:

@@ -304,16 +304,18 @@ class LocalEngine:
         self, ref: str, options: PullOptions = PullOptions(), hub: HubSettings = HubSettings()
     ) -> int:
         spec = await resolve_spec(ref, options, hub, self.config, self.queue.session)
-        # The queue has one connection count and one rate limit for every job: the last
-        # client to ask sets them.
-        if options.connections is not None:
-            self.queue.connections = options.connections
-        if options.max_rate is not None:
-            self.queue.limiter.set_rate(options.max_rate)
         try:
-            return await self.queue.enqueue(spec, paused=options.paused)
+            job_id = await self.queue.enqueue(spec, paused=options.paused)
         except FatalDownloadError as exc:
             raise CommandError(str(exc), ErrorKind.REFUSED) from None
+        # The asking client's connections and rate limit shape its own job only (they apply
+        # from the job's next file or resume when it was already queued).
+        job = self.queue.get(job_id)
+        if options.connections is not None:
+            job.connections = options.connections
+        if options.max_rate is not None:
+            job.max_rate = options.max_rate
+        return job_id
 
     async def pause(self, job_id: int) -> None:
         await self._as_user(job_id, self.queue.pause)

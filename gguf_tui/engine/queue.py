@@ -169,6 +169,14 @@ class Engine(OwnershipMixin):
         except KeyError:
             raise KeyError(f"no download with id {job_id}") from None
 
+    def _limiter_for(self, job: Job):
+        """The shared rate limit, plus the job's own when its client asked for one."""
+        if not job.max_rate:
+            return self.limiter
+        from gguf_tui.engine.ratelimit import JobRateLimiter, RateLimiter
+
+        return JobRateLimiter(RateLimiter(job.max_rate), self.limiter)
+
     def resume_states(self, job: Job) -> list[ResumeState]:
         states = []
         for request in job.spec.files:
@@ -487,8 +495,8 @@ class Engine(OwnershipMixin):
                     self.layout,
                     self.settings,
                     self.session,
-                    self.limiter,
-                    connections=self.connections,
+                    self._limiter_for(job),
+                    connections=job.connections or self.connections,
                     on_retry=lambda attempt, most, reason, delay: self._on_retry(
                         job, attempt, most, reason, delay
                     ),

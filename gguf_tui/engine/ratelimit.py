@@ -37,3 +37,20 @@ class RateLimiter:
                     self._tokens -= amount  # may go negative: large chunks are paid back later
                     return
                 await asyncio.sleep((min(amount, self._burst) - self._tokens) / self.rate)
+
+
+class JobRateLimiter:
+    """A job's own rate limit (`pull --max-rate`) on top of the shared one, so one client's
+    limit slows only its own downloads and never lifts `downloads.max_rate`."""
+
+    def __init__(self, own: RateLimiter, shared: RateLimiter) -> None:
+        self.own = own
+        self.shared = shared
+
+    @property
+    def rate(self) -> int | None:
+        return self.own.rate or self.shared.rate
+
+    async def acquire(self, amount: int) -> None:
+        await self.own.acquire(amount)
+        await self.shared.acquire(amount)

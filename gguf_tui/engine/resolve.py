@@ -55,7 +55,9 @@ def url_spec(url: str, options: PullOptions) -> JobSpec:
         file_name += ".gguf"
     model_name = options.name or file_name.removesuffix(".gguf")
     sha256 = options.sha256.lower() if options.sha256 else None
-    request = FileRequest(url=url, dest=file_name, expected_sha256=sha256)
+    request = FileRequest(
+        url=url, dest=file_name, expected_sha256=sha256, sha256_origin="user" if sha256 else None
+    )
     return JobSpec(name=model_name, files=[request], source={"kind": "url", "url": redact_url(url)})
 
 
@@ -90,4 +92,5 @@ async def resolve_spec(
         if len(spec.files) != 1:
             raise CommandError("--sha256 applies to a single file, but REF has several", ErrorKind.USAGE)
         spec.files[0].expected_sha256 = options.sha256.lower()
+        spec.files[0].sha256_origin = "user"  # "verified" against the user's hash, not a Hub's
     return spec

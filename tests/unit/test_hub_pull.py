@@ -30,6 +30,7 @@ def _all_text_under(store) -> str:
     )
 
 
+@pytest.mark.both_modes
 async def test_quant_with_mmproj_is_one_model_two_files(hub, cli, store):
     q4 = gguf_bytes(tensor_bytes=1 << 20, seed=1)
     mmproj = gguf_bytes(tensor_bytes=1 << 18, arch="clip", seed=2)
@@ -77,6 +78,7 @@ async def test_split_quant_is_one_model_three_parts(hub, cli, store):
         assert entry["sha256"] == hub.repos["acme/big-gguf"].files[name].sha256
 
 
+@pytest.mark.both_modes
 async def test_gated_without_token_then_with_token(hub, cli, store, monkeypatch):
     hub.add_repo("meta/Gated-GGUF", {"G-Q4_K_M.gguf": gguf_bytes(seed=5)}, gated=True)
     denied = await cli("pull", "meta/Gated-GGUF:Q4_K_M")

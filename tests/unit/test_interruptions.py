@@ -188,6 +188,7 @@ async def test_preflight_refuses_download_larger_than_free_space(server, cli, st
     assert json.dumps(job.message)
 
 
+@pytest.mark.both_modes
 async def test_program_exit_loses_no_output_or_data(server, config_file, store, gguf_bytes):
     """`gguf-tui` leaves with os._exit after flushing: every --json line arrives whole, the
     placed file and manifest are complete, and the exit code is the command's."""

@@ -12,11 +12,17 @@ from pathlib import Path
 
 import pytest
 
-from gguf_tui.cli.pull import url_spec
+from gguf_tui.engine.api import PullOptions
+from gguf_tui.engine.resolve import url_spec as resolve_url_spec
 from gguf_tui.engine.records import record_path, save_record
 from gguf_tui.engine.resume import ResumeState
 from gguf_tui.store.layout import StoreLayout
 from tests.conftest import sha256_of, start_pull, visible_files
+
+
+def url_spec(url: str, *, sha256: str | None, name: str | None):
+    """The job `pull URL [--sha256 HEX] [--name NAME]` enqueues."""
+    return resolve_url_spec(url, PullOptions(sha256=sha256, name=name))
 
 
 async def _pull(config_file: Path, *args: str) -> tuple[int, str, str]:

@@ -83,3 +83,53 @@ def test_downloads_use_the_copy_free_response_parser():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "aiohttp.http_parser"
+
+
+# `verify --repair` still runs an in-process download queue of its own (cli/repair.py, reached
+# from store_cmds.py); every other command reaches the engine through engine/api.py only.
+_CLI_ENGINE_EXCEPTIONS = frozenset({"repair.py", "store_cmds.py"})
+
+
+def _engine_imports(path) -> list[str]:
+    """The gguf_tui.engine modules a source file imports, however it spells the import."""
+    import ast
+
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            if node.module == "gguf_tui":
+                found += [f"gguf_tui.{alias.name}" for alias in node.names if alias.name == "engine"]
+            elif node.module == "gguf_tui.engine":
+                found += [f"gguf_tui.engine.{alias.name}" for alias in node.names]
+            elif node.module.startswith("gguf_tui.engine."):
+                found.append(node.module)
+        elif isinstance(node, ast.Import):
+            found += [alias.name for alias in node.names if alias.name.startswith("gguf_tui.engine")]
+    return found
+
+
+def test_the_cli_uses_only_the_engine_interface():
+    """`pull`, `status`, `pause|resume|cancel` and any new command import nothing from the
+    engine but gguf_tui.engine.api, so they behave alike over the service and `--local`."""
+    from pathlib import Path
+
+    cli_dir = Path(gguf_tui.__file__).parent / "cli"
+    checked = []
+    for path in sorted(cli_dir.glob("*.py")):
+        if path.name in _CLI_ENGINE_EXCEPTIONS:
+            continue
+        checked.append(path.name)
+        wrong = [name for name in _engine_imports(path) if name != "gguf_tui.engine.api"]
+        assert not wrong, (path.name, wrong)
+    assert {"pull.py", "jobs_cmds.py", "progress.py", "engine_link.py"} <= set(checked)
+
+
+def test_the_engine_import_check_sees_every_spelling(tmp_path):
+    source = tmp_path / "sample.py"
+    source.write_text(
+        "from gguf_tui.engine import Engine\nimport gguf_tui.engine.queue\n"
+        "from gguf_tui import engine\nfrom gguf_tui.engine.api import JobView\n"
+    )
+    assert _engine_imports(source) == [
+        "gguf_tui.engine.Engine", "gguf_tui.engine.queue", "gguf_tui.engine", "gguf_tui.engine.api",
+    ]  # fmt: skip

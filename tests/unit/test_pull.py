@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from tests.conftest import sha256_of, visible_files
 from tests.helpers.fileserver import Behaviour
 
@@ -13,6 +15,7 @@ def _no_partials(store) -> bool:
     return not partials.exists() or not any(partials.iterdir())
 
 
+@pytest.mark.both_modes
 async def test_clean_download_then_noop(server, cli, store, gguf_bytes):
     url = server.add("/models/tiny.gguf", gguf_bytes)
     expected = server.sha256("/models/tiny.gguf")
@@ -37,6 +40,7 @@ async def test_clean_download_then_noop(server, cli, store, gguf_bytes):
     assert sha256_of(store / "tiny.gguf") == expected
 
 
+@pytest.mark.both_modes
 async def test_reset_twice_resumes_with_range(server, cli, store, gguf_bytes):
     size = len(gguf_bytes)
     url = server.add("/m.gguf", gguf_bytes, Behaviour(reset_after=[size // 3, size // 3]))
@@ -106,6 +110,7 @@ async def test_503_with_retry_after_then_success(server, cli, store, gguf_bytes)
     assert sha256_of(store / "m.gguf") == server.sha256("/m.gguf")
 
 
+@pytest.mark.both_modes
 async def test_404_fails_at_once_naming_url_without_query(server, cli, store):
     url = server.url("/missing.gguf") + "?token=secret123"
     result = await cli("pull", url)
@@ -146,6 +151,7 @@ async def test_stalled_connection_is_dropped_and_resumed(server, cli, store, ggu
     assert sha256_of(store / "m.gguf") == server.sha256("/m.gguf")
 
 
+@pytest.mark.both_modes
 async def test_garbage_resume_state_is_discarded_with_notice(server, cli, store, gguf_bytes):
     url = server.add("/m.gguf", gguf_bytes)
     # Leave a partial with a broken state, as a crash in the middle of a write could.
@@ -164,6 +170,7 @@ async def test_garbage_resume_state_is_discarded_with_notice(server, cli, store,
     assert _no_partials(store)
 
 
+@pytest.mark.both_modes
 async def test_json_output_is_one_event_per_line(server, cli, gguf_bytes):
     url = server.add("/m.gguf", gguf_bytes)
     result = await cli("pull", url, "--json")
@@ -175,6 +182,7 @@ async def test_json_output_is_one_event_per_line(server, cli, gguf_bytes):
     assert states[0] == "queued" and states[-1] == "completed"
 
 
+@pytest.mark.both_modes
 async def test_status_lists_partial_with_validator(server, cli, store, gguf_bytes):
     size = len(gguf_bytes)
     url = server.add("/m.gguf", gguf_bytes, Behaviour(statuses=[]))
@@ -199,6 +207,7 @@ async def test_status_lists_partial_with_validator(server, cli, store, gguf_byte
     assert sha256_of(store / "m.gguf") == server.sha256("/m.gguf")
 
 
+@pytest.mark.both_modes
 async def test_bad_arguments_exit_2(cli):
     result = await cli("pull", "http://127.0.0.1:9/x.gguf", "--sha256", "abc")
     assert result.code == 2

@@ -62,6 +62,7 @@ async def test_truncated_gguf_with_matching_sha_is_still_refused(server, cli, st
     assert _nothing_left(store)
 
 
+@pytest.mark.both_modes
 async def test_plain_url_without_sha_is_recorded_not_verified(server, cli, store, gguf_bytes):
     url = server.add("/plain.gguf", gguf_bytes)
     result = await cli("pull", url)
@@ -89,6 +90,7 @@ async def test_plain_url_without_sha_is_recorded_not_verified(server, cli, store
     assert model["state"] == "verified" and model["files"][0]["sha256_source"] == "user"
 
 
+@pytest.mark.both_modes
 async def test_user_sha_is_verified(server, cli, store, gguf_bytes):
     url = server.add("/given.gguf", gguf_bytes)
     result = await cli("pull", url, "--sha256", server.sha256("/given.gguf"), "--json")
@@ -130,6 +132,7 @@ async def test_hub_oid_not_a_sha256_is_recorded(hub, cli, store):
     assert model["state"] == "recorded"
 
 
+@pytest.mark.both_modes
 async def test_hub_published_sha_is_verified(hub, cli, store):
     hub.add_repo("acme/Fine-GGUF", {"Fine-Q4_K_M.gguf": gguf_bytes(tensor_bytes=1 << 18, seed=5)})
     result = await cli("pull", "acme/Fine-GGUF:Q4_K_M")
