@@ -1,9 +1,10 @@
 """`gguf-tui pull`: submit REFs to the engine and follow them with progress and exit codes.
 
 The engine is the per-user service (started on demand; downloads outlive this command) or,
-with `--local` / `engine.mode: local`, one inside this process. Ctrl-C and SIGTERM pause the
-jobs this pull started (exit 130); SIGHUP (the terminal went away) detaches and leaves them
-downloading in the service. Only `gguf_tui.engine.api` is used from the engine.
+with `--local` / `engine.mode: local`, one inside this process. Ctrl-C pauses the jobs this
+pull started (exit 130); SIGHUP (the terminal went away) and SIGTERM detach and leave them
+downloading in the service (DESIGN section 8: a client that is told to go away detaches; a
+local engine has nowhere to leave them, so there both pause and save). Only `gguf_tui.engine.api` is used from the engine.
 """
 
 from __future__ import annotations
@@ -286,11 +287,11 @@ def _print_detached(
 async def _interrupted(
     args: argparse.Namespace, session: PullSession, signum: int, local: bool
 ) -> int:
-    """Ctrl-C / SIGTERM: pause this pull's jobs (exit 130). SIGHUP with the service: detach."""
+    """Ctrl-C: pause this pull's jobs (exit 130). SIGHUP / SIGTERM with the service: detach."""
     session.printer.finish()
     if not local:
         await session.settle_pending()
-    if signum == signal.SIGHUP and not local:
+    if signum in (signal.SIGHUP, signal.SIGTERM) and not local:
         message = "detached: the downloads go on in the engine service ('gguf-tui status')"
         _say(args, {"event": "detached", "jobs": session.followed, "message": message}, message)
         return EXIT_INTERRUPTED

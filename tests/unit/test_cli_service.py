@@ -169,7 +169,8 @@ async def test_ctrl_c_pauses_only_the_jobs_this_pull_started(server, config_file
     await second.wait()
 
 
-async def test_sighup_detaches_and_the_download_goes_on(server, config_file, store, gguf_bytes):
+@pytest.mark.parametrize("signum", [signal.SIGHUP, signal.SIGTERM])
+async def test_sighup_and_sigterm_detach_and_the_download_goes_on(server, config_file, store, gguf_bytes, signum):
     url = server.add("/m.gguf", gguf_bytes, Behaviour(rate=SLOW))
     pull = await start_pull(config_file, url)
 
@@ -177,7 +178,7 @@ async def test_sighup_detaches_and_the_download_goes_on(server, config_file, sto
         return server.bytes_sent("/m.gguf") > 50_000
 
     await until(downloading, what="the first bytes")
-    pull.send_signal(signal.SIGHUP)
+    pull.send_signal(signum)
     _out, err = await asyncio.wait_for(pull.communicate(), 30)
     assert pull.returncode == 130 and b"detached" in err, err
     server.behaviours["/m.gguf"].rate = None
@@ -316,26 +317,6 @@ async def test_a_service_of_another_version_is_one_line_and_exit_1(server, confi
     finally:
         service.terminate()
         service.wait(30)
-
-
-async def test_sigterm_pauses_this_pulls_jobs_like_ctrl_c(server, config_file, store, gguf_bytes):
-    store.mkdir()
-    url = server.add("/m.gguf", gguf_bytes, Behaviour(rate=600_000))
-    pull = await start_pull(config_file, url)
-
-    async def bytes_on_disk() -> bool:  # the engine counts whole 1 MiB chunks
-        jobs = (await status_json(config_file))["jobs"]
-        return bool(jobs) and jobs[0]["bytes_done"] > 0
-
-    await until(bytes_on_disk, what="the first MiB")
-    pull.send_signal(signal.SIGTERM)
-    _out, err = await asyncio.wait_for(pull.communicate(), 30)
-    assert pull.returncode == 130 and b"resume state saved" in err, err
-    status = await status_json(config_file)
-    [job] = status["jobs"]
-    assert job["state"] == "paused"
-    [resume] = [item["resume"] for item in job["files"]]
-    assert resume["bytes_done"] > 0 and resume["validator"], json.dumps(job)
 
 
 async def test_service_killed_under_a_pull_is_one_line_and_exit_1(server, config_file, gguf_bytes):
