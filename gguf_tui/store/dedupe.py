@@ -260,6 +260,8 @@ def link_duplicates(
         keep_key = _keeper(inodes)
         keeper = inodes[keep_key][0]
         keeper_verified: bool | None = None
+        # A file a download is writing is neither replaced nor linked to: its bytes may change.
+        keeper_busy = _busy_reason(busy, inodes[keep_key])
         for key, members in inodes.items():
             if key == keep_key:
                 continue
@@ -270,7 +272,7 @@ def link_duplicates(
                         "on another filesystem than the copy kept: a hard link cannot cross "
                         "filesystems, nothing done"))
                 continue
-            reason = _busy_reason(busy, members)
+            reason = keeper_busy or _busy_reason(busy, members)
             if reason is None and not dry_run:
                 if keeper_verified is None:
                     keeper_verified = _hash_is(keeper, group.sha256, progress)
