@@ -127,15 +127,17 @@ def _print_group(group) -> None:
 
 
 def _pick(models: list[OtherModel], query: str | None, tool: str) -> list[OtherModel]:
+    """The models `query` names (exactly, else by part of the name); broken ones refused."""
+    usable = [m for m in models if m.problem is None and m.files]
     if query is None:
-        return models
-    exact = [m for m in models if m.name == query]
-    if exact:
-        return exact
-    matches = [m for m in models if m.name.startswith(query) or query in m.name]
+        return usable
+    matches = [m for m in models if m.name == query] or [m for m in models if query in m.name]
     if not matches:
         raise _Failed(f"no {tool} model matches '{plain(query)}' ('gguf-tui ls --all' lists them)")
-    return matches
+    bad = [m for m in matches if m.problem is not None or not m.files]
+    if bad and len(bad) == len(matches):
+        raise _Failed(f"{tool} model {plain(bad[0].name)} is broken: {plain(bad[0].problem or '')}")
+    return [m for m in matches if m not in bad]
 
 
 @_failing
@@ -151,8 +153,7 @@ def run_import_from(args: argparse.Namespace, config: Config) -> int:
     mode = "copy" if args.mode == "copy" else "link"
     layout = StoreLayout(config.store)
     others = scan_configured(config)
-    candidates = [m for m in others.of_tool(tool) if m.problem is None and m.files]
-    chosen = _pick(candidates, args.paths[0] if args.paths else None, tool)
+    chosen = _pick(others.of_tool(tool), args.paths[0] if args.paths else None, tool)
     if not chosen:
         raise _Failed(f"no usable {tool} models found")
     progress = _Progress()
