@@ -70,6 +70,8 @@ def _store_commands(subparsers: argparse._SubParsersAction) -> None:
     rm.add_argument("models", nargs="+", metavar="MODEL")
     rm.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
     rm.add_argument("--json", action="store_true")
+    rm.add_argument("--from", dest="from_tool", choices=("hf", "lmstudio", "ollama", "llama.cpp"),
+                    help="delete from another tool's store, the way that tool would")
     rm.set_defaults(func="gguf_tui.cli.delete_cmds:run_rm", store_use=READS)
 
     prune = subparsers.add_parser("prune", help="free space by policy")

@@ -33,6 +33,10 @@ from gguf_tui.units import format_size, parse_duration, parse_size
 
 @_failing
 def run_rm(args: argparse.Namespace, config: Config) -> int:
+    if getattr(args, "from_tool", None):
+        from gguf_tui.cli.others_cmds import run_rm_from
+
+        return run_rm_from(args, config)
     layout, snapshot = _snapshot(config, changes=True)
     models: list[StoreModel] = []
     stale: list[str] = []

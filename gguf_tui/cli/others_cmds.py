@@ -189,6 +189,46 @@ def _ollama_file_name(model: OtherModel, role: str) -> str:
     return f"{base}-mmproj.gguf" if role == "mmproj" else f"{base}.gguf"
 
 
+# ---- rm --from ---------------------------------------------------------------------------------
+
+TOOL_TITLES = {"hf": "the Hugging Face cache", "llama.cpp": "llama.cpp's cache",
+               "lmstudio": "LM Studio's models folder", "ollama": "Ollama's store"}
+
+
+@_failing
+def run_rm_from(args: argparse.Namespace, config: Config) -> int:
+    from gguf_tui.store.others_delete import OtherDeleteError, remove_other_model
+
+    tool = args.from_tool
+    others = scan_configured(config)
+    chosen: list[OtherModel] = []
+    for query in args.models:
+        matches = [m for m in others.of_tool(tool) if m.name == query]
+        if not matches:
+            raise _Failed(f"no {tool} model named '{plain(query)}' ('gguf-tui ls --all' lists "
+                          "them)")
+        chosen.extend(m for m in matches if m not in chosen)
+    names = ", ".join(plain(m.name) for m in chosen)
+    size = format_size(sum(m.size for m in chosen))
+    question = f"delete {names} ({size}) from {TOOL_TITLES[tool]}? {tool} will not find it again"
+    if not _confirm(args, question):
+        print("nothing deleted", file=sys.stderr)
+        return EXIT_FAILED
+    removed: list[str] = []
+    for model in chosen:
+        try:
+            paths = remove_other_model(model)
+        except (OtherDeleteError, OSError) as exc:
+            raise _Failed(f"{plain(model.name)}: {plain(str(exc))}") from None
+        removed.extend(str(p) for p in paths)
+        if not args.json:
+            print(f"{plain(model.name)}: deleted from {TOOL_TITLES[tool]} "
+                  f"({_count(len(paths), 'file')} removed)")
+    if args.json:
+        print(json.dumps({"deleted": [m.name for m in chosen], "removed": removed}, indent=1))
+    return EXIT_OK
+
+
 # ---- link --to ---------------------------------------------------------------------------------
 
 

@@ -68,6 +68,7 @@ class OtherModel:
     gguf: dict[str, Any] = field(default_factory=dict)
     problem: str | None = None
     revision: str | None = None  # HF cache: the snapshot's commit
+    manifest: Path | None = None  # Ollama: the manifest file naming its layers
 
     @property
     def size(self) -> int:

@@ -108,7 +108,7 @@ def scan_ollama(root: Path, snapshot: OtherStoresSnapshot) -> None:
         if not any(layer.get("mediaType") == MEDIA_MODEL for layer in layers):
             snapshot.skipped.append(SkippedEntry(TOOL_OLLAMA, path, f"{name}: no model layer"))
             continue
-        model = OtherModel(TOOL_OLLAMA, name, root)
+        model = OtherModel(TOOL_OLLAMA, name, root, manifest=path)
         for layer in layers:
             role = _ROLES.get(layer.get("mediaType"))  # type: ignore[arg-type]
             if role is None:
