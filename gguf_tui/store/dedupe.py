@@ -151,7 +151,8 @@ def collect_copies(ours: StoreSnapshot | None, others: OtherStoresSnapshot) -> l
                 copies.append(
                     Copy(TOOL_OURS, model.name, entry.path, stat.st_size, stat.st_dev,
                          stat.st_ino, stat.st_nlink, stat.st_mtime_ns,
-                         sha256=None, store_relative=entry.relative)
+                         sha256=_manifest_sha(model.managed, entry),
+                         store_relative=entry.relative)
                 )
     for model in others.models:
         for entry in model.files:
@@ -165,12 +166,25 @@ def collect_copies(ours: StoreSnapshot | None, others: OtherStoresSnapshot) -> l
     return copies
 
 
+def _manifest_sha(managed: bool, entry) -> str | None:
+    """Our manifest's SHA-256 for grouping (linking hashes again), unless a verify failed."""
+    sha = (entry.sha256 or "").lower() if managed else ""
+    if entry.verify_failed_at or len(sha) != 64:
+        return None
+    return sha
+
+
 def find_duplicates(
-    copies: list[Copy], cache: HashCache, progress: DedupeProgress | None = None
+    copies: list[Copy],
+    cache: HashCache,
+    progress: DedupeProgress | None = None,
+    *,
+    hash_missing: bool = True,
 ) -> list[DuplicateGroup]:
     """Groups of copies with the same size and SHA-256 and at least two distinct inodes.
 
-    Only files whose size another distinct file shares are ever hashed.
+    Only files whose size another distinct file shares are ever hashed; with `hash_missing`
+    False none is (a quick view from what the layouts and the hash cache already know).
     """
     by_size: dict[int, list[Copy]] = {}
     for copy in copies:
@@ -184,6 +198,8 @@ def find_duplicates(
         for copy in same_size:
             key = (copy.device, copy.inode)
             known = copy.sha256 or by_inode_sha.get(key) or cache.get(copy)
+            if known is None and not hash_missing:
+                continue
             if known is None:
                 label = f"hashing {copy.path.name}"
                 known = sha256_file(
@@ -195,7 +211,8 @@ def find_duplicates(
             by_inode_sha.setdefault(key, copy.sha256)
         by_sha: dict[str, list[Copy]] = {}
         for copy in same_size:
-            by_sha.setdefault(copy.sha256 or "", []).append(copy)
+            if copy.sha256:
+                by_sha.setdefault(copy.sha256, []).append(copy)
         for sha, members in sorted(by_sha.items()):
             if len({(c.device, c.inode) for c in members}) > 1:
                 groups.append(DuplicateGroup(sha, size, members))

@@ -155,3 +155,33 @@ def test_link_to_lmstudio_and_ollama_modelfile(tmp_path: Path, ggufs):
     assert f"FROM {store / 'mmproj-Eye-F16.gguf'}" in lines
     assert modelfile.is_relative_to(store / ".gguf-tui")
     assert sha256_of(store / "Eye-Q4_0.gguf") == sha256_bytes(ggufs["llama"])
+
+
+def test_scan_all_for_the_dashboard_needs_no_hashing(tmp_path: Path, ggufs):
+    """Duplicates the layouts name (Ollama digest, our manifest) are found without reading."""
+    from gguf_tui.config import load_config
+    from gguf_tui.store.allstores import scan_all
+
+    ollama = tmp_path / "ollama"
+    write_ollama_model(ollama, "tiny", "latest", ggufs["llama"])
+    write_ollama_model(ollama, "tiny", "q", ggufs["llama"])  # the same blob: counted once
+    lmstudio = tmp_path / "lms"
+    write_lmstudio_model(lmstudio, "pub", "Tiny", {"tiny.gguf": ggufs["llama"]})
+    store = tmp_path / "store"
+    config_file = tmp_path / "c.yaml"
+    config_file.write_text(other_stores_config(store, {"ollama": ollama, "lmstudio": lmstudio}))
+    src = tmp_path / "tiny.gguf"
+    src.write_bytes(ggufs["llama"])
+    assert run_cli(config_file, "import", str(src), "--copy").returncode == 0
+    view = scan_all(load_config(config_file))
+    size = len(ggufs["llama"])
+    assert view.other_stores_bytes == 2 * size  # the Ollama blob once, LM Studio's copy
+    # LM Studio's copy has no hash for free and none was computed: not counted yet.
+    assert view.reclaimable_bytes == size
+    assert not (store / ".gguf-tui" / "hashes.json").exists()
+    assert [tool for tool, _ in view.rows("ollama")] == ["ollama", "ollama"]
+    assert {tool for tool, _ in view.rows("all")} == {"gguf-tui", "ollama", "lmstudio"}
+    assert [tool for tool, _ in view.rows("gguf-tui")] == ["gguf-tui"]
+    # After one dedupe run hashed LM Studio's file, the quick view knows it too.
+    assert run_cli(config_file, "dedupe", "--dry-run").returncode == 0
+    assert scan_all(load_config(config_file)).reclaimable_bytes == 2 * size
