@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from gguf_tui.gguf import GGUFError, model_facts
-from gguf_tui.store.fileio import cached_header
+from gguf_tui.gguf import GGUFError
+from gguf_tui.store.fileio import read_header
 from gguf_tui.store.scan import SPLIT_RE
 
 TOOL_HF = "hf"
@@ -274,9 +274,9 @@ def group_models(
     projector (mmproj) attached to each of its models."""
     projectors, groups = [], {}
     for display, entry in files:
-        info = cached_header(entry.data_path)
-        is_mmproj = (not isinstance(info, GGUFError) and info.is_mmproj) or (
-            isinstance(info, GGUFError) and entry.path.name.lower().startswith("mmproj")
+        facts = file_facts(entry)
+        is_mmproj = facts.get("is_mmproj") if "error" not in facts else (
+            entry.path.name.lower().startswith("mmproj")
         )
         if is_mmproj:
             entry.role = "mmproj"
@@ -301,16 +301,52 @@ def group_models(
     return models
 
 
+# Facts kept per file: what a listing shows, not the whole header (thousands of files fit).
+_FACT_KEYS = ("architecture", "name", "quantization", "parameter_count", "context_length",
+              "split_index", "split_count", "projector_type", "license")
+_facts_cache: dict[tuple[int, int, int, int], dict[str, Any]] = {}
+_FACTS_CACHE_LIMIT = 50_000
+
+
+def file_facts(entry: OtherFile) -> dict[str, Any]:
+    """A file's GGUF facts ({"error": why} when unreadable), remembered per device, inode,
+    size and mtime: a warm scan of thousands of files reads no header again."""
+    key = (entry.device, entry.inode, entry.size, entry.mtime_ns)
+    facts = _facts_cache.get(key)
+    if facts is not None:
+        return facts
+    try:
+        info = read_header(entry.data_path)
+    except GGUFError as exc:
+        facts = {"error": str(exc)}
+    else:
+        facts = {name: getattr(info, name) for name in _FACT_KEYS}
+        facts["is_mmproj"] = info.is_mmproj
+        facts["explicit_count"] = "general.parameter_count" in info.metadata
+    if len(_facts_cache) >= _FACTS_CACHE_LIMIT:
+        _facts_cache.pop(next(iter(_facts_cache)))
+    _facts_cache[key] = facts
+    return facts
+
+
 def _add_facts(model: OtherModel) -> None:
-    infos = []
+    """The model's facts from its main file; parameters summed over split parts."""
+    usable = []
     for entry in model.files:
-        info = cached_header(entry.data_path)
-        if isinstance(info, GGUFError):
-            model.problem = model.problem or f"{entry.path.name}: not a readable GGUF ({info})"
+        facts = file_facts(entry)
+        if "error" in facts:
+            model.problem = model.problem or (
+                f"{entry.path.name}: not a readable GGUF ({facts['error']})"
+            )
             continue
-        infos.append(info)
-    if infos:
-        model.gguf = model_facts(infos)
+        usable.append(facts)
+    main = [facts for facts in usable if not facts["is_mmproj"]] or usable
+    if not main:
+        return
+    model.gguf = {k: v for k, v in main[0].items() if k in _FACT_KEYS}
+    counts = [facts["parameter_count"] for facts in main]
+    if len(main) > 1 and not main[0]["explicit_count"] and None not in counts:
+        model.gguf["parameter_count"] = sum(counts)
 
 
 def _gguf_files(
