@@ -22,7 +22,6 @@ from gguf_tui.store.others import (
     TOOL_HF,
     TOOL_LMSTUDIO,
     OtherModel,
-    OtherStoresSnapshot,
     configured_places,
     scan_configured,
 )
@@ -273,6 +272,3 @@ def _first_place(places: dict[str, list[Path]], tool: str) -> Path:
         raise _Failed(f"no {tool} store is configured (other_stores in the config)")
     return roots[0]
 
-
-__all__ = ["others_json", "print_others", "run_dedupe", "run_import_from", "run_link",
-           "OtherStoresSnapshot"]
