@@ -83,6 +83,8 @@ def _store_commands(subparsers: argparse._SubParsersAction) -> None:
     )
     prune.add_argument("--partials", action="store_true", help="delete abandoned partial downloads")
     prune.add_argument("--dry-run", action="store_true", help="only list what would go")
+    prune.add_argument("--all", action="store_true",
+                       help="also the other tools' models not used for --unused-for")
     prune.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
     prune.add_argument("--json", action="store_true")
     prune.set_defaults(func="gguf_tui.cli.delete_cmds:run_prune", store_use=READS)

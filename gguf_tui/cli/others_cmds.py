@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import time
 from pathlib import Path
 
 from gguf_tui.cli import EXIT_FAILED, EXIT_OK, UsageError
@@ -226,6 +228,80 @@ def run_rm_from(args: argparse.Namespace, config: Config) -> int:
     if args.json:
         print(json.dumps({"deleted": [m.name for m in chosen], "removed": removed}, indent=1))
     return EXIT_OK
+
+
+# ---- prune --all -------------------------------------------------------------------------------
+
+
+def _last_used(model: OtherModel) -> float:
+    """When the model was last read or written: the newest access or change of its files."""
+    newest = 0.0
+    for entry in model.files:
+        try:
+            stat = os.stat(entry.data_path)
+        except OSError:
+            continue
+        newest = max(newest, stat.st_atime, stat.st_mtime)
+    return newest
+
+
+def run_prune_all(args: argparse.Namespace, config: Config) -> int:
+    """`prune --all --unused-for D`: our store by its policy, then each other tool's models
+    not used for D, after a confirmation per tool that names it."""
+    from gguf_tui.cli.delete_cmds import run_prune
+    from gguf_tui.units import parse_duration
+
+    if args.unused_for is None or args.max_size is not None:
+        raise UsageError("prune --all works with --unused-for DURATION (the other tools' "
+                         "models by last use); --max-size applies to our store only")
+    if args.json:
+        raise UsageError("prune --all has no --json output yet; 'gguf-tui ls --all --json' "
+                         "lists every store")
+    try:
+        unused_for = parse_duration(args.unused_for)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    args.all = False
+    code = run_prune(args, config)
+    return max(code, _prune_others(args, config, unused_for))
+
+
+def _prune_others(args: argparse.Namespace, config: Config, unused_for: float) -> int:
+    from gguf_tui.store.others_delete import OtherDeleteError, remove_other_model
+
+    cutoff = time.time() - unused_for
+    others = scan_configured(config)
+    by_tool: dict[str, list[OtherModel]] = {}
+    for model in others.models:
+        if model.problem is None and model.files and _last_used(model) < cutoff:
+            by_tool.setdefault(model.tool, []).append(model)
+    if not by_tool:
+        print("nothing to prune in the other tools' stores")
+        return EXIT_OK
+    code = EXIT_OK
+    verb = "would delete" if args.dry_run else "deleting"
+    for tool, models in by_tool.items():
+        for model in models:
+            print(f"{verb} [{tool}] {plain(model.name)}: {format_size(model.size)}, "
+                  f"not used for {args.unused_for}")
+        if args.dry_run:
+            continue
+        question = (f"delete {_count(len(models), 'model')} "
+                    f"({format_size(sum(m.size for m in models))}) from {TOOL_TITLES[tool]}?")
+        if not _confirm(args, question):
+            print(f"nothing deleted from {TOOL_TITLES[tool]}", file=sys.stderr)
+            code = EXIT_FAILED
+            continue
+        for model in models:
+            try:
+                paths = remove_other_model(model)
+            except (OtherDeleteError, OSError) as exc:
+                print(f"gguf-tui: kept [{tool}] {plain(model.name)}: {plain(str(exc))}",
+                      file=sys.stderr)
+                code = EXIT_FAILED
+                continue
+            print(f"removed [{tool}] {plain(model.name)} ({_count(len(paths), 'file')})")
+    return code
 
 
 # ---- link --to ---------------------------------------------------------------------------------

@@ -94,3 +94,36 @@ def test_hf_snapshot_link_goes_and_a_blob_another_snapshot_uses_stays(tmp_path: 
     info = huggingface_hub.scan_cache_dir(cache)
     assert info.warnings == []
     assert _names(config_file) == {("hf", f"{repo_id}@00000000/Tiny-Q8_0.gguf")}
+
+
+def test_prune_all_deletes_other_tools_models_unused_for_long(tmp_path: Path):
+    old = make_gguf(tmp_path / "src" / "o.gguf", tensor_bytes=1 << 15, seed=1).read_bytes()
+    new = make_gguf(tmp_path / "src" / "n.gguf", tensor_bytes=1 << 15, seed=2).read_bytes()
+    ollama = tmp_path / "ollama"
+    old_manifest = write_ollama_model(ollama, "old", "latest", old)
+    write_ollama_model(ollama, "new", "latest", new)
+    long_ago = 1_600_000_000
+    os.utime(ollama / "blobs" / f"sha256-{sha256_bytes(old)}", (long_ago, long_ago))
+    store = tmp_path / "store"
+    store.mkdir()
+    config_file = tmp_path / "c.yaml"
+    config_file.write_text(other_stores_config(store, {"ollama": ollama}))
+
+    dry = run_cli(config_file, "prune", "--all", "--unused-for", "30d", "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert "would delete [ollama] old:latest" in dry.stdout and "new:latest" not in dry.stdout
+    assert old_manifest.exists()
+    refused = run_cli(config_file, "prune", "--all", "--unused-for", "30d", stdin="")
+    assert refused.returncode == 2 and "pass --yes" in refused.stderr
+    assert "from Ollama's store" in refused.stderr  # the question names the tool
+    assert old_manifest.exists()
+    usage = run_cli(config_file, "prune", "--all", "--max-size", "1G")
+    assert usage.returncode == 2 and "--unused-for" in usage.stderr
+
+    done = run_cli(config_file, "prune", "--all", "--unused-for", "30d", "--yes")
+    assert done.returncode == 0, done.stderr
+    assert "removed [ollama] old:latest" in done.stdout
+    assert not old_manifest.exists()
+    assert not (ollama / "blobs" / f"sha256-{sha256_bytes(old)}").exists()
+    assert (ollama / "blobs" / f"sha256-{sha256_bytes(new)}").exists()
+    assert _names(config_file) == {("ollama", "new:latest")}
