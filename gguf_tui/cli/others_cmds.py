@@ -167,7 +167,8 @@ def run_import_from(args: argparse.Namespace, config: Config) -> int:
             names = {e.data_path: e.path.name for e in model.files}
         try:
             outcomes = import_paths(
-                layout, paths, mode=mode, name=args.name or model.name, progress=progress,
+                layout, paths, mode=mode, name=args.name or _store_name(model.name),
+                progress=progress,
                 file_names=names, origin={"tool": tool, "tool_name": model.name},
             )
         except StoreImportError as exc:
@@ -183,6 +184,11 @@ def run_import_from(args: argparse.Namespace, config: Config) -> int:
             print(f"  {plain(note)}", file=sys.stderr)
         print(f"{plain(outcome.name)}: {outcome.action} ({_count(len(outcome.files), 'file')})")
     return EXIT_OK
+
+
+def _store_name(tool_name: str) -> str:
+    """Our name for an adopted model: the tool's name without a trailing '.gguf'."""
+    return tool_name[: -len(".gguf")] if tool_name.lower().endswith(".gguf") else tool_name
 
 
 def _ollama_file_name(model: OtherModel, role: str) -> str:

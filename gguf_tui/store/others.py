@@ -225,6 +225,9 @@ def scan_configured(config: Any) -> OtherStoresSnapshot:
     return scan_other_stores(configured_places(config), exclude=getattr(config, "store", None))
 
 
+_LINKED_FOLDER = "a symlinked folder (not followed: it may lead out of the store)"
+
+
 def _listdir(folder: Path) -> list[str]:
     names = sorted(os.listdir(folder))
     return names[:MAX_ENTRIES]
@@ -396,7 +399,10 @@ def scan_hf_cache(root: Path, snapshot: OtherStoresSnapshot, tool: str = TOOL_HF
             continue
         for revision in _listdir(snapshots_dir):
             rev_dir = snapshots_dir / revision
-            if os.path.islink(rev_dir) or not rev_dir.is_dir():
+            if os.path.islink(rev_dir):
+                snapshot.skipped.append(SkippedEntry(tool, rev_dir, _LINKED_FOLDER))
+                continue
+            if not rev_dir.is_dir():
                 continue
             label = repo_id if refs.get("main") == revision else f"{repo_id}@{revision[:8]}"
             _scan_hf_snapshot(tool, repo_dir, rev_dir, f"{label}/", revision, snapshot)
@@ -448,16 +454,19 @@ def scan_lmstudio(root: Path, snapshot: OtherStoresSnapshot) -> None:
     """LM Studio's `PUBLISHER/REPO/*.gguf` (the same in the older ~/.cache/lm-studio/models)."""
     for publisher in _listdir(root):
         publisher_dir = root / publisher
-        if publisher.startswith(".") or os.path.islink(publisher_dir) or not publisher_dir.is_dir():
+        if publisher.startswith("."):
+            continue
+        if os.path.islink(publisher_dir):
+            snapshot.skipped.append(SkippedEntry(TOOL_LMSTUDIO, publisher_dir, _LINKED_FOLDER))
+            continue
+        if not publisher_dir.is_dir():
             continue
         for repo in _listdir(publisher_dir):
             repo_dir = publisher_dir / repo
             if repo.startswith(".") or not repo_dir.is_dir():
                 continue
             if os.path.islink(repo_dir):
-                snapshot.skipped.append(
-                    SkippedEntry(TOOL_LMSTUDIO, repo_dir, "a symlinked folder (not followed)")
-                )
+                snapshot.skipped.append(SkippedEntry(TOOL_LMSTUDIO, repo_dir, _LINKED_FOLDER))
                 continue
             prefix = f"{publisher}/{repo}/"
             files = _gguf_files(TOOL_LMSTUDIO, root, repo_dir, snapshot, prefix)

@@ -44,6 +44,7 @@ def broken(tmp_path: Path):
     os.symlink(f"../../blobs/{sha256_bytes(good)}", snap / "good-Q4_0.gguf")
     os.symlink(f"../../blobs/{'b' * 64}", snap / "dangling-Q4_0.gguf")
     os.symlink(str(decoy), snap / "escape-Q4_0.gguf")
+    os.symlink(str(decoy.parent), repo / "snapshots" / ("c" * 40))  # a snapshot folder link
 
     # Ollama: a truncated manifest, one naming a missing blob, one with a path-trick digest,
     # one whose blob is a link out of the store.
@@ -66,6 +67,7 @@ def broken(tmp_path: Path):
     lmstudio = tmp_path / "lmstudio"
     folder = write_lmstudio_model(lmstudio, "pub", "Repo", {"fine.gguf": good})
     os.symlink(str(decoy), folder / "escape.gguf")
+    os.symlink(str(decoy.parent), lmstudio / "linked-publisher")
 
     store = tmp_path / "store"
     config_file = tmp_path / "c.yaml"
@@ -100,6 +102,10 @@ def test_broken_entries_are_listed_with_a_reason(broken):
     assert "outside the store" in problems[("lmstudio", "pub/Repo/escape.gguf")]
     skipped = {entry.path: entry.reason for entry in snapshot.skipped}
     assert "not valid JSON" in skipped[manifests["cut"]]
+    hf_root, lms_root = places[TOOL_HF][0], places[TOOL_LMSTUDIO][0]
+    linked_snapshot = hf_root / "models--acme--Tiny-GGUF" / "snapshots" / ("c" * 40)
+    assert "symlinked folder" in skipped[linked_snapshot]
+    assert "symlinked folder" in skipped[lms_root / "linked-publisher"]
     # Broken models hold no files: nothing of theirs counts, nothing can be linked or imported.
     assert all(not m.files for m in snapshot.models if m.problem)
 

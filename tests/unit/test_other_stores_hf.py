@@ -127,3 +127,18 @@ def test_link_to_hf_cache_is_found_offline_by_huggingface_hub(tmp_path: Path):
     seen = scan_other_stores({TOOL_HF: [cache]})
     assert [m.name for m in seen.models] == ["local/Local-Q4_0/Local-Q4_0.gguf"]
     assert seen.models[0].files[0].sha256 == blob.name
+
+
+def test_import_every_hf_model_stores_the_shared_projector_once(hf_setup):
+    _cache, store, config_file, _sources = hf_setup
+    result = run_cli(config_file, "import", "--from", "hf", "--json")
+    assert result.returncode == 0, result.stderr
+    outcomes = json.loads(result.stdout)["imported"]
+    assert sorted(o["name"] for o in outcomes) == [f"{REPO}/Tiny-Q4_K_M", f"{REPO}/Tiny-Q8_0"]
+    assert all("mmproj-F16.gguf" in o["files"] for o in outcomes)
+    assert sorted(p.name for p in store.glob("*.gguf")) == [
+        "Tiny-Q4_K_M.gguf", "Tiny-Q8_0.gguf", "mmproj-F16.gguf"
+    ]
+    again = run_cli(config_file, "import", "--from", "hf", "--json")
+    assert again.returncode == 0, again.stderr
+    assert {o["action"] for o in json.loads(again.stdout)["imported"]} == {"duplicate"}
