@@ -19,7 +19,7 @@ from pathlib import Path
 from gguf_tui.fsutil import fsync_dir
 from gguf_tui.store.fileio import sha256_file
 from gguf_tui.store.layout import check_relative_path, safe_file_name
-from gguf_tui.store.others import hf_repo_folder
+from gguf_tui.store.others_hf import hf_repo_folder
 from gguf_tui.store.scan import StoreFile, StoreModel
 
 

@@ -1,6 +1,7 @@
-"""Read-only views of the other tools' model stores: Hugging Face cache, llama.cpp, LM Studio.
+"""Read-only views of the other tools' model stores: what they hold, and llama.cpp, LM Studio.
 
-Ollama's store is read by `gguf_tui.store.others_ollama`. Nothing here writes: a scan lists what
+The Hugging Face cache is read by `gguf_tui.store.others_hf`, Ollama's store by
+`gguf_tui.store.others_ollama`. Nothing here writes: a scan lists what
 each tool holds (its name for the model as that tool shows it, the files, their size, GGUF
 facts, and the SHA-256 where the layout gives it for free) and says why anything it cannot use
 is broken or skipped. A symlink is followed only when its target stays inside the store root
@@ -190,6 +191,7 @@ def scan_other_stores(
     places: Mapping[str, list[Path]], *, exclude: Path | None = None
 ) -> OtherStoresSnapshot:
     """Every model the other tools hold in `places`; `exclude` (our store) is never read."""
+    from gguf_tui.store.others_hf import scan_hf_cache
     from gguf_tui.store.others_ollama import scan_ollama
 
     snapshot = OtherStoresSnapshot()
@@ -225,10 +227,10 @@ def scan_configured(config: Any) -> OtherStoresSnapshot:
     return scan_other_stores(configured_places(config), exclude=getattr(config, "store", None))
 
 
-_LINKED_FOLDER = "a symlinked folder (not followed: it may lead out of the store)"
+LINKED_FOLDER = "a symlinked folder (not followed: it may lead out of the store)"
 
 
-def _listdir(folder: Path) -> list[str]:
+def list_folder(folder: Path) -> list[str]:
     names = sorted(os.listdir(folder))
     return names[:MAX_ENTRIES]
 
@@ -300,7 +302,7 @@ def group_models(
     if not groups:
         models = [OtherModel(tool, d, root, [e], revision=revision) for d, e in projectors]
     for model in models:
-        _add_facts(model)
+        add_facts(model)
     return models
 
 
@@ -332,7 +334,7 @@ def file_facts(entry: OtherFile) -> dict[str, Any]:
     return facts
 
 
-def _add_facts(model: OtherModel) -> None:
+def add_facts(model: OtherModel) -> None:
     """The model's facts from its main file; parameters summed over split parts."""
     usable = []
     for entry in model.files:
@@ -352,12 +354,12 @@ def _add_facts(model: OtherModel) -> None:
         model.gguf["parameter_count"] = sum(counts)
 
 
-def _gguf_files(
+def gguf_files_in(
     tool: str, root: Path, folder: Path, snapshot: OtherStoresSnapshot, prefix: str
 ) -> list[tuple[str, OtherFile]]:
     """The *.gguf entries directly in `folder`, each checked; broken ones listed as models."""
     found = []
-    for name in _listdir(folder):
+    for name in list_folder(folder):
         if not name.lower().endswith(".gguf") or name.startswith("."):
             continue
         path = folder / name
@@ -371,104 +373,38 @@ def _gguf_files(
     return found
 
 
-# ---- Hugging Face cache ------------------------------------------------------------------------
-
-
-def hf_repo_folder(repo_id: str) -> str:
-    """`models--OWNER--REPO`, as huggingface_hub names a model repo's cache folder."""
-    return "models--" + repo_id.replace("/", "--")
-
-
-def scan_hf_cache(root: Path, snapshot: OtherStoresSnapshot, tool: str = TOOL_HF) -> None:
-    """`models--OWNER--REPO/{blobs,snapshots/REV/...,refs}`: GGUF files of every snapshot.
-
-    A snapshot entry is a link into the repo's `blobs/`, named by the file's SHA-256 for LFS
-    files; a link that leads anywhere else is listed as broken, never followed.
-    """
-    for name in _listdir(root):
-        if not name.startswith("models--"):
-            continue
-        repo_dir = root / name
-        if os.path.islink(repo_dir) or not repo_dir.is_dir():
-            snapshot.skipped.append(SkippedEntry(tool, repo_dir, "not a folder (or a symlink)"))
-            continue
-        repo_id = "/".join(name.split("--")[1:])
-        refs = _hf_refs(repo_dir)
-        snapshots_dir = repo_dir / "snapshots"
-        if os.path.islink(snapshots_dir) or not snapshots_dir.is_dir():
-            continue
-        for revision in _listdir(snapshots_dir):
-            rev_dir = snapshots_dir / revision
-            if os.path.islink(rev_dir):
-                snapshot.skipped.append(SkippedEntry(tool, rev_dir, _LINKED_FOLDER))
-                continue
-            if not rev_dir.is_dir():
-                continue
-            label = repo_id if refs.get("main") == revision else f"{repo_id}@{revision[:8]}"
-            _scan_hf_snapshot(tool, repo_dir, rev_dir, f"{label}/", revision, snapshot)
-
-
-def _scan_hf_snapshot(
-    tool: str, repo_dir: Path, rev_dir: Path, prefix: str, revision: str,
-    snapshot: OtherStoresSnapshot,
-) -> None:
-    for folder, dirs, _files in os.walk(rev_dir, followlinks=False):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))[:MAX_ENTRIES]
-        relative = Path(folder).relative_to(rev_dir).as_posix()
-        sub = "" if relative == "." else relative + "/"
-        files = _gguf_files(tool, repo_dir, Path(folder), snapshot, prefix + sub)
-        if files:
-            snapshot.models.extend(group_models(tool, repo_dir, files, revision))
-
-
-def _hf_refs(repo_dir: Path) -> dict[str, str]:
-    refs: dict[str, str] = {}
-    folder = repo_dir / "refs"
-    if os.path.islink(folder) or not folder.is_dir():
-        return refs
-    for name in _listdir(folder):
-        try:
-            fd = os.open(folder / name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-        except OSError:
-            continue
-        try:
-            if stat_module.S_ISREG(os.fstat(fd).st_mode):
-                refs[name] = os.read(fd, 256).decode("ascii", "replace").strip()
-        finally:
-            os.close(fd)
-    return refs
-
-
 # ---- llama.cpp and LM Studio -------------------------------------------------------------------
 
 
 def scan_llama_cpp(root: Path, snapshot: OtherStoresSnapshot) -> None:
     """llama.cpp's cache: the HF cache layout of newer builds, and the old flat *.gguf files."""
+    from gguf_tui.store.others_hf import scan_hf_cache
+
     scan_hf_cache(root, snapshot, TOOL_LLAMA_CPP)
-    files = _gguf_files(TOOL_LLAMA_CPP, root, root, snapshot, "")
+    files = gguf_files_in(TOOL_LLAMA_CPP, root, root, snapshot, "")
     if files:
         snapshot.models.extend(group_models(TOOL_LLAMA_CPP, root, files))
 
 
 def scan_lmstudio(root: Path, snapshot: OtherStoresSnapshot) -> None:
     """LM Studio's `PUBLISHER/REPO/*.gguf` (the same in the older ~/.cache/lm-studio/models)."""
-    for publisher in _listdir(root):
+    for publisher in list_folder(root):
         publisher_dir = root / publisher
         if publisher.startswith("."):
             continue
         if os.path.islink(publisher_dir):
-            snapshot.skipped.append(SkippedEntry(TOOL_LMSTUDIO, publisher_dir, _LINKED_FOLDER))
+            snapshot.skipped.append(SkippedEntry(TOOL_LMSTUDIO, publisher_dir, LINKED_FOLDER))
             continue
         if not publisher_dir.is_dir():
             continue
-        for repo in _listdir(publisher_dir):
+        for repo in list_folder(publisher_dir):
             repo_dir = publisher_dir / repo
             if repo.startswith(".") or not repo_dir.is_dir():
                 continue
             if os.path.islink(repo_dir):
-                snapshot.skipped.append(SkippedEntry(TOOL_LMSTUDIO, repo_dir, _LINKED_FOLDER))
+                snapshot.skipped.append(SkippedEntry(TOOL_LMSTUDIO, repo_dir, LINKED_FOLDER))
                 continue
             prefix = f"{publisher}/{repo}/"
-            files = _gguf_files(TOOL_LMSTUDIO, root, repo_dir, snapshot, prefix)
+            files = gguf_files_in(TOOL_LMSTUDIO, root, repo_dir, snapshot, prefix)
             if files:
                 snapshot.models.extend(group_models(TOOL_LMSTUDIO, root, files))

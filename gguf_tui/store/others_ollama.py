@@ -22,7 +22,7 @@ from gguf_tui.store.others import (
     OtherModel,
     OtherStoresSnapshot,
     SkippedEntry,
-    _add_facts,
+    add_facts,
     confined_file,
     make_file,
 )
@@ -130,7 +130,7 @@ def scan_ollama(root: Path, snapshot: OtherStoresSnapshot) -> None:
             entry.role = role
             model.files.append(entry)
         if model.problem is None:
-            _add_facts(model)
+            add_facts(model)
         snapshot.models.append(model)
 
 
