@@ -92,6 +92,8 @@ def test_dedupe_frees_two_copies_and_keeps_every_path(three_copies):
     assert os.stat(paths["flipped"]).st_ino == flipped_inode
     assert sha256_of(paths["flipped"]) != sha
     assert (store / ".gguf-tui" / "hashes.json").is_file()  # LM Studio's files hashed once
+    verify = run_cli(config_file, "verify")
+    assert verify.returncode == 0, verify.stderr  # our manifest still matches its file
 
     again = run_cli(config_file, "dedupe", "--yes", "--json")
     assert again.returncode == 0, again.stderr
