@@ -87,12 +87,27 @@ class EngineConfig:
 
 
 @dataclass
+class OtherStoresConfig:
+    """Where the other tools keep models (`ls --all`, dedupe, import --from, link --to).
+
+    None: the tool's own default (its environment variable, then its usual folder); a list
+    replaces it, and an empty list turns that tool off.
+    """
+
+    hf_cache: list[str] | None = None
+    llama_cpp: list[str] | None = None
+    lmstudio: list[str] | None = None
+    ollama: list[str] | None = None
+
+
+@dataclass
 class Config:
     store: Path = field(default_factory=_default_store)
     downloads: DownloadsConfig = field(default_factory=DownloadsConfig)
     hub: HubConfig = field(default_factory=HubConfig)
     ui: UIConfig = field(default_factory=UIConfig)
     engine: EngineConfig = field(default_factory=EngineConfig)
+    other_stores: OtherStoresConfig = field(default_factory=OtherStoresConfig)
     source: Path | None = None
 
     @property
@@ -174,6 +189,10 @@ def _str_list(value: Any) -> list[str]:
     return list(value)
 
 
+def _optional_path_list(value: Any) -> list[str] | None:
+    return None if value is None else _str_list(value)
+
+
 def _url(value: Any) -> str:
     text = _str(value)
     if not text.startswith(("http://", "https://")):
@@ -217,6 +236,12 @@ _SECTIONS: dict[str, dict[str, Callable[[Any], Any]]] = {
         "mode": _choice("service", "local"),
         "idle_exit": _seconds(0),
         "refresh_rate": lambda v: float(_int(1, 30)(v)),
+    },
+    "other_stores": {
+        "hf_cache": _optional_path_list,
+        "llama_cpp": _optional_path_list,
+        "lmstudio": _optional_path_list,
+        "ollama": _optional_path_list,
     },
 }
 _TOP_LEVEL = {"store": _path}
@@ -298,6 +323,6 @@ def config_field_names() -> dict[str, list[str]]:
     """Every documented key, for tests that check config.example.yaml covers them all."""
     names = {"": list(_TOP_LEVEL)}
     for section_name, cls in (("downloads", DownloadsConfig), ("hub", HubConfig), ("ui", UIConfig),
-                              ("engine", EngineConfig)):
+                              ("engine", EngineConfig), ("other_stores", OtherStoresConfig)):
         names[section_name] = [f.name for f in fields(cls)]
     return names

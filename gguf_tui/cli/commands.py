@@ -19,6 +19,7 @@ def register_all(subparsers: argparse._SubParsersAction) -> None:
     """Every subcommand, in help order."""
     _pull_commands(subparsers)
     _store_commands(subparsers)
+    _other_store_commands(subparsers)
     _hub_commands(subparsers)
     _engine_commands(subparsers)
 
@@ -68,6 +69,8 @@ def _pull_commands(subparsers: argparse._SubParsersAction) -> None:
 def _store_commands(subparsers: argparse._SubParsersAction) -> None:
     ls = subparsers.add_parser("ls", help="list the store's models, their size and state")
     ls.add_argument("--json", action="store_true")
+    ls.add_argument("--all", action="store_true",
+                    help="also the models of other tools (HF cache, llama.cpp, LM Studio, Ollama)")
     ls.set_defaults(func="gguf_tui.cli.store_cmds:run_ls", store_use=READS)
 
     info = subparsers.add_parser("info", help="one model: manifest and GGUF header facts")
@@ -88,6 +91,8 @@ def _store_commands(subparsers: argparse._SubParsersAction) -> None:
     rm.add_argument("models", nargs="+", metavar="MODEL")
     rm.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
     rm.add_argument("--json", action="store_true")
+    rm.add_argument("--from", dest="from_tool", choices=("hf", "lmstudio", "ollama", "llama.cpp"),
+                    help="delete from another tool's store, the way that tool would")
     rm.set_defaults(func="gguf_tui.cli.delete_cmds:run_rm", store_use=READS)
 
     prune = subparsers.add_parser("prune", help="free space by policy")
@@ -99,12 +104,17 @@ def _store_commands(subparsers: argparse._SubParsersAction) -> None:
     )
     prune.add_argument("--partials", action="store_true", help="delete abandoned partial downloads")
     prune.add_argument("--dry-run", action="store_true", help="only list what would go")
+    prune.add_argument("--all", action="store_true",
+                       help="also the other tools' models not used for --unused-for")
     prune.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
     prune.add_argument("--json", action="store_true")
     prune.set_defaults(func="gguf_tui.cli.delete_cmds:run_prune", store_use=READS)
 
     imp = subparsers.add_parser("import", help="adopt GGUF files already on disk")
-    imp.add_argument("paths", nargs="+", metavar="PATH", help="GGUF files or folders holding them")
+    imp.add_argument("paths", nargs="*", metavar="PATH",
+                     help="GGUF files or folders holding them (with --from: one MODEL, optional)")
+    imp.add_argument("--from", dest="from_tool", choices=("hf", "lmstudio", "ollama", "llama.cpp"),
+                     help="adopt models from another tool's store (hard link unless --copy)")
     how = imp.add_mutually_exclusive_group()
     for mode, text in (
         ("link", "hard-link, else stop and say why (default: link if possible, else copy)"),
@@ -122,6 +132,28 @@ def _store_commands(subparsers: argparse._SubParsersAction) -> None:
     which.add_argument("--mmproj", action="store_true", help="the vision projector's path")
     which.add_argument("--all", action="store_true", help="every file, one per line")
     path.set_defaults(func="gguf_tui.cli.store_cmds:run_path", store_use=READS)
+
+
+def _other_store_commands(subparsers: argparse._SubParsersAction) -> None:
+    dedupe = subparsers.add_parser(
+        "dedupe", help="replace duplicate model files across stores with hard links",
+        description="Find files with the same bytes in our store and the other tools' stores "
+        "and replace extra copies on one filesystem with hard links (hashes checked first).",
+    )
+    dedupe.add_argument("--dry-run", action="store_true", help="only show what would be linked")
+    dedupe.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
+    dedupe.add_argument("--json", action="store_true")
+    dedupe.set_defaults(func="gguf_tui.cli.others_cmds:run_dedupe")
+
+    link = subparsers.add_parser(
+        "link", help="expose a model to LM Studio or the HF cache (hard link), or Ollama",
+        description="lmstudio / hf-cache: hard links in that tool's layout, no bytes copied; "
+        "ollama: write a Modelfile and print the 'ollama create' command.",
+    )
+    link.add_argument("model", metavar="MODEL")
+    link.add_argument("--to", required=True, choices=("lmstudio", "hf-cache", "ollama"))
+    link.add_argument("--json", action="store_true")
+    link.set_defaults(func="gguf_tui.cli.others_cmds:run_link", store_use=READS)
 
 
 def _hub_commands(subparsers: argparse._SubParsersAction) -> None:

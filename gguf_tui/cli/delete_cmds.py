@@ -33,6 +33,10 @@ from gguf_tui.units import format_size, parse_duration, parse_size
 
 @_failing
 def run_rm(args: argparse.Namespace, config: Config) -> int:
+    if getattr(args, "from_tool", None):
+        from gguf_tui.cli.others_cmds import run_rm_from
+
+        return run_rm_from(args, config)
     layout, snapshot = _snapshot(config, changes=True)
     models: list[StoreModel] = []
     stale: list[str] = []
@@ -135,6 +139,10 @@ def _remove_stale(layout: StoreLayout, name: str) -> bool:
 
 @_failing
 def run_prune(args: argparse.Namespace, config: Config) -> int:
+    if getattr(args, "all", False):
+        from gguf_tui.cli.others_cmds import run_prune_all
+
+        return run_prune_all(args, config)
     if args.max_size is None and args.unused_for is None and not args.partials:
         raise UsageError(
             "prune needs a policy: --max-size SIZE, --unused-for DURATION and/or --partials"

@@ -179,6 +179,10 @@ def run_ls(args: argparse.Namespace, config: Config) -> int:
             "partials_allocated_bytes": sum(p.allocated_bytes for p in snapshot.partials),
             "partials_downloaded_bytes": None if None in done else sum(done),
         }
+        if getattr(args, "all", False):
+            from gguf_tui.cli.others_cmds import others_json
+
+            partials["other_stores"] = others_json(config)
         print(json.dumps({**snapshot.to_json(), **partials}, indent=1))
         return EXIT_OK
     if snapshot.models:
@@ -203,6 +207,10 @@ def run_ls(args: argparse.Namespace, config: Config) -> int:
     else:
         print("no models in the store")
     print(_footer(snapshot))
+    if getattr(args, "all", False):
+        from gguf_tui.cli.others_cmds import print_others
+
+        print_others(config)
     return EXIT_OK
 
 
@@ -383,6 +391,12 @@ def _repair(
 
 @_failing
 def run_import(args: argparse.Namespace, config: Config) -> int:
+    if getattr(args, "from_tool", None):
+        from gguf_tui.cli.others_cmds import run_import_from
+
+        return run_import_from(args, config)
+    if not args.paths:
+        raise UsageError("import needs a PATH (or --from TOOL)")
     layout = StoreLayout(config.store)
     try:
         layout.check_hidden()  # before reading anything: a linked hidden folder stops it all

@@ -61,6 +61,7 @@ class _Source:
     inside: str | None  # store-relative path when already under the root
     role: str = "model"
     sha256: str | None = None
+    file_name: str | None = None  # the name to store it under (an Ollama blob has none)
 
 
 def expand_paths(paths: list[Path]) -> list[Path]:
@@ -152,6 +153,7 @@ class _Importer:
                 elif not model.managed and not entry.is_symlink:
                     self.sizes.setdefault(entry.size, []).append(entry.relative)
         self.unmanaged_sha: dict[str, str] = {}
+        self.origin: dict = {}
 
     def hash(self, path: Path, label: str) -> str:
         return sha256_file(path, progress=lambda done, total: self.progress(label, done, total))
@@ -308,12 +310,16 @@ def import_paths(
     mode: str = "auto",
     name: str | None = None,
     progress: ImportProgress | None = None,
+    file_names: dict[Path, str] | None = None,
+    origin: dict | None = None,
 ) -> list[ImportOutcome]:
     """Adopt GGUF files into the store, one manifest per logical model.
 
     `mode`: "link" (hard link, else StoreImportError saying why), "move", "copy", or "auto"
     (hard link on the same filesystem, else copy). Every path is checked to be a GGUF file
     before anything is placed. Raises StoreImportError on the first file that cannot go in.
+    `file_names` maps a path (absolute) to the file name to store it under; `origin` is added
+    to each manifest's `source` (e.g. the tool and model name it was adopted from).
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}")
@@ -325,8 +331,10 @@ def import_paths(
         except GGUFError as exc:
             raise StoreImportError(f"not a GGUF file: {plain(str(exc))}") from None
         inside = _inside_store(layout, path)
-        sources.append(_Source(path, info, path.stat().st_size, inside))
+        chosen_name = (file_names or {}).get(path)
+        sources.append(_Source(path, info, path.stat().st_size, inside, file_name=chosen_name))
     importer = _Importer(layout, mode, progress)
+    importer.origin = dict(origin or {})
     outcomes = []
     for model_name, members in _groups(sources, name):
         outcomes.append(_import_group(importer, model_name, members))
@@ -368,7 +376,7 @@ def _import_group(importer: _Importer, model_name: str, members: list[_Source]) 
             if source.sha256 is None:
                 source.sha256 = importer.hash(source.path, f"hashing {relative}")
         else:
-            relative = safe_file_name(source.path.name)
+            relative = safe_file_name(source.file_name or source.path.name)
             if not relative.lower().endswith(".gguf"):
                 relative += ".gguf"
             used = importer.place(source, relative, outcome.notes)
@@ -396,6 +404,7 @@ def _import_group(importer: _Importer, model_name: str, members: list[_Source]) 
             "kind": "import",
             "mode": importer.mode,
             "from": [str(source.path) for source in members],
+            **importer.origin,
         },
         license=facts.get("license"),
         gguf=facts,

@@ -1,0 +1,102 @@
+"""Time scanning other tools' stores: 2,000 GGUF files over the five layouts, cold and warm.
+
+Run: .venv/bin/python bench/bench_other_stores.py [--files 2000]
+
+Builds, in a temp dir, our store plus an HF cache (huggingface_hub's layout), llama.cpp's cache
+(HF layout and old flat files), LM Studio's folder and Ollama's store, each file a real GGUF
+header followed by a sparse hole (so 2,000 "models" take little disk). Then times:
+- cold: a fresh interpreter runs `scan_all` once (no header cache in memory);
+- warm: the same process scans again (headers cached per device, inode, size and mtime);
+and reports the peak RSS of the scanning process. Goal (issue 14): warm scan under 1 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tests.helpers.ggufgen import make_gguf  # noqa: E402
+from tests.helpers.otherstores import other_stores_config, write_ollama_model  # noqa: E402
+
+SPARSE_TAIL = 64 << 20  # each file claims 64 MiB more than its header, in a hole
+
+
+def _gguf(template: bytes, path: Path, salt: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as handle:
+        handle.write(template)
+        handle.truncate(len(template) + SPARSE_TAIL + salt)
+
+
+def build(base: Path, files: int) -> Path:
+    template = make_gguf(base / "template.gguf", tensor_bytes=4096).read_bytes()
+    per = files // 5
+    store, hf, llama, lms, ollama = (base / n for n in ("store", "hf", "llama", "lms", "ollama"))
+    for i in range(per):
+        _gguf(template, store / f"ours-{i}-Q4_0.gguf", i)
+        repo = hf / f"models--owner{i % 50}--Repo{i}-GGUF"
+        blob = repo / "blobs" / f"{i:064x}"
+        _gguf(template, blob, i)
+        snap = repo / "snapshots" / ("a" * 40)
+        snap.mkdir(parents=True, exist_ok=True)
+        os.symlink(f"../../blobs/{blob.name}", snap / f"Repo{i}-Q4_0.gguf")
+        (repo / "refs").mkdir(exist_ok=True)
+        (repo / "refs" / "main").write_text("a" * 40)
+        _gguf(template, llama / f"owner_repo{i}_Repo-Q4_0.gguf", i)
+        _gguf(template, lms / f"pub{i % 40}" / f"Repo{i}-GGUF" / f"Repo{i}-Q4_0.gguf", i)
+        write_ollama_model(ollama, f"model{i}", "latest", template + i.to_bytes(4, "little"))
+    config = base / "config.yaml"
+    config.write_text(other_stores_config(
+        store, {"hf_cache": hf, "llama_cpp": llama, "lmstudio": lms, "ollama": ollama}
+    ))
+    return config
+
+
+SCAN = """
+import json, resource, sys, time
+sys.path.insert(0, {root!r})
+from gguf_tui.config import load_config
+from gguf_tui.store.allstores import scan_all
+config = load_config({config!r})
+times = []
+for _ in range(3):
+    start = time.perf_counter()
+    view = scan_all(config)
+    times.append(time.perf_counter() - start)
+print(json.dumps({{"cold": times[0], "warm": min(times[1:]),
+                  "models": len(view.ours.models) + len(view.others.models),
+                  "rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
+"""
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--files", type=int, default=2000)
+    args = parser.parse_args()
+    root = str(Path(__file__).resolve().parents[1])
+    with tempfile.TemporaryDirectory() as folder:
+        start = time.perf_counter()
+        config = build(Path(folder), args.files)
+        print(f"built {args.files} files in {time.perf_counter() - start:.1f} s")
+        code = SCAN.format(root=root, config=str(config))
+        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        if result.returncode != 0:
+            print(result.stderr, file=sys.stderr)
+            return 1
+        data = json.loads(result.stdout)
+        print(f"models listed: {data['models']}")
+        print(f"cold scan: {data['cold']:.2f} s   warm scan: {data['warm']:.2f} s   "
+              f"peak RSS: {data['rss_mib']:.0f} MiB")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

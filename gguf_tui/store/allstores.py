@@ -1,0 +1,56 @@
+"""Every model on the box in one view: our store, the other tools' stores, and duplicates.
+
+For the dashboard (catalog source column and filter, the status bar's second figure, the prune
+screen's reclaimable space): `scan_all` runs in a worker thread and never hashes a file, so it
+stays fast; duplicates it reports are those the layouts' names and the hash cache already prove.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from gguf_tui.store.dedupe import DuplicateGroup, collect_copies, find_duplicates, hash_cache_for
+from gguf_tui.store.layout import StoreLayout
+from gguf_tui.store.others import OTHER_TOOLS, TOOL_OURS, OtherModel, OtherStoresSnapshot
+from gguf_tui.store.others import scan_configured
+from gguf_tui.store.scan import StoreModel, StoreSnapshot, scan_store
+
+SOURCE_ALL = "all"
+# The catalog's filter, in the order a key cycles through it.
+SOURCE_FILTERS = (TOOL_OURS, SOURCE_ALL, *OTHER_TOOLS)
+
+
+@dataclass
+class AllStores:
+    ours: StoreSnapshot
+    others: OtherStoresSnapshot
+    duplicates: list[DuplicateGroup] = field(default_factory=list)
+
+    @property
+    def other_stores_bytes(self) -> int:
+        """The status bar's second figure: what the other tools' stores hold."""
+        return self.others.total_size
+
+    @property
+    def reclaimable_bytes(self) -> int:
+        """What `gguf-tui dedupe` would free (same filesystem only)."""
+        return sum(group.reclaimable_bytes for group in self.duplicates)
+
+    def rows(self, source: str = SOURCE_ALL) -> list[tuple[str, StoreModel | OtherModel]]:
+        """(source tool, model) for the catalog under a filter from SOURCE_FILTERS."""
+        rows: list[tuple[str, Any]] = []
+        if source in (TOOL_OURS, SOURCE_ALL):
+            rows += [(TOOL_OURS, model) for model in self.ours.models]
+        rows += [(m.tool, m) for m in self.others.models if source in (SOURCE_ALL, m.tool)]
+        return rows
+
+
+def scan_all(config: Any) -> AllStores:
+    """Our store and the configured other stores, with the duplicates known without hashing."""
+    layout = StoreLayout(config.store)
+    ours = scan_store(layout)
+    others = scan_configured(config)
+    cache = hash_cache_for(layout)
+    groups = find_duplicates(collect_copies(ours, others), cache, hash_missing=False)
+    return AllStores(ours, others, groups)
