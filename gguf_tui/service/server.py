@@ -250,6 +250,14 @@ class EngineService:
             )  # fmt: skip
         for client in list(self.clients):
             client.deliver(event)
+        if isinstance(event, StateChanged) and self.engine is not None and not self.engine.active_count():
+            # The last download ended: hand the heap its transfer buffers left behind back to
+            # the system, so an idle service stays small (glibc keeps freed arenas otherwise).
+            asyncio.get_running_loop().call_later(1.0, self._release_memory)
+
+    def _release_memory(self) -> None:
+        if self.engine is not None and not self.engine.active_count():
+            release_free_heap()
 
     # ---- one client --------------------------------------------------------------------------
 
@@ -445,3 +453,16 @@ def run_service(config: Config, *, detached: bool = False) -> int:
     except RuntimeDirError as exc:
         print(f"gguf-tui: {exc}", file=sys.stderr)
         return 1
+
+
+def release_free_heap() -> None:
+    """Return freed heap pages to the system where the C library can (glibc's malloc_trim)."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.malloc_trim(0)
+    except (OSError, AttributeError):
+        pass  # another C library: nothing to trim, nothing lost
+
