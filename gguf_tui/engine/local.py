@@ -8,7 +8,6 @@ live jobs into frozen views. The service runs one of these and forwards it over 
 from __future__ import annotations
 
 import asyncio
-import json
 from dataclasses import replace
 from typing import AsyncIterator, Callable
 
@@ -35,7 +34,7 @@ from gguf_tui.engine.queue import Engine
 from gguf_tui.engine.resolve import resolve_spec
 from gguf_tui.engine.spec import JobState
 from gguf_tui.engine.views import FileView, JobView, ResumeView
-from gguf_tui.fsutil import write_json_atomic
+from gguf_tui.fsutil import load_json_file, write_json_atomic
 
 Listener = Callable[[EngineEvent], None]
 
@@ -247,9 +246,9 @@ class LocalEngine:
 
     def _read_wanted(self) -> set[str]:
         try:
-            names = json.loads(self._wanted_path.read_text(encoding="utf-8")).get("names", [])
+            names = load_json_file(self._wanted_path).get("names", [])
             return {str(name) for name in names}
-        except (OSError, ValueError, AttributeError):
+        except (OSError, ValueError, AttributeError, TypeError):
             return set()
 
     def _note_wanted(self) -> None:
