@@ -54,6 +54,8 @@ def encode(frame: dict) -> bytes:
 def decode(line: bytes) -> dict:
     try:
         frame = json.loads(line)
+    except RecursionError:
+        raise ProtocolError("not JSON: nested too deeply") from None
     except ValueError as exc:
         raise ProtocolError(f"not JSON: {exc}") from None
     if not isinstance(frame, dict) or not isinstance(frame.get("op"), str):

@@ -181,3 +181,10 @@ async def test_open_engine_in_local_mode_is_in_process(server, config, store, gg
     finally:
         await engine.close()
     assert sha256_of(store / "m.gguf") == server.sha256("/m.gguf")
+
+
+def test_a_frame_nested_too_deeply_is_a_protocol_error_not_a_crash():
+    from gguf_tui.service.protocol import ProtocolError, decode
+
+    with pytest.raises(ProtocolError, match="nested too deeply"):
+        decode(b'{"op":' + b"[" * 200_000 + b"]" * 200_000 + b"}")
