@@ -26,9 +26,10 @@ from gguf_tui.engine.events import (
     event_from_json,
 )
 from gguf_tui.engine.spec import JobState
-from gguf_tui.engine.views import FileView, JobView, ResumeView
+from gguf_tui.engine.views import CancelPreview, FileView, JobView, ResumeView
 
 __all__ = [
+    "CancelPreview",
     "CommandError",
     "EngineAPI",
     "EngineEvent",
@@ -175,6 +176,14 @@ class EngineAPI(Protocol):
     async def pause(self, job_id: int) -> None: ...
 
     async def resume(self, job_id: int) -> None: ...
+
+    async def cancel_preview(self, job_id: int) -> CancelPreview:
+        """What `cancel` would do (refused, delete the partial, or keep it for its owner)."""
+        ...
+
+    async def job(self, job_id: int) -> JobView:
+        """One job's view with its resume state read now (bytes, ranges, validator, saved-at)."""
+        ...
 
     async def cancel(self, job_id: int) -> None: ...
 

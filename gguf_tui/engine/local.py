@@ -34,7 +34,7 @@ from gguf_tui.engine.job import Job
 from gguf_tui.engine.queue import Engine
 from gguf_tui.engine.resolve import resolve_spec
 from gguf_tui.engine.spec import JobState
-from gguf_tui.engine.views import FileView, JobView, ResumeView
+from gguf_tui.engine.views import CancelPreview, FileView, JobView, ResumeView
 from gguf_tui.fsutil import write_json_atomic
 
 Listener = Callable[[EngineEvent], None]
@@ -96,6 +96,7 @@ def job_view(job: Job, root: str, resume: dict[str, ResumeView] | None = None) -
             expected_size=request.expected_size,
             expected_sha256=request.expected_sha256,
             resume=resume.get(request.dest),
+            key_hash=request.key_hash,
         )
         for request in job.spec.files
     )
@@ -115,6 +116,7 @@ def job_view(job: Job, root: str, resume: dict[str, ResumeView] | None = None) -
         dest=root,
         created_at=job.created_at,
         files=files,
+        source=dict(job.spec.source),
     )
 
 
@@ -314,6 +316,16 @@ class LocalEngine:
             return await self.queue.enqueue(spec, paused=options.paused)
         except FatalDownloadError as exc:
             raise CommandError(str(exc), ErrorKind.REFUSED) from None
+
+    async def cancel_preview(self, job_id: int) -> CancelPreview:
+        self._job(job_id)
+        preview = self.queue.cancel_preview(job_id)
+        return CancelPreview(preview.refused, preview.deletes_partial, preview.kept_for)
+
+    async def job(self, job_id: int) -> JobView:
+        """One job's view with its resume state read now (the detail pane's live numbers)."""
+        job = self._job(job_id)
+        return job_view(job, self._root, self._resume_views(job))
 
     async def pause(self, job_id: int) -> None:
         await self._as_user(job_id, self.queue.pause)
