@@ -25,7 +25,7 @@ EXIT_BROKEN_PIPE = 141
 
 # HubError kinds that mean the user typed something that is not a REF (hub/errors.py).
 _USAGE_KINDS = frozenset({"bad_ref"})
-_GLOBAL_OPTIONS = frozenset({"--store", "--config", "--debug"})
+_GLOBAL_OPTIONS = frozenset({"--store", "--config", "--debug", "--local"})
 
 
 class UsageError(Exception):
@@ -94,6 +94,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--store", metavar="DIR", help="store root (env GGUF_TUI_STORE)")
     parser.add_argument("--config", metavar="FILE", help="config file (env GGUF_TUI_CONFIG)")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    parser.add_argument(
+        "--local", action="store_true", default=None,
+        help="run the download engine in this process, not the per-user service (engine.mode: local)",
+    )  # fmt: skip
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     register_all(subparsers)
     return parser
@@ -108,7 +112,7 @@ def _implementation(target: str):
 def _run_tui(args: argparse.Namespace, config) -> int:
     from gguf_tui.tui.app import run_app
 
-    return run_app(config)
+    return run_app(config, local=getattr(args, "local", None) or None)
 
 
 def _store_origin(args: argparse.Namespace) -> str:

@@ -237,6 +237,10 @@ def apply_event(jobs: dict[int, JobView], order: list[int], event: EngineEvent) 
             changes.update(speed=0.0, eta=None)
         if event.bytes_done is not None:
             changes.update(bytes_done=event.bytes_done, total=event.total)
+        elif event.state == JobState.COMPLETED and view.total:
+            changes.update(bytes_done=view.total)  # an engine that does not say: all of it
+        elif event.state == JobState.CANCELLED:
+            changes.update(bytes_done=0)  # its partial is gone
         jobs[event.job_id] = replace(view, **changes)
     elif isinstance(event, Progress):
         jobs[event.job_id] = replace(
@@ -250,6 +254,7 @@ def apply_event(jobs: dict[int, JobView], order: list[int], event: EngineEvent) 
     elif isinstance(event, Retrying):
         jobs[event.job_id] = replace(
             view,
+            state=JobState.RETRYING,
             retry_attempt=event.attempt,
             retry_max=event.max_attempts,
             retry_reason=event.reason,

@@ -8,9 +8,16 @@ the store package's own `StoreModel`s (`gguf_tui.store.scan`).
 
 from __future__ import annotations
 
-from gguf_tui.engine.api import JobState, JobView
+from gguf_tui.engine.api import EngineEvent, JobState, JobView, apply_event
 
-__all__ = ["COUNT_WORDS", "JobView", "queue_counts"]
+__all__ = ["COUNT_WORDS", "JobView", "applied", "queue_counts"]
+
+
+def applied(view: JobView, event: EngineEvent) -> JobView:
+    """One view after one event, folded the way the whole queue is (`apply_event`)."""
+    jobs = {view.id: view}
+    apply_event(jobs, [view.id], event)
+    return jobs.get(view.id, view)
 
 
 # The order the queue's counts are told in, on the status bar and under the queue alike.
