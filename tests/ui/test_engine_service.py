@@ -145,3 +145,21 @@ async def test_a_dead_service_is_reported_and_restarted_by_a_key(service_config,
         await wait_for(pilot, lambda: state(app, new_id) == JobState.COMPLETED, timeout=30, what="completed")
     assert sha256_of(store / "m.gguf") == server.sha256("/m.gguf")
     assert any(r.range_start for r in server.requests("/m.gguf")[1:])  # resumed, not restarted
+
+
+async def test_sigterm_detaches_from_the_service(service_config, server, gguf_bytes):
+    """SIGTERM (and SIGHUP, see test_signals_on_a_pty) leave as q does: the download goes on."""
+    url = server.add("/m.gguf", gguf_bytes, Behaviour(rate=SLOW))
+    app = GgufApp(service_config)
+    async with app.run_test() as pilot:
+        await wait_for(pilot, lambda: app._engine_ready, what="attached")
+        job_id = await app.engine.enqueue(url, PullOptions(name="m"))
+        await wait_for(pilot, lambda: state(app, job_id) == JobState.DOWNLOADING, what="downloading")
+        app._on_signal(signal.SIGTERM)  # what the handler calls
+        await wait_for(pilot, lambda: not app.is_running, what="exit")
+    assert app.exit_code == 130 and app.detached_jobs == 1
+    client, queue = await _attach(service_config)
+    try:
+        assert queue.jobs[job_id].state == JobState.DOWNLOADING
+    finally:
+        await client.close()

@@ -209,3 +209,25 @@ async def test_a_hangup_detaches_and_the_service_finishes_the_download(tmp_path:
         finally:
             terminal.close()
         assert service_pid(store) == pid  # the same service all along
+
+
+async def test_q_detaches_and_the_last_line_says_how_to_come_back(tmp_path: Path, gguf_bytes: bytes):
+    store = tmp_path / "store"
+    async with HubSim() as hub:
+        hub.add_repo("demo/Slow-GGUF", {"Slow-Q4_K_M.gguf": gguf_bytes}, downloads=5)
+        hub.cdn_rate = 256 * 1024
+        env = dict(os.environ, TERM="xterm-256color", HF_ENDPOINT=hub.endpoint, PYTHONPATH=str(REPO_ROOT))
+        env.pop("NO_COLOR", None)
+        terminal = Terminal([sys.executable, "-m", "gguf_tui", "--store", str(store)], env)
+        try:
+            await _start_download_on(terminal)
+            code = await terminal.quit()
+            terminal.read_some()
+        finally:
+            terminal.close()
+        assert code == 0
+        after = terminal.seen.rsplit(b"\x1b[?1049l", 1)[-1]  # what is printed once the screen is back
+        last = after.decode(errors="replace").strip().splitlines()[-1]
+        assert "1 download continues in the engine service" in last
+        assert "run gguf-tui to come back" in last and "gguf-tui status" in last
+        assert service_pid(store) is not None  # and the service goes on with it
