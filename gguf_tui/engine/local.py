@@ -20,7 +20,7 @@ from gguf_tui.engine.api import (
     PullOptions,
     Snapshot,
 )
-from gguf_tui.engine.errors import FatalDownloadError
+from gguf_tui.engine.errors import DownloadError, FatalDownloadError
 from gguf_tui.engine.events import (
     EngineEvent,
     JobAdded,
@@ -345,12 +345,17 @@ class LocalEngine:
         self._reasons[job_id] = StateReason.USER
         try:
             await command(job_id)
+        except DownloadError as exc:  # e.g. another process owns the job: a refusal, one line
+            raise CommandError(str(exc), ErrorKind.REFUSED) from None
         finally:
             self._reasons.pop(job_id, None)  # the state changes it caused are emitted by now
 
     async def move(self, job_id: int, delta: int) -> None:
         self._job(job_id)
-        await self.queue.move(job_id, int(delta))
+        try:
+            await self.queue.move(job_id, int(delta))
+        except DownloadError as exc:
+            raise CommandError(str(exc), ErrorKind.REFUSED) from None
 
     async def remove(self, job_id: int) -> None:
         job = self._job(job_id)

@@ -20,7 +20,7 @@ from gguf_tui.service.paths import service_paths
 from gguf_tui.tui.app import GgufApp
 from tests.conftest import sha256_of
 from tests.helpers.fileserver import Behaviour
-from tests.ui.conftest import service_pid, wait_for
+from tests.ui.conftest import detail_text, service_pid, wait_for
 
 SLOW = 256 * 1024  # bytes/s: a 3 MiB model takes about 12 s
 
@@ -74,6 +74,10 @@ async def test_q_detaches_the_download_goes_on_and_Q_pauses_everything(service_c
         second = GgufApp(service_config)
         async with second.run_test(size=(120, 40)) as pilot:
             await wait_for(pilot, lambda: state(second, job_id) == JobState.DOWNLOADING, what="listed")
+            # The detail's resume state comes from the service's view of the job, read live.
+            await pilot.press("tab")
+            await wait_for(pilot, lambda: "range" in detail_text(second) and "saved" in detail_text(second),
+                           what="resume state in the detail")
             await pilot.press("Q")  # quit and pause everything
             await wait_for(pilot, lambda: not second.is_running, what="exit")
         assert second.detached_jobs == 0
@@ -163,3 +167,23 @@ async def test_sigterm_detaches_from_the_service(service_config, server, gguf_by
         assert queue.jobs[job_id].state == JobState.DOWNLOADING
     finally:
         await client.close()
+
+
+async def test_cancel_asks_with_the_services_preview(service_config, server, store, gguf_bytes):
+    """The confirmation's promise comes from the engine side (cancel_preview over the socket)."""
+    from gguf_tui.tui.screens.confirm import ConfirmScreen
+
+    url = server.add("/m.gguf", gguf_bytes, Behaviour(rate=SLOW))
+    app = GgufApp(service_config)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: app._engine_ready, what="attached")
+        job_id = await app.engine.enqueue(url, PullOptions(name="m"))
+        await wait_for(pilot, lambda: job_id in app.jobs and app.jobs[job_id].bytes_done > 0, what="bytes")
+        await asyncio.sleep(0.5)  # the partial is on disk
+        await pilot.press("tab", "c")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="confirm")
+        assert "partial download is deleted" in app.screen.body.plain
+        await pilot.press("y")
+        await wait_for(pilot, lambda: state(app, job_id) == JobState.CANCELLED, what="cancelled")
+        key = app.jobs[job_id].files[0].key_hash
+        await wait_for(pilot, lambda: not (store / ".gguf-tui" / "partials" / f"{key}.part").exists(), what="partial gone")
