@@ -146,8 +146,9 @@ class ActionsMixin:
         if not self._engine_ready:
             if self.engine_state == "gone":
                 self.notify(f"the engine service stopped: {self.key_shown('restart_engine')} starts it again", severity="warning", markup=False)
-            else:
-                self.notify("the download engine is still starting", severity="warning", markup=False)
+            else:  # attaching takes a moment (the service may be starting): queue it then
+                self.pending_refs.append(ref)
+                self.notify("the download engine is starting: queued once it is up", markup=False)
             return
         self.enqueue_ref(ref)
 

@@ -108,6 +108,7 @@ class GgufApp(PanesMixin, ActionsMixin, SignalsMixin, App[int]):
         self.engine_kind = engine_kind(engine) if engine is not None else ("local" if local else "service")
         self.engine_state = "starting"  # "starting", "attached", "gone" (the service went away)
         self.detached_jobs = 0  # downloads left running in the service when this app detached
+        self.pending_refs: list[str] = []  # asked for while the engine was starting
         self.jobs: dict[int, JobView] = {}
         self.job_order: list[int] = []
         self.snapshot: Any = None
@@ -330,6 +331,9 @@ class GgufApp(PanesMixin, ActionsMixin, SignalsMixin, App[int]):
         self.jobs = {view.id: view for view in message.snapshot.jobs}
         self.job_order = [view.id for view in message.snapshot.jobs]
         self.sync_jobs()
+        pending, self.pending_refs = self.pending_refs, []
+        for ref in dict.fromkeys(pending):
+            self.enqueue_ref(ref)
         if message.restored:
             count = message.restored
             self.notify(
