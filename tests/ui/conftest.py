@@ -154,3 +154,12 @@ async def enqueue(app, server, name: str) -> int:
     from gguf_tui.engine.api import PullOptions
 
     return await app.engine.enqueue(server.url(f"/{name}.gguf"), PullOptions(name=name))
+
+
+@pytest.fixture(params=["local", "service"])
+def any_mode_config(request, config_file: Path, service_config_file: Path):
+    """The test config with the engine in this process, then as a service: a test taking it
+    runs once in each mode (issue 12: the dashboard behaves the same over either)."""
+    from gguf_tui.config import load_config
+
+    return load_config(config_file if request.param == "local" else service_config_file)

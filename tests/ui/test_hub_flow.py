@@ -7,8 +7,9 @@ from gguf_tui.tui.app import GgufApp
 from tests.ui.conftest import detail_text, rows_text, wait_for
 
 
-async def test_search_open_queue_complete(hub_config, hub, store):
-    app = GgufApp(hub_config)
+async def test_search_open_queue_complete(any_mode_config, hub, store):
+    any_mode_config.hub.endpoint = hub.endpoint  # and HF_ENDPOINT, which a service inherits
+    app = GgufApp(any_mode_config)
     async with app.run_test(size=(100, 30)) as pilot:
         await wait_for(pilot, lambda: app.snapshot is not None and app._engine_ready, what="start")
         await pilot.press("slash")

@@ -16,10 +16,10 @@ def state(app, job_id: int) -> JobState | None:
     return view.state if view else None
 
 
-async def test_pause_resume_cancel_retry_move(config, server, gguf_bytes, store):
+async def test_pause_resume_cancel_retry_move(any_mode_config, server, gguf_bytes, store):
     for name in ("alpha", "beta"):
         server.add(f"/{name}.gguf", gguf_bytes, Behaviour(rate=SLOW))
-    app = GgufApp(config)
+    app = GgufApp(any_mode_config)
     async with app.run_test() as pilot:
         await wait_for(pilot, lambda: app._engine_ready, what="engine")
         alpha = await enqueue(app, server, "alpha")
@@ -65,9 +65,9 @@ async def test_pause_resume_cancel_retry_move(config, server, gguf_bytes, store)
         await wait_for(pilot, lambda: state(app, alpha) == JobState.PAUSED, what="paused again")
 
 
-async def test_failed_download_retries_with_r(config, server, gguf_bytes, store):
+async def test_failed_download_retries_with_r(any_mode_config, server, gguf_bytes, store):
     server.add("/gamma.gguf", gguf_bytes, Behaviour(statuses=[(404, {})]))
-    app = GgufApp(config)
+    app = GgufApp(any_mode_config)
     async with app.run_test() as pilot:
         await wait_for(pilot, lambda: app._engine_ready, what="engine")
         gamma = await enqueue(app, server, "gamma")
