@@ -112,7 +112,7 @@ def _implementation(target: str):
 def _run_tui(args: argparse.Namespace, config) -> int:
     from gguf_tui.tui.app import run_app
 
-    return run_app(config)
+    return run_app(config, local=getattr(args, "local", None) or None)
 
 
 def _store_origin(args: argparse.Namespace) -> str:

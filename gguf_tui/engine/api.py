@@ -26,9 +26,10 @@ from gguf_tui.engine.events import (
     event_from_json,
 )
 from gguf_tui.engine.spec import JobState
-from gguf_tui.engine.views import FileView, JobView, ResumeView
+from gguf_tui.engine.views import CancelPreview, FileView, JobView, ResumeView
 
 __all__ = [
+    "CancelPreview",
     "CommandError",
     "EngineAPI",
     "EngineEvent",
@@ -177,6 +178,14 @@ class EngineAPI(Protocol):
 
     async def resume(self, job_id: int) -> None: ...
 
+    async def cancel_preview(self, job_id: int) -> CancelPreview:
+        """What `cancel` would do (refused, delete the partial, or keep it for its owner)."""
+        ...
+
+    async def job(self, job_id: int) -> JobView:
+        """One job's view with its resume state read now (bytes, ranges, validator, saved-at)."""
+        ...
+
     async def cancel(self, job_id: int) -> None: ...
 
     async def retry(self, job_id: int) -> None: ...
@@ -237,6 +246,10 @@ def apply_event(jobs: dict[int, JobView], order: list[int], event: EngineEvent) 
             changes.update(speed=0.0, eta=None)
         if event.bytes_done is not None:
             changes.update(bytes_done=event.bytes_done, total=event.total)
+        elif event.state == JobState.COMPLETED and view.total:
+            changes.update(bytes_done=view.total)  # an engine that does not say: all of it
+        elif event.state == JobState.CANCELLED:
+            changes.update(bytes_done=0)  # its partial is gone
         jobs[event.job_id] = replace(view, **changes)
     elif isinstance(event, Progress):
         jobs[event.job_id] = replace(
@@ -250,6 +263,7 @@ def apply_event(jobs: dict[int, JobView], order: list[int], event: EngineEvent) 
     elif isinstance(event, Retrying):
         jobs[event.job_id] = replace(
             view,
+            state=JobState.RETRYING,
             retry_attempt=event.attempt,
             retry_max=event.max_attempts,
             retry_reason=event.reason,

@@ -19,7 +19,7 @@ from gguf_tui.engine.api import (
     PullOptions,
     Snapshot,
 )
-from gguf_tui.engine.errors import FatalDownloadError
+from gguf_tui.engine.errors import DownloadError, FatalDownloadError
 from gguf_tui.engine.events import (
     EngineEvent,
     JobAdded,
@@ -33,7 +33,7 @@ from gguf_tui.engine.job import Job
 from gguf_tui.engine.queue import Engine
 from gguf_tui.engine.resolve import resolve_spec
 from gguf_tui.engine.spec import JobState
-from gguf_tui.engine.views import FileView, JobView, ResumeView
+from gguf_tui.engine.views import CancelPreview, FileView, JobView, ResumeView
 from gguf_tui.fsutil import load_json_file, write_json_atomic
 
 Listener = Callable[[EngineEvent], None]
@@ -95,6 +95,7 @@ def job_view(job: Job, root: str, resume: dict[str, ResumeView] | None = None) -
             expected_size=request.expected_size,
             expected_sha256=request.expected_sha256,
             resume=resume.get(request.dest),
+            key_hash=request.key_hash,
         )
         for request in job.spec.files
     )
@@ -114,6 +115,7 @@ def job_view(job: Job, root: str, resume: dict[str, ResumeView] | None = None) -
         dest=root,
         created_at=job.created_at,
         files=files,
+        source=dict(job.spec.source),
     )
 
 
@@ -316,6 +318,16 @@ class LocalEngine:
             job.max_rate = options.max_rate
         return job_id
 
+    async def cancel_preview(self, job_id: int) -> CancelPreview:
+        self._job(job_id)
+        preview = self.queue.cancel_preview(job_id)
+        return CancelPreview(preview.refused, preview.deletes_partial, preview.kept_for)
+
+    async def job(self, job_id: int) -> JobView:
+        """One job's view with its resume state read now (the detail pane's live numbers)."""
+        job = self._job(job_id)
+        return job_view(job, self._root, self._resume_views(job))
+
     async def pause(self, job_id: int) -> None:
         await self._as_user(job_id, self.queue.pause)
 
@@ -334,12 +346,17 @@ class LocalEngine:
         self._reasons[job_id] = StateReason.USER
         try:
             await command(job_id)
+        except DownloadError as exc:  # e.g. another process owns the job: a refusal, one line
+            raise CommandError(str(exc), ErrorKind.REFUSED) from None
         finally:
             self._reasons.pop(job_id, None)  # the state changes it caused are emitted by now
 
     async def move(self, job_id: int, delta: int) -> None:
         self._job(job_id)
-        await self.queue.move(job_id, int(delta))
+        try:
+            await self.queue.move(job_id, int(delta))
+        except DownloadError as exc:
+            raise CommandError(str(exc), ErrorKind.REFUSED) from None
 
     async def remove(self, job_id: int) -> None:
         job = self._job(job_id)

@@ -50,10 +50,12 @@ class FileView:
     expected_size: int | None = None
     expected_sha256: str | None = None
     resume: ResumeView | None = None
+    key_hash: str = ""  # names the file's partial download in the store
 
     def to_json(self) -> dict:
         return {
             "dest": self.dest,
+            "key_hash": self.key_hash,
             "role": self.role,
             "expected_size": self.expected_size,
             "expected_sha256": self.expected_sha256,
@@ -69,6 +71,7 @@ class FileView:
             expected_size=data.get("expected_size"),
             expected_sha256=data.get("expected_sha256"),
             resume=ResumeView.from_json(resume) if resume else None,
+            key_hash=str(data.get("key_hash") or ""),
         )
 
 
@@ -91,6 +94,20 @@ class JobView:
     dest: str = ""  # the store root the files land under
     created_at: float = 0.0
     files: tuple[FileView, ...] = field(default_factory=tuple)
+    source: dict = field(default_factory=dict)  # where it comes from (repo, revision): no secrets
+
+    @property
+    def remaining(self) -> int:
+        """Bytes still to download (0 when unknown or finished)."""
+        if self.state.is_final or self.total is None:
+            return 0
+        return max(0, self.total - self.bytes_done)
+
+    @property
+    def percent(self) -> float | None:
+        if not self.total:
+            return None
+        return min(100.0, 100.0 * self.bytes_done / self.total)
 
     @property
     def retries(self) -> str:
@@ -114,6 +131,7 @@ class JobView:
             "dest": self.dest,
             "created_at": self.created_at,
             "files": [item.to_json() for item in self.files],
+            "source": dict(self.source),
         }
 
     @classmethod
@@ -134,4 +152,26 @@ class JobView:
             dest=str(data.get("dest") or ""),
             created_at=float(data.get("created_at") or 0.0),
             files=tuple(FileView.from_json(item) for item in data.get("files") or ()),
+            source=dict(data.get("source") or {}),
+        )
+
+
+@dataclass(frozen=True)
+class CancelPreview:
+    """What cancelling a job would do, so a confirmation never promises what will not happen."""
+
+    refused: str = ""  # why cancelling is not allowed here (empty: allowed)
+    deletes_partial: bool = True  # whether this job's downloaded data would be deleted
+    kept_for: str = ""  # who keeps the partial when it is not deleted ("pid N on host")
+
+    def to_json(self) -> dict:
+        return {"refused": self.refused, "deletes_partial": self.deletes_partial, "kept_for": self.kept_for}
+
+    @classmethod
+    def from_json(cls, data: dict | None) -> CancelPreview:
+        data = data or {}
+        return cls(
+            refused=str(data.get("refused") or ""),
+            deletes_partial=bool(data.get("deletes_partial")),
+            kept_for=str(data.get("kept_for") or ""),
         )

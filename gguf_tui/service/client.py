@@ -10,10 +10,12 @@ from typing import AsyncIterator
 
 from gguf_tui import __version__
 from gguf_tui.engine.api import (
+    CancelPreview,
     CommandError,
     EngineEvent,
     ErrorKind,
     HubSettings,
+    JobView,
     PullOptions,
     Snapshot,
     event_from_json,
@@ -234,6 +236,12 @@ class ServiceClient:
 
     async def remove(self, job_id: int) -> None:
         await self.call("remove", job_id=job_id)
+
+    async def cancel_preview(self, job_id: int) -> CancelPreview:
+        return CancelPreview.from_json(await self.call("cancel_preview", job_id=job_id))
+
+    async def job(self, job_id: int) -> JobView:
+        return JobView.from_json(await self.call("job", job_id=job_id))
 
     async def pause_all(self) -> list[int]:
         return [int(job_id) for job_id in await self.call("pause_all")]

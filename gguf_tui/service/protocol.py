@@ -35,6 +35,8 @@ METHODS: dict[str, tuple[str, ...]] = {
     "retry": ("job_id",),
     "move": ("job_id", "delta"),
     "remove": ("job_id",),
+    "cancel_preview": ("job_id",),
+    "job": ("job_id",),
     "pause_all": (),
     "snapshot": (),
     "subscribe": (),

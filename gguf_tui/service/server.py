@@ -375,6 +375,10 @@ class EngineService:
             job_id = int(args["job_id"])
         except (KeyError, TypeError, ValueError):
             raise CommandError(f"{method}: a job id is needed", ErrorKind.USAGE) from None
+        if method == "cancel_preview":
+            return (await engine.cancel_preview(job_id)).to_json()
+        if method == "job":
+            return (await engine.job(job_id)).to_json()
         self.log.info("%s: %s %d", client.describe(), method, job_id)
         if method == "move":
             await engine.move(job_id, int(args.get("delta") or 0))

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from rich.text import Text
 from textual import work
 
-from gguf_tui.engine.spec import JobState
+from gguf_tui.engine.api import CommandError, ErrorKind, HubSettings, JobState, PullOptions
 from gguf_tui.tui import messages as msg
 from gguf_tui.tui.catalog import RepoState, SearchState
 from gguf_tui.tui.detail import DetailPane
@@ -20,6 +20,9 @@ from gguf_tui.tui.screens.help import HelpScreen
 from gguf_tui.tui.screens.prune import PruneScreen
 from gguf_tui.tui.screens.search import SearchScreen
 from gguf_tui.units import format_size
+
+# States whose download carries on in the service after this dashboard detaches.
+GOING_ON = (JobState.QUEUED, JobState.DOWNLOADING, JobState.RETRYING, JobState.VERIFYING)
 
 if TYPE_CHECKING:
     from gguf_tui.tui.app import GgufApp
@@ -34,14 +37,15 @@ except ImportError:  # pragma: no cover
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
-    from gguf_tui.engine.errors import DownloadError
     from gguf_tui.gguf import GGUFError
     from gguf_tui.hub import HubError
+    from gguf_tui.service.client import ServiceError
     from gguf_tui.store.ops import NothingToVerify, StoreBusyError, UnsafeDeleteError
 
     return (
         HubError,
-        DownloadError,
+        CommandError,
+        ServiceError,
         GGUFError,
         StoreBusyError,
         UnsafeDeleteError,
@@ -140,21 +144,28 @@ class ActionsMixin:
                 self.notify("highlight a repo or a quantisation (/ searches the Hub)", markup=False)
             return
         if not self._engine_ready:
-            self.notify("the download engine is still starting", severity="warning", markup=False)
+            if self.engine_state == "gone":
+                self.notify(f"the engine service stopped: {self.key_shown('restart_engine')} starts it again", severity="warning", markup=False)
+            else:  # attaching takes a moment (the service may be starting): queue it then
+                self.pending_refs.append(ref)
+                self.notify("the download engine is starting: queued once it is up", markup=False)
             return
         self.enqueue_ref(ref)
 
     @work(group="enqueue", exit_on_error=False)
     async def enqueue_ref(self: GgufApp, ref: str) -> None:
-        from gguf_tui.hub import resolve_ref
+        """The engine resolves REF, with this dashboard's Hub endpoint and token."""
+        from gguf_tui.hub.auth import get_token
 
+        hub = HubSettings(endpoint=getattr(self.hub, "endpoint", None) or self.config.hub.endpoint, token=get_token())
         try:
-            spec = await resolve_ref(ref, self.config, self.engine.session, client=self.hub)
-            job_id = await self.engine.enqueue(spec)
+            if self.engine is None:
+                raise CommandError("the engine is not running")
+            job_id = await self.engine.enqueue(ref, PullOptions(), hub)
         except _user_errors() as exc:
             self.post_message(msg.Enqueued(ref, None, error=str(exc) or type(exc).__name__))
             return
-        self.post_message(msg.Enqueued(ref, job_id, spec.name))
+        self.post_message(msg.Enqueued(ref, job_id, ref))
 
     # ---- queue -------------------------------------------------------------------------------
 
@@ -168,9 +179,14 @@ class ActionsMixin:
     @work(group="commands", exit_on_error=False)
     async def engine_command(self: GgufApp, command: str, job_id: int, *args: Any) -> None:
         try:
+            if self.engine is None:
+                raise CommandError("the engine is not running")
             await getattr(self.engine, command)(job_id, *args)
-        except KeyError:
-            self.post_message(msg.JobRemoved(job_id))
+        except CommandError as exc:
+            if exc.kind == ErrorKind.NOT_FOUND:
+                self.post_message(msg.JobRemoved(job_id))
+            else:
+                self.post_message(msg.StoreOpDone(f"{command} failed: {exc.message}", "error"))
             return
         except _user_errors() as exc:
             self.post_message(msg.StoreOpDone(f"{command} failed: {exc}", "error"))
@@ -192,14 +208,20 @@ class ActionsMixin:
         else:
             self.notify(f"{view.state.value}: r retries it", markup=False)
 
-    def action_cancel(self: GgufApp) -> None:
+    async def action_cancel(self: GgufApp) -> None:
         view = self._current_job()
         if view is None:
             return
         if view.state.is_final:
             self.engine_command("remove", view.id)  # clears a finished row from the list
             return
-        preview = self.engine.cancel_preview(view.id)
+        try:
+            if self.engine is None:
+                raise CommandError("the engine is not running")
+            preview = await self.engine.cancel_preview(view.id)
+        except _user_errors() as exc:
+            self.notify(f"cancel: {clean(str(exc), 300)}", severity="warning", markup=False)
+            return
         if preview.refused:
             self.notify(clean(preview.refused, 300), severity="warning", timeout=8, markup=False)
             return
@@ -334,12 +356,38 @@ class ActionsMixin:
         self.push_screen(HelpScreen(self.keymap))
 
     async def action_quit(self: GgufApp) -> None:
-        """q: pause active downloads, save their resume state, leave."""
+        """q: leave. The service's downloads go on (the last line printed says so); an
+        in-process engine's pause, their resume state saved."""
         if self._quitting:
             return
         self._quitting = True
-        if any(view.state.is_active for view in self.jobs.values()):
+        if self.engine_kind == "service" and self.engine_state == "attached":
+            self.detached_jobs = sum(1 for view in self.jobs.values() if view.state in GOING_ON)
+        elif any(view.state.is_active for view in self.jobs.values()):
             self.notify("pausing downloads and saving their state…", markup=False)
         await self.shutdown_engine()
         self._quitting_done = True
         self.exit(self.exit_code)
+
+    async def action_quit_pause(self: GgufApp) -> None:
+        """Q: pause every download (in the service too), then leave."""
+        if self._quitting:
+            return
+        if self.engine is not None and self.engine_state == "attached":
+            self.notify("pausing downloads and saving their state…", markup=False)
+            try:
+                await self.engine.pause_all()
+            except _user_errors() as exc:
+                self.notify(f"pausing failed: {clean(str(exc), 300)}", severity="error", markup=False)
+                return
+        await self.action_quit()
+        self.detached_jobs = 0
+
+    def action_restart_engine(self: GgufApp) -> None:
+        if self.engine_kind != "service":
+            self.notify("the engine runs inside this dashboard (--local): nothing to restart", markup=False)
+            return
+        if self.engine_state != "gone":
+            self.notify("the engine service is running", markup=False)
+            return
+        self.restart_engine()

@@ -1,7 +1,8 @@
 """The dashboard: Catalog, Queue and Detail panes over the engine, the store and the Hub.
 
-The app talks to the engine only through its commands (enqueue, pause, resume, cancel, retry,
-move, remove) and its event stream. Workers stay thin: they await one engine, store or Hub call
+The app talks to the engine only through `engine/api.py` (EngineAPI): commands in, a snapshot
+and sequenced events out. By default that is the per-user engine service (started on demand),
+so `q` detaches and downloads go on; `--local` / `engine.mode: local` runs it in this process. Workers stay thin: they await one engine, store or Hub call
 and post a message (`tui/messages.py`); the handlers here own every piece of state and update
 the widgets. Errors become notifications or detail-pane text, never a crash.
 """
@@ -24,8 +25,20 @@ from textual.widgets import Footer
 from textual.worker import Worker, WorkerState
 
 from gguf_tui.config import Config
-from gguf_tui.engine.events import JobError, Notice, Progress, Retrying, StateChanged
-from gguf_tui.engine.spec import JobState
+from gguf_tui.engine.api import (
+    CommandError,
+    EngineAPI,
+    JobAdded,
+    JobError,
+    JobRemoved,
+    JobState,
+    Notice,
+    OrderChanged,
+    Progress,
+    StateChanged,
+    StateReason,
+    apply_event,
+)
 from gguf_tui.store.watcher import PARTIALS
 from gguf_tui.textsafe import plain
 from gguf_tui.tui import keys, messages as msg
@@ -70,7 +83,8 @@ class GgufApp(PanesMixin, ActionsMixin, SignalsMixin, App[int]):
         self,
         config: Config,
         *,
-        engine: Any = None,
+        engine: EngineAPI | None = None,
+        local: bool | None = None,
         store: StorePort | None = None,
         hub: Any = None,
         clock: Callable[[], float] = time.time,
@@ -88,7 +102,13 @@ class GgufApp(PanesMixin, ActionsMixin, SignalsMixin, App[int]):
         self.handle_signals = handle_signals
         self.store = store or StorePort(config)
         self.hub = hub if hub is not None else _make_hub(config)
-        self.engine = engine if engine is not None else _make_engine(config, self.hub)
+        self.engine: EngineAPI | None = engine  # opened by start_engine when not given
+        if local is None:
+            local = config.engine.mode == "local"
+        self.engine_kind = engine_kind(engine) if engine is not None else ("local" if local else "service")
+        self.engine_state = "starting"  # "starting", "attached", "gone" (the service went away)
+        self.detached_jobs = 0  # downloads left running in the service when this app detached
+        self.pending_refs: list[str] = []  # asked for while the engine was starting
         self.jobs: dict[int, JobView] = {}
         self.job_order: list[int] = []
         self.snapshot: Any = None
@@ -194,21 +214,56 @@ class GgufApp(PanesMixin, ActionsMixin, SignalsMixin, App[int]):
 
     @work(group="engine-start", exit_on_error=False)
     async def start_engine(self) -> None:
-        try:
-            await self.engine.start()
-        except OSError as exc:
-            self.post_message(msg.EngineFailed(f"cannot open the store {self.config.store}: {exc.strerror or exc}"))
-            return
-        self.run_worker(self._pump(self.engine.subscribe()), group="pump", exit_on_error=False)
-        restored = await self.engine.restore_jobs()
-        self.post_message(msg.EngineReady(restored))
+        """Attach to the service (starting it if none answers), or start an in-process engine."""
+        from gguf_tui.service.attach import open_engine
+        from gguf_tui.service.client import ServiceError
 
-    async def _pump(self, stream: Any) -> None:
-        async for event in stream:
+        opened_here = self.engine is None
+        try:
+            if self.engine is None:
+                self.engine = await open_engine(self.config, local=self.engine_kind == "local", restore=True)
+            subscription = await self.engine.subscribe()
+        except (OSError, ServiceError, CommandError) as exc:
+            what = "the engine service" if self.engine_kind == "service" else f"the store {self.config.store}"
+            text = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+            self.post_message(msg.EngineFailed(f"cannot open {what}: {text}"))
+            return
+        snapshot = subscription.snapshot
+        restored = 0
+        if self.engine_kind == "local" and opened_here:  # what it restored: all paused
+            restored = sum(1 for view in snapshot.jobs if view.state == JobState.PAUSED)
+        self.post_message(msg.EngineReady(snapshot, self.engine_kind, restored))
+        async for event in subscription:
             if isinstance(event, Progress):
                 self.post_message(msg.JobProgress(event))
             else:
                 self.post_message(msg.EngineEventPosted(event))
+        if not self._quitting:
+            self.post_message(msg.EngineGone("the engine service stopped"))
+
+    @work(group="engine-restart", exclusive=True, exit_on_error=False)
+    async def restart_engine(self) -> None:
+        """Start the service again and attach (it restores the jobs it had and resumes them)."""
+        old, self.engine = self.engine, None
+        if old is not None:
+            try:
+                await asyncio.wait_for(old.close(), 5)
+            except Exception:  # noqa: BLE001 - the old connection is dead anyway
+                pass
+        self.engine_state = "starting"
+        self.update_status()
+        self.start_engine()
+
+    @work(group="resume-state", exclusive=True, exit_on_error=False)
+    async def read_job_files(self, job_id: int) -> None:
+        """Ask the engine for one job's resume state now; the detail pane shows it."""
+        if self.engine is None:
+            return
+        try:
+            view = await self.engine.job(job_id)
+        except Exception:  # noqa: BLE001 - the job went, or the engine: the events say so
+            return
+        self.post_message(msg.JobFiles(view))
 
     def rescan(self) -> None:
         """Scan the store again (in a thread); scans asked for meanwhile coalesce into one."""
@@ -240,9 +295,12 @@ class GgufApp(PanesMixin, ActionsMixin, SignalsMixin, App[int]):
             self.update_status()
 
     async def shutdown_engine(self) -> None:
-        """Pause running downloads and save their resume state (idempotent)."""
+        """Let go of the engine (idempotent): detach from the service, whose downloads go on, or
+        stop an in-process engine (its downloads pause, their resume state saved)."""
+        engine, self.engine = self.engine, None
         try:
-            await asyncio.wait_for(self.engine.close(), SHUTDOWN_TIMEOUT)
+            if engine is not None:
+                await asyncio.wait_for(engine.close(), SHUTDOWN_TIMEOUT)
         except Exception as exc:  # noqa: BLE001 - shutting down: report, never hang or crash
             self.log.error(f"engine shutdown: {exc!r}")
         try:
@@ -269,9 +327,15 @@ class GgufApp(PanesMixin, ActionsMixin, SignalsMixin, App[int]):
     @while_running
     def on_engine_ready(self, message: msg.EngineReady) -> None:
         self._engine_ready = True
+        self.engine_state = "attached"
+        self.jobs = {view.id: view for view in message.snapshot.jobs}
+        self.job_order = [view.id for view in message.snapshot.jobs]
         self.sync_jobs()
+        pending, self.pending_refs = self.pending_refs, []
+        for ref in dict.fromkeys(pending):
+            self.enqueue_ref(ref)
         if message.restored:
-            count = len(message.restored)
+            count = message.restored
             self.notify(
                 f"{count} unfinished download{'s' if count != 1 else ''} from earlier: paused, "
                 f"space in the queue resumes",
@@ -280,34 +344,54 @@ class GgufApp(PanesMixin, ActionsMixin, SignalsMixin, App[int]):
 
     @while_running
     def on_engine_failed(self, message: msg.EngineFailed) -> None:
+        self.engine_state = "gone"
+        self.update_status()
         self.notify(message.error, severity="error", timeout=15, markup=False)
         self.show_detail(Text(message.error))
 
+    @while_running
+    def on_engine_gone(self, message: msg.EngineGone) -> None:
+        self._engine_ready = False
+        self.engine_state = "gone"
+        self.update_status()
+        key = self.key_shown("restart_engine")
+        self.notify(
+            f"{message.error}: {key} (or the palette's Restart the engine) starts it again; "
+            f"its downloads resume",
+            severity="error",
+            timeout=30,
+            markup=False,
+        )
+
     def sync_jobs(self, cursor_job: int | None = None) -> None:
-        """Take the engine's job list and order once (start, reorder)."""
-        jobs = self.engine.jobs()
-        for job in jobs:
-            if job.id not in self.jobs:
-                self.jobs[job.id] = JobView.from_job(job)
-        self.job_order = [job.id for job in jobs]
-        self.jobs = {job_id: self.jobs[job_id] for job_id in self.job_order}
+        """Show the queue as this app's copy of it has it (start, reorder)."""
+        self.jobs = {job_id: self.jobs[job_id] for job_id in self.job_order if job_id in self.jobs}
         self.query_one(QueueTable).set_jobs([self.jobs[i] for i in self.job_order], cursor_job=cursor_job)
         self._queue_changed()
 
     @while_running
     def on_job_progress(self, message: msg.JobProgress) -> None:
         event = message.event
-        view = self.jobs.get(event.job_id)
-        if view is None:
+        if event.job_id not in self.jobs:
             return
-        view = view.apply(event)
-        self.jobs[event.job_id] = view
+        apply_event(self.jobs, self.job_order, event)
+        view = self.jobs[event.job_id]
         self.query_one(QueueTable).update_job(view)
         self.update_status()
         if self.detail_source == "queue" and self.current_job_id() == event.job_id:
             now = time.monotonic()
             if now - self._detail_painted_at >= DETAIL_REFRESH_EVERY:
                 self.show_job_detail()
+                self.read_job_files(event.job_id)
+
+    @while_running
+    def on_job_files(self, message: msg.JobFiles) -> None:
+        view = self.jobs.get(message.view.id)
+        if view is None:
+            return
+        self.jobs[view.id] = dataclasses.replace(view, files=message.view.files)
+        if self.detail_source == "queue" and self.current_job_id() == view.id:
+            self.show_job_detail()
 
     @while_running
     def on_engine_event_posted(self, message: msg.EngineEventPosted) -> None:
@@ -318,36 +402,33 @@ class GgufApp(PanesMixin, ActionsMixin, SignalsMixin, App[int]):
         if isinstance(event, Notice):
             self.notify(f"{clean(event.name, 80)}: {clean(event.message, 300)}", timeout=8, markup=False)
             return
-        if not isinstance(event, (StateChanged, Retrying)):
+        apply_event(self.jobs, self.job_order, event)
+        if isinstance(event, (JobAdded, OrderChanged)):
+            self.sync_jobs(cursor_job=event.job_id if isinstance(event, OrderChanged) else None)
+            return
+        if isinstance(event, JobRemoved):
+            self.query_one(QueueTable).remove_job(event.job_id)
+            self._queue_changed()
             return
         view = self.jobs.get(event.job_id)
         if view is None:
-            try:
-                job = self.engine.get(event.job_id)
-            except KeyError:
-                return
-            view = JobView.from_job(job)
-            self.jobs[event.job_id] = view
-            self.job_order.append(event.job_id)
-            self.query_one(QueueTable).update_job(view)
-        view = view.apply(event)
-        self.jobs[event.job_id] = view
-        if isinstance(event, StateChanged) and event.message == "moved":
-            self.sync_jobs(cursor_job=event.job_id)
             return
         self.query_one(QueueTable).update_job(view)
         if isinstance(event, StateChanged):
             if event.state == JobState.COMPLETED:
-                note = "already in the store" if event.message == "already in the store" else "downloaded and verified"
-                self.notify(f"{clean(event.name, 80)}: {note}", markup=False)
+                note = "already in the store" if event.reason == StateReason.ALREADY_IN_STORE else "downloaded and verified"
+                self.notify(f"{clean(view.name, 80)}: {note}", markup=False)
                 self.rescan()
             self._queue_changed()
         if self.detail_source == "queue" and self.current_job_id() == event.job_id:
             self.show_job_detail()
+            if isinstance(event, StateChanged):
+                self.read_job_files(event.job_id)
 
     @while_running
     def on_job_removed(self, message: msg.JobRemoved) -> None:
-        self.jobs.pop(message.job_id, None)
+        if self.jobs.pop(message.job_id, None) is None:
+            return
         self.job_order = [i for i in self.job_order if i != message.job_id]
         self.query_one(QueueTable).remove_job(message.job_id)
         self._queue_changed()
@@ -469,8 +550,6 @@ class GgufApp(PanesMixin, ActionsMixin, SignalsMixin, App[int]):
         if message.error is not None:
             self.notify(clean(message.error, 400), severity="error", timeout=12, markup=False)
             return
-        if message.job_id is not None and message.job_id not in self.jobs:
-            self.sync_jobs()
         status = self.status()
         if not status.fits:
             self.notify("the queue needs more space than the disk has free", severity="warning", markup=False)
@@ -481,17 +560,37 @@ class GgufApp(PanesMixin, ActionsMixin, SignalsMixin, App[int]):
         for command in super().get_system_commands(screen):
             if command.title != "Quit":
                 yield command
-        yield SystemCommand("Search the Hub", "Find GGUF repos by name (/)", self.action_search)
-        yield SystemCommand("Download highlighted", "Queue the highlighted quantisation or file (d)", self.action_download)
-        yield SystemCommand("Pause / resume download", "The highlighted download in the queue (space)", self.action_toggle_pause)
-        yield SystemCommand("Cancel download", "The highlighted download; asks first (c)", self.action_cancel)
-        yield SystemCommand("Retry download", "A failed or cancelled download (r)", self.action_retry)
-        yield SystemCommand("Delete local model", "The highlighted local model; asks first (D)", self.action_delete)
-        yield SystemCommand("Verify local model", "Re-hash the highlighted local model (V)", self.action_verify)
-        yield SystemCommand("Prune the store", "Mark models and partials to delete (p)", self.action_prune)
-        yield SystemCommand("Rescan the store", "Read the store folder again", self.rescan)
-        yield SystemCommand("Help: every key", "Keys and their ids for ui.keymap (?)", self.action_help)
-        yield SystemCommand("Quit", "Pause downloads, save their state and leave (q)", self.action_quit)
+        for title, key_id, text, callback in self._palette_entries():
+            key = self.key_shown(key_id) if key_id else ""
+            yield SystemCommand(title, f"{text} ({key})" if key else text, callback)
+
+    def key_shown(self, key_id: str) -> str:
+        """The key for `key_id` as the help screen shows it (remaps included)."""
+        from gguf_tui.tui.screens.help import key_display
+
+        return key_display(self, keys.key_for(key_id, self.keymap))
+
+    def _palette_entries(self) -> list[tuple[str, str, str, Callable[[], Any]]]:
+        """Title, key id (its key is named from the key table, remaps included), help, action."""
+        quit_text = (
+            "Leave; downloads go on in the engine service" if self.engine_kind == "service"
+            else "Pause downloads, save their state and leave"
+        )  # fmt: skip
+        return [
+            ("Search the Hub", "search", "Find GGUF repos by name", self.action_search),
+            ("Download highlighted", "download", "Queue the highlighted quantisation or file", self.action_download),
+            ("Pause / resume download", "pause", "The highlighted download in the queue", self.action_toggle_pause),
+            ("Cancel download", "cancel", "The highlighted download; asks first", self.action_cancel),
+            ("Retry download", "retry", "A failed or cancelled download", self.action_retry),
+            ("Delete local model", "delete", "The highlighted local model; asks first", self.action_delete),
+            ("Verify local model", "verify", "Re-hash the highlighted local model", self.action_verify),
+            ("Prune the store", "prune", "Mark models and partials to delete", self.action_prune),
+            ("Rescan the store", "", "Read the store folder again", self.rescan),
+            ("Restart the engine", "restart_engine", "Start the engine service again after it stopped", self.action_restart_engine),
+            ("Help: every key", "help", "Keys and their ids for ui.keymap", self.action_help),
+            ("Quit", "quit", quit_text, self.action_quit),
+            ("Quit and pause downloads", "quit_pause", "Pause every download, save their state and leave", self.action_quit_pause),
+        ]
 
 
 def _make_hub(config: Config) -> Any:
@@ -500,14 +599,24 @@ def _make_hub(config: Config) -> Any:
     return HubClient.from_config(config)
 
 
-def _make_engine(config: Config, hub: Any) -> Any:
-    from gguf_tui.engine import Engine
+def engine_kind(engine: Any) -> str:
+    """'service' for a client of the engine service, else 'local' (in this process)."""
+    from gguf_tui.service.client import ServiceClient
 
-    return Engine(config, auth_headers_for=hub.auth_headers_for)
+    return "service" if isinstance(engine, ServiceClient) else "local"
 
 
-def run_app(config: Config) -> int:
-    """Open the dashboard; returns the exit code (130 after SIGTERM/SIGHUP, state saved)."""
-    app = GgufApp(config, handle_signals=True)
+def run_app(config: Config, *, local: bool | None = None) -> int:
+    """Open the dashboard; the exit code (130 after SIGTERM/SIGHUP). When it leaves downloads
+    running in the engine service, the last line printed says how many and how to come back."""
+    app = GgufApp(config, local=local, handle_signals=True)
     app.run(mouse=config.ui.mouse)
+    if app.detached_jobs:
+        count = app.detached_jobs
+        print(
+            f"gguf-tui: {count} download{'s' if count != 1 else ''} continue{'s' if count == 1 else ''} "
+            f"in the engine service: run gguf-tui to come back, gguf-tui status to check on "
+            f"{'it' if count == 1 else 'them'}",
+            flush=True,
+        )
     return app.exit_code

@@ -13,7 +13,7 @@ from typing import Any
 from rich.style import Style
 from rich.text import Text
 
-from gguf_tui.engine.spec import JobState
+from gguf_tui.engine.api import JobState
 from gguf_tui.hub.models import HubFile, QuantGroup, RepoFiles, SearchResult
 from gguf_tui.tui import keys
 from gguf_tui.tui.rowtable import RowTable

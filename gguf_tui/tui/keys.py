@@ -43,11 +43,20 @@ KEYS: tuple[KeySpec, ...] = (
     KeySpec("move_down", "J", "app.move(1)", "down", "Move the highlighted download down the queue", QUEUE),
     KeySpec("prune", "p", "prune", "prune", "Open the prune screen", APP, show=False),
     KeySpec("help", "question_mark", "help", "keys", "This help: every key", APP),
-    KeySpec("quit", "q", "quit", "quit", "Quit (downloads pause, their state is saved)", APP),
+    KeySpec("quit", "q", "quit", "quit", "Leave; downloads go on in the engine service (with --local they pause)", APP),
+    KeySpec("quit_pause", "Q", "quit_pause", "quit+pause", "Quit and pause every download (their state is saved)", APP, show=False),
+    KeySpec("restart_engine", "R", "restart_engine", "restart engine", "Start the engine service again after it stopped", APP, show=False),
     KeySpec("command_palette", "ctrl+p", "command_palette", "commands", "Command palette", APP, show=False),
 )
 
 KEY_IDS = frozenset(spec.id for spec in KEYS)
+
+
+def key_for(key_id: str, keymap: dict[str, str] | None = None) -> str:
+    """The Textual key name(s) bound to `key_id`: a `ui.keymap` remap wins over the default,
+    so every text that names a key (help, palette, notices) stays true after a remap."""
+    spec = next(spec for spec in KEYS if spec.id == key_id)
+    return (keymap or {}).get(key_id) or spec.key
 
 
 def bindings(scope: str) -> list[Binding]:

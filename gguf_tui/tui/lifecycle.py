@@ -1,4 +1,5 @@
-"""Leaving cleanly: pause and save on q, SIGTERM and SIGHUP, even when the terminal is gone."""
+"""Leaving cleanly on q, SIGTERM and SIGHUP, even when the terminal is gone: detach from the
+engine service (its downloads go on), or pause and save an in-process engine's downloads."""
 
 from __future__ import annotations
 
@@ -35,7 +36,8 @@ class SignalsMixin:
     """SIGTERM / SIGHUP handling for `GgufApp`."""
 
     def _install_signal_handlers(self: GgufApp) -> None:
-        """SIGTERM and SIGHUP pause downloads, save their state and exit (code 130).
+        """SIGTERM and SIGHUP leave as `q` does (detach from the service; with an in-process
+        engine, pause and save), exit code 130.
 
         Plain `signal.signal` handlers, not the loop's: they run at once even if the loop is
         stuck writing to a terminal that has gone away. After a SIGHUP the terminal is gone, so
@@ -57,7 +59,7 @@ class SignalsMixin:
                 pass  # not the main thread
 
     def _on_signal(self: GgufApp, signum: int) -> None:
-        """SIGTERM or SIGHUP (the SSH connection dropped): pause, save, exit."""
+        """SIGTERM or SIGHUP (the SSH connection dropped): leave as `q` does."""
         self.exit_code = EXIT_INTERRUPTED
         self.run_worker(self.action_quit(), group="quit", exit_on_error=False)
 

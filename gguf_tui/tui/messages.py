@@ -12,7 +12,7 @@ from typing import Any
 
 from textual.message import Message
 
-from gguf_tui.engine.events import EngineEvent, Progress
+from gguf_tui.engine.api import EngineEvent, Progress
 
 
 @dataclass
@@ -32,7 +32,25 @@ class JobProgress(Message):
 
 @dataclass
 class EngineReady(Message):
-    restored: list[int]
+    """Attached: the queue as the engine has it, and how the engine runs ("service", "local")."""
+
+    snapshot: Any  # engine.api.Snapshot
+    kind: str
+    restored: int = 0  # unfinished downloads an in-process engine brought back, paused
+
+
+@dataclass
+class EngineGone(Message):
+    """The event stream ended without this app asking: the service stopped or was killed."""
+
+    error: str
+
+
+@dataclass
+class JobFiles(Message):
+    """One job's files with their resume state read now (the detail pane's live numbers)."""
+
+    view: Any  # engine.api.JobView
 
 
 @dataclass

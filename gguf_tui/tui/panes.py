@@ -60,12 +60,14 @@ class PanesMixin:
             self.show_detail(Text("No downloads. Highlight a quantisation in the catalog and press d.", style=DIM))
             return
         view = self.jobs[job_id]
-        try:
-            states = self.engine.resume_states(self.engine.get(job_id)) if not view.state.is_final else []
-        except (KeyError, OSError):
-            states = []
         self._detail_painted_at = time.monotonic()
-        self.show_detail(job_detail(view, states, self.clock(), self.style_for))
+        self.show_detail(job_detail(view, self.clock(), self.style_for))
+
+    def refresh_job_files(self: GgufApp) -> None:
+        """Ask the engine for the highlighted job's resume state (it changes as bytes arrive)."""
+        job_id = self.current_job_id()
+        if job_id in self.jobs and self.engine is not None and self._engine_ready:
+            self.read_job_files(job_id)
 
     def show_catalog_detail(self: GgufApp) -> None:
         row = self.current_row()
@@ -130,6 +132,7 @@ class PanesMixin:
         elif isinstance(table, QueueTable) and (table.has_focus or self.detail_source == "queue"):
             self.detail_source = "queue"
             self.show_job_detail()
+            self.refresh_job_files()
 
     @while_running
     def on_data_table_row_selected(self: GgufApp, event: DataTable.RowSelected) -> None:
@@ -146,6 +149,7 @@ class PanesMixin:
         elif isinstance(widget, QueueTable):
             self.detail_source = "queue"
             self.show_job_detail()
+            self.refresh_job_files()
 
     # ---- status and colours ------------------------------------------------------------------
 
@@ -157,6 +161,8 @@ class PanesMixin:
             queue_needs=sum(v.remaining for v in views),
             margin=self.config.downloads.free_space_margin,
             counts=queue_counts(views),
+            engine=self.engine_kind,
+            engine_state=self.engine_state,
         )
 
     def update_status(self: GgufApp) -> None:

@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.style import Style
 from rich.text import Text
 
-from gguf_tui.engine.spec import JobState
+from gguf_tui.engine.api import JobState, ResumeView
 from gguf_tui.textsafe import plain, redact_url
 from gguf_tui.tui.views import JobView
 from gguf_tui.units import floor_percent, format_eta, format_rate, format_size
@@ -399,7 +399,6 @@ def source_text(source: dict[str, Any]) -> str:
 
 def job_detail(
     job: JobView,
-    resume_states: list[Any],
     now: float,
     style_for: StyleFor = no_style,
 ) -> Doc:
@@ -423,16 +422,17 @@ def job_detail(
     if job.state == JobState.RETRYING and job.retry_reason:
         count = f"{job.retry_attempt}/{job.retry_max}: " if job.retry_max else ""
         lines.row("retry", f"{count}{clean(job.retry_reason, 200)}")
-    if resume_states:
-        for state_record in resume_states:
-            lines.rows("resume", resume_lines(state_record, now))
+    resumes = [(f.dest, f.resume) for f in job.files if f.resume is not None] if not job.state.is_final else []
+    if resumes:
+        for dest, resume in resumes:
+            lines.rows("resume", resume_lines(dest, resume, now))
     elif job.state == JobState.PAUSED:
         lines.row("resume", "no partial data yet: starts from 0")
     lines.row("source", source_text(job.source))
     lines.rows(
         "files",
         (
-            f"{ellipsize(clean(f.dest.rsplit('/', 1)[-1]), 44)}  {format_size(f.size)}"
+            f"{ellipsize(clean(f.dest.rsplit('/', 1)[-1]), 44)}  {format_size(f.expected_size)}"
             + ("  (mmproj)" if f.role == "mmproj" else "")
             for f in job.files
         ),
@@ -443,16 +443,17 @@ def job_detail(
     return lines.done()
 
 
-def resume_lines(state: Any, now: float) -> list[str]:
+def resume_lines(dest: str, state: ResumeView, now: float) -> list[str]:
     """Bytes done, byte ranges, validator and last save of one partial file."""
-    name = clean(str(state.dest).rsplit("/", 1)[-1], 60)
-    total = getattr(state, "total_size", None)
-    ranges = list(getattr(state, "ranges", []) or [])
-    validator = state.etag if state.etag else None
+    name = clean(str(dest).rsplit("/", 1)[-1], 60)
+    total = state.total
+    ranges = list(state.ranges)
+    validator = state.validator
+    # The validator is a strong ETag (always quoted) or else a Last-Modified date.
     validator_text = (
-        f"etag {clean(validator, 40)}"
-        if validator
-        else (f"last-modified {clean(state.last_modified, 40)}" if state.last_modified else "no validator")
+        "no validator"
+        if not validator
+        else (f"etag {clean(validator, 40)}" if validator.startswith('"') else f"last-modified {clean(validator, 40)}")
     )
     shown = ", ".join(f"{format_size(s)}–{format_size(e)}" for s, e in ranges[:3])
     if len(ranges) > 3:

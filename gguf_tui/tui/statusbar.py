@@ -19,6 +19,8 @@ class StoreStatus:
     queue_needs: int = 0
     margin: int = 0
     counts: dict[str, int] = field(default_factory=dict)  # views.queue_counts: shared with the queue
+    engine: str = ""  # "service" (the per-user engine service) or "local" (in this process)
+    engine_state: str = "attached"  # "starting", "attached", "gone"
 
     @property
     def active(self) -> int:
@@ -50,6 +52,15 @@ def status_text(status: StoreStatus, short_style: Style) -> Text:
     elsewhere = status.counts.get("elsewhere", 0)
     if elsewhere:
         text.append(f" · {elsewhere} elsewhere", DIM)
+    if status.engine:
+        text.append(*sep)
+        text.append("engine ", DIM)
+        if status.engine_state == "gone":
+            text.append(f"{status.engine} stopped", short_style)
+        elif status.engine_state == "starting":
+            text.append(f"{status.engine}…")
+        else:
+            text.append(status.engine)
     return text
 
 

@@ -115,11 +115,13 @@ async def _open_dashboard(hub: HubSim, store: str | None) -> int:
     async with hub:
         env = dict(os.environ, HF_ENDPOINT=hub.endpoint, HF_TOKEN=hub.token)
         env.pop("GGUF_TUI_STORE", None)
-        argv = [sys.executable, "-m", "gguf_tui", "--store", str(store_path)]
+        # --local: the engine lives in the dashboard, so no engine service outlives the demo
+        # (its Hub imitation is gone when the demo ends; a service would retry it for nothing).
+        argv = [sys.executable, "-m", "gguf_tui", "--store", str(store_path), "--local"]
         _say(f"Hub imitation at {hub.endpoint} (files from {hub.cdn_origin}); "
              f"repos: {', '.join(r.id for r in hub.repos.values())}")
         _say(f"store: {store_path}")
-        _say(f"opening the dashboard: HF_ENDPOINT={hub.endpoint} gguf-tui --store {store_path}")
+        _say(f"opening the dashboard: HF_ENDPOINT={hub.endpoint} gguf-tui --store {store_path} --local")
         _say("in it: / then 'demo' enter, enter opens a repo, d downloads, q leaves")
         process = await asyncio.create_subprocess_exec(*argv, env=env)
         code = await process.wait()

@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from gguf_tui.engine import Job
+from gguf_tui.engine.api import JobView, ResumeView, Snapshot
+from gguf_tui.engine.local import job_view
 from gguf_tui.engine.resume import ResumeState
 from gguf_tui.engine.spec import FileRequest, JobSpec, JobState
 from gguf_tui.gguf import GGUFInfo
@@ -101,39 +103,52 @@ def demo_resume_states() -> dict[int, list[ResumeState]]:
     }
 
 
-class FakeStream:
-    def __aiter__(self) -> FakeStream:
+def resume_view(state: ResumeState) -> ResumeView:
+    return ResumeView(
+        bytes_done=state.bytes_done,
+        total=state.total_size,
+        ranges=tuple((int(start), int(end)) for start, end in state.ranges),
+        validator=state.validator,
+        saved_at=state.saved_at,
+    )
+
+
+class FakeSubscription:
+    """The demo queue as a snapshot, then no events: the picture stays put."""
+
+    def __init__(self, snapshot: Snapshot) -> None:
+        self.snapshot = snapshot
+
+    def __aiter__(self) -> FakeSubscription:
         return self
 
     async def __anext__(self) -> Any:
-        await asyncio.Event().wait()  # no events: the picture stays put
+        await asyncio.Event().wait()
         raise StopAsyncIteration
+
+    async def close(self) -> None:
+        return None
 
 
 class FakeEngine:
-    session = None
+    """The engine interface (engine/api.py) over fixed jobs and resume states."""
 
     def __init__(self, jobs: list[Job] | None = None, states: dict[int, list[ResumeState]] | None = None) -> None:
         self._jobs = {job.id: job for job in (jobs if jobs is not None else demo_jobs())}
         self._states = states if states is not None else demo_resume_states()
 
-    async def start(self) -> None:
-        return None
+    def _view(self, job: Job) -> JobView:
+        resume = {state.dest: resume_view(state) for state in self._states.get(job.id, [])}
+        return job_view(job, "/store", resume)
 
-    def subscribe(self) -> FakeStream:
-        return FakeStream()
+    async def snapshot(self) -> Snapshot:
+        return Snapshot(0, tuple(self._view(job) for job in self._jobs.values()))
 
-    async def restore_jobs(self) -> list[int]:
-        return []
+    async def subscribe(self) -> FakeSubscription:
+        return FakeSubscription(await self.snapshot())
 
-    def jobs(self) -> list[Job]:
-        return list(self._jobs.values())
-
-    def get(self, job_id: int) -> Job:
-        return self._jobs[job_id]
-
-    def resume_states(self, job: Job) -> list[ResumeState]:
-        return self._states.get(job.id, [])
+    async def job(self, job_id: int) -> JobView:
+        return self._view(self._jobs[job_id])
 
     async def close(self) -> None:
         return None

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO_ROOT
+from tests.ui.conftest import service_pid
 from tests.ui.test_signals_on_a_pty import Terminal
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="needs a Linux pty")
@@ -34,6 +35,8 @@ async def test_demo_opens_the_dashboard_on_the_hub_imitation(tmp_path: Path):
     assert code == 0
     assert b"dashboard closed (exit 0)" in terminal.seen
     assert store.is_dir()
+    # The dashboard ran its engine itself (--local): no engine service outlives the demo.
+    assert b"--local" in terminal.seen and service_pid(store) is None
 
 
 def test_readme_names_the_one_way_to_try_it_offline():

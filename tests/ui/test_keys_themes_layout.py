@@ -6,7 +6,7 @@ from pathlib import Path
 
 from textual.command import CommandPalette
 
-from gguf_tui.engine.spec import FileRequest, JobSpec, JobState
+from gguf_tui.engine.api import JobState, PullOptions
 from gguf_tui.tui import keys
 from gguf_tui.tui.app import GgufApp
 from gguf_tui.tui.screens.help import HelpScreen, help_entries
@@ -19,7 +19,7 @@ DESIGN_KEYS = {
     "next_pane": "tab", "prev_pane": "shift+tab", "search": "slash", "open": "enter",
     "download": "d", "pause": "space", "cancel": "c", "retry": "r", "move_up": "K",
     "move_down": "J", "delete": "D", "verify": "V", "prune": "p", "help": "question_mark",
-    "quit": "q", "command_palette": "ctrl+p",
+    "quit": "q", "quit_pause": "Q", "restart_engine": "R", "command_palette": "ctrl+p",
 }  # fmt: skip
 
 
@@ -49,9 +49,7 @@ async def test_keymap_remaps_by_id(config, server, gguf_bytes):
     app = GgufApp(config)
     async with app.run_test() as pilot:
         await wait_for(pilot, lambda: app._engine_ready, what="engine")
-        job_id = await app.engine.enqueue(
-            JobSpec("alpha", [FileRequest(url=server.url("/alpha.gguf"), dest="alpha.gguf")])
-        )
+        job_id = await app.engine.enqueue(server.url("/alpha.gguf"), PullOptions(name="alpha"))
         await wait_for(pilot, lambda: job_id in app.jobs and app.jobs[job_id].state == JobState.DOWNLOADING)
         await pilot.press("tab", "space")  # space no longer pauses
         await pilot.pause(0.2)
@@ -81,8 +79,24 @@ async def test_command_palette_runs_main_actions(config):
         await wait_for(pilot, lambda: isinstance(app.screen, PruneScreen), what="prune via palette")
         titles = [command.title for command in app.get_system_commands(app.screen)]
         for wanted in ("Search the Hub", "Download highlighted", "Pause / resume download", "Cancel download",
-                       "Retry download", "Delete local model", "Prune the store", "Quit", "Theme"):
+                       "Retry download", "Delete local model", "Prune the store", "Quit", "Theme",
+                       "Quit and pause downloads", "Restart the engine"):
             assert wanted in titles
+
+
+async def test_palette_help_names_the_keys_of_the_key_table_remaps_included(config):
+    """A `ui.keymap` remap shows in the palette's help: its keys come from the key table."""
+    config.ui.keymap = {"pause": "x", "prune": "P", "quit_pause": "ctrl+x", "search": "f"}
+    app = GgufApp(config)
+    async with app.run_test() as pilot:
+        await pilot.pause()
+        helps = {command.title: command.help for command in app.get_system_commands(app.screen)}
+        assert helps["Pause / resume download"].endswith("(x)")
+        assert helps["Prune the store"].endswith("(P)")
+        assert helps["Search the Hub"].endswith("(f)")
+        assert helps["Quit and pause downloads"].endswith("(^x)")
+        assert helps["Quit"].endswith("(q)") and helps["Download highlighted"].endswith("(d)")
+        assert not any("(space)" in text or "(/)" in text for text in helps.values())
 
 
 async def test_layout_narrow_stacks_wide_side_by_side(config):

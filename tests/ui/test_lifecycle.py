@@ -4,16 +4,12 @@ from __future__ import annotations
 
 import signal
 
-from gguf_tui.engine.spec import FileRequest, JobSpec, JobState
+from gguf_tui.engine.api import JobState
 from gguf_tui.tui.app import EXIT_INTERRUPTED, GgufApp
 from tests.helpers.fileserver import Behaviour
-from tests.ui.conftest import detail_text, wait_for
+from tests.ui.conftest import detail_text, enqueue, wait_for
 
 SLOW = 256 * 1024
-
-
-def spec(server, name: str) -> JobSpec:
-    return JobSpec(name=name, files=[FileRequest(url=server.url(f"/{name}.gguf"), dest=f"{name}.gguf")])
 
 
 async def test_paused_download_survives_restart(config, server, gguf_bytes, store):
@@ -21,7 +17,7 @@ async def test_paused_download_survives_restart(config, server, gguf_bytes, stor
     first = GgufApp(config)
     async with first.run_test() as pilot:
         await wait_for(pilot, lambda: first._engine_ready, what="engine")
-        job_id = await first.engine.enqueue(spec(server, "alpha"))
+        job_id = await enqueue(first, server, "alpha")
         await wait_for(pilot, lambda: job_id in first.jobs and first.jobs[job_id].bytes_done > 100_000, what="progress")
         await pilot.press("q")  # pauses the running download and saves its state
         await wait_for(pilot, lambda: not first.is_running, what="exit")
@@ -51,11 +47,12 @@ async def test_sighup_pauses_saves_and_exits(config, server, gguf_bytes, store):
     app = GgufApp(config)
     async with app.run_test() as pilot:
         await wait_for(pilot, lambda: app._engine_ready, what="engine")
-        job_id = await app.engine.enqueue(spec(server, "beta"))
+        job_id = await enqueue(app, server, "beta")
         await wait_for(pilot, lambda: job_id in app.jobs and app.jobs[job_id].bytes_done > 0, what="progress")
+        engine = app.engine  # in this process (engine.mode: local): a SIGHUP pauses it
         app._on_signal(signal.SIGHUP)  # what the loop's handler calls when the SSH link drops
         await wait_for(pilot, lambda: not app.is_running, what="exit")
     assert app.exit_code == EXIT_INTERRUPTED
-    assert app.engine.get(job_id).state == JobState.PAUSED
+    assert engine.queue.get(job_id).state == JobState.PAUSED
     assert list((store / ".gguf-tui" / "partials").glob("*.state.json"))
     assert list((store / ".gguf-tui" / "jobs").glob("*.json"))

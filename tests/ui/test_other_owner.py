@@ -6,6 +6,7 @@ import asyncio
 
 from gguf_tui.engine.resume import ResumeState
 from gguf_tui.engine import Engine
+from gguf_tui.engine.api import PullOptions
 from gguf_tui.engine.spec import FileRequest, JobSpec, JobState
 from gguf_tui.store.layout import StoreLayout
 from gguf_tui.tui.app import GgufApp
@@ -71,8 +72,8 @@ async def test_cancel_dialog_says_the_partial_is_kept_when_another_engine_owns_i
         app = GgufApp(config)
         async with app.run_test(size=(120, 40)) as pilot:
             await wait_for(pilot, lambda: app._engine_ready and app.jobs, what="listed")
-            job_id = await app.engine.enqueue(spec())  # asked for here too: waits for the owner
-            await wait_for(pilot, lambda: app.engine.get(job_id).running_here
+            job_id = await app.engine.enqueue(url, PullOptions(name="m"))  # asked for here too: waits for the owner
+            await wait_for(pilot, lambda: app.engine.queue.get(job_id).running_here
                            and app.jobs[job_id].state == JobState.ELSEWHERE, what="waiting here")
             await pilot.press("tab", "c")
             await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="confirm")

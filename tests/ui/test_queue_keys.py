@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-from gguf_tui.engine.spec import FileRequest, JobSpec, JobState
+from gguf_tui.engine.api import JobState
 from gguf_tui.tui.app import GgufApp
 from gguf_tui.tui.screens.confirm import ConfirmScreen
 from tests.helpers.fileserver import Behaviour
-from tests.ui.conftest import wait_for
+from tests.ui.conftest import enqueue, wait_for
 
 SLOW = 256 * 1024  # bytes per second: a 3 MiB file stays in progress for the whole test
-
-
-def spec(server, name: str) -> JobSpec:
-    return JobSpec(name=name, files=[FileRequest(url=server.url(f"/{name}.gguf"), dest=f"{name}.gguf")])
 
 
 def state(app, job_id: int) -> JobState | None:
@@ -20,14 +16,14 @@ def state(app, job_id: int) -> JobState | None:
     return view.state if view else None
 
 
-async def test_pause_resume_cancel_retry_move(config, server, gguf_bytes, store):
+async def test_pause_resume_cancel_retry_move(any_mode_config, server, gguf_bytes, store):
     for name in ("alpha", "beta"):
         server.add(f"/{name}.gguf", gguf_bytes, Behaviour(rate=SLOW))
-    app = GgufApp(config)
+    app = GgufApp(any_mode_config)
     async with app.run_test() as pilot:
         await wait_for(pilot, lambda: app._engine_ready, what="engine")
-        alpha = await app.engine.enqueue(spec(server, "alpha"))
-        beta = await app.engine.enqueue(spec(server, "beta"))
+        alpha = await enqueue(app, server, "alpha")
+        beta = await enqueue(app, server, "beta")
         await wait_for(pilot, lambda: state(app, alpha) == JobState.DOWNLOADING and state(app, beta) == JobState.DOWNLOADING)
         await pilot.press("tab")
         queue = app.query_one("#queue")
@@ -59,7 +55,7 @@ async def test_pause_resume_cancel_retry_move(config, server, gguf_bytes, store)
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="confirm")
         await pilot.press("y")
         await wait_for(pilot, lambda: state(app, alpha) == JobState.CANCELLED, what="cancelled")
-        request = app.engine.get(alpha).spec.files[0]
+        request = app.jobs[alpha].files[0]
         assert not (store / ".gguf-tui" / "partials" / f"{request.key_hash}.part").exists()
 
         # r retries a cancelled download (from 0).
@@ -69,12 +65,12 @@ async def test_pause_resume_cancel_retry_move(config, server, gguf_bytes, store)
         await wait_for(pilot, lambda: state(app, alpha) == JobState.PAUSED, what="paused again")
 
 
-async def test_failed_download_retries_with_r(config, server, gguf_bytes, store):
+async def test_failed_download_retries_with_r(any_mode_config, server, gguf_bytes, store):
     server.add("/gamma.gguf", gguf_bytes, Behaviour(statuses=[(404, {})]))
-    app = GgufApp(config)
+    app = GgufApp(any_mode_config)
     async with app.run_test() as pilot:
         await wait_for(pilot, lambda: app._engine_ready, what="engine")
-        gamma = await app.engine.enqueue(spec(server, "gamma"))
+        gamma = await enqueue(app, server, "gamma")
         await wait_for(pilot, lambda: state(app, gamma) == JobState.FAILED, what="failed")
         assert any("404" in n.message or "not found" in n.message.lower() for n in app._notifications)
         await pilot.press("tab", "r")

@@ -7,11 +7,10 @@ from pathlib import Path
 import pytest
 from rich.text import Text
 
-from gguf_tui.engine.events import Progress, Retrying, StateChanged
-from gguf_tui.engine.spec import JobState
+from gguf_tui.engine.api import JobState, Progress, Retrying, StateChanged
 from gguf_tui.tui.render import Lines, format_pair, queue_name, short_age, state_word
 from gguf_tui.tui.theming import ThemeFileError, theme_from_data
-from gguf_tui.tui.views import JobView
+from gguf_tui.tui.views import JobView, applied
 
 
 def test_format_pair_uses_the_totals_unit():
@@ -31,17 +30,16 @@ def test_queue_name_keeps_the_quant_visible():
 
 def test_job_view_follows_events():
     view = JobView(1, "m", JobState.QUEUED, total=100)
-    view = view.apply(StateChanged(1, "m", JobState.DOWNLOADING))
-    view = view.apply(Progress(1, "m", 40, 100, 10.0, 6.0))
+    view = applied(view, StateChanged(1, "m", JobState.DOWNLOADING))
+    view = applied(view, Progress(1, "m", 40, 100, 10.0, 6.0))
     assert (view.bytes_done, view.percent, view.remaining) == (40, 40.0, 60)
-    view = view.apply(Retrying(1, "m", 1, 2, "checksum mismatch", 0.0))
+    view = applied(view, Retrying(1, "m", 1, 2, "checksum mismatch", 0.0))
     assert state_word(view) == "retrying 1/2"
-    view = view.apply(StateChanged(1, "m", JobState.PAUSED, "disk full"))
+    view = applied(view, StateChanged(1, "m", JobState.PAUSED, "disk full"))
     assert view.speed == 0 and view.eta is None and view.message == "disk full"
-    assert view.apply(StateChanged(1, "m", JobState.PAUSED, "moved")).message == "disk full"
-    assert view.apply(StateChanged(1, "m", JobState.COMPLETED)).bytes_done == 100
-    assert view.apply(StateChanged(1, "m", JobState.CANCELLED)).remaining == 0
-    elsewhere = view.apply(StateChanged(1, "m", JobState.ELSEWHERE))
+    assert applied(view, StateChanged(1, "m", JobState.COMPLETED)).bytes_done == 100
+    assert applied(view, StateChanged(1, "m", JobState.CANCELLED)).remaining == 0
+    elsewhere = applied(view, StateChanged(1, "m", JobState.ELSEWHERE))
     assert state_word(elsewhere) == "downloading elsewhere" and state_word(elsewhere, 12) == "elsewhere"
 
 

@@ -4,16 +4,12 @@ from __future__ import annotations
 
 from rich.style import Style
 
-from gguf_tui.engine.spec import FileRequest, JobSpec, JobState
+from gguf_tui.engine.api import JobState
 from gguf_tui.tui.app import GgufApp
 from gguf_tui.tui.statusbar import StoreStatus, status_text
 from tests.helpers.fileserver import Behaviour
 from tests.snapshots.fakes import FakeEngine, FakeHub, FakeStore, demo_snapshot
-from tests.ui.conftest import wait_for
-
-
-def spec(server, name: str) -> JobSpec:
-    return JobSpec(name=name, files=[FileRequest(url=server.url(f"/{name}.gguf"), dest=f"{name}.gguf")])
+from tests.ui.conftest import enqueue, wait_for
 
 
 async def test_download_owned_by_another_process_shows_elsewhere(config, server, gguf_bytes):
@@ -21,14 +17,14 @@ async def test_download_owned_by_another_process_shows_elsewhere(config, server,
     other = GgufApp(config)  # stands in for another gguf-tui on the same store
     async with other.run_test() as other_pilot:
         await wait_for(other_pilot, lambda: other._engine_ready, what="other engine")
-        await other.engine.enqueue(spec(server, "shared"))
+        await enqueue(other, server, "shared")
         await wait_for(other_pilot, lambda: any(v.bytes_done for v in other.jobs.values()), what="other downloading")
         app = GgufApp(config)
         async with app.run_test(size=(120, 40)) as pilot:
             await wait_for(pilot, lambda: app._engine_ready, what="engine")
             # The other process's queue record is restored here, paused; resuming it finds the
             # download owned by the other process and waits for it instead of writing too.
-            job_id = await app.engine.enqueue(spec(server, "shared"))
+            job_id = await enqueue(app, server, "shared")
             await wait_for(pilot, lambda: job_id in app.jobs, what="listed")
             await pilot.press("tab")
             if app.jobs[job_id].state == JobState.PAUSED:

@@ -1,10 +1,16 @@
-"""The real program on a real pseudo-terminal: a hang-up (SSH dropped) or SIGTERM pauses the
-download, saves its state and ends the process with 130, and the next start shows it paused."""
+"""The real program on a real pseudo-terminal.
+
+With `--local` (the engine inside the dashboard) a hang-up (SSH dropped), SIGTERM or q pauses
+the download, saves its state and ends the process (130 for a signal). With the engine service
+(the default) a hang-up detaches: the download completes in the service, verified, and the
+next dashboard shows it completed.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import fcntl
+import hashlib
 import os
 import pty
 import signal
@@ -16,8 +22,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, sha256_of
 from tests.helpers.hubsim import HubSim
+from tests.ui.conftest import service_pid
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="needs a Linux pty")
 
@@ -122,7 +129,7 @@ async def test_leaving_pauses_saves_and_exits(how: str, tmp_path: Path, gguf_byt
         hub.cdn_rate = 256 * 1024
         env = dict(os.environ, TERM="xterm-256color", HF_ENDPOINT=hub.endpoint, PYTHONPATH=str(REPO_ROOT))
         env.pop("NO_COLOR", None)
-        argv = [sys.executable, "-m", "gguf_tui", "--store", str(store)]
+        argv = [sys.executable, "-m", "gguf_tui", "--store", str(store), "--local"]
         terminal = Terminal(argv, env)
         try:
             await terminal.wait_for_text(b"Catalog")
@@ -153,3 +160,74 @@ async def test_leaving_pauses_saves_and_exits(how: str, tmp_path: Path, gguf_byt
         assert len(states) == 1 and b'"ranges"' in states[0].read_bytes()
         assert list((store / ".gguf-tui" / "jobs").glob("*.json"))
         assert not list((store / ".gguf-tui" / "locks").glob("*.lock"))  # the lock was released
+
+
+async def _start_download_on(terminal: Terminal) -> None:
+    """Search the local Hub, open the repo, download its Q4_K_M: the keys a user types."""
+    await terminal.wait_for_text(b"Catalog")
+    await terminal.open_search(b"slow")
+    await terminal.wait_for_text(b"demo/Slow-GGUF")
+    await terminal.keys(b"\r")
+    await terminal.wait_for_text(b"Q4_K_M")
+    await terminal.keys(b"\x1b[B")
+    await terminal.press_until(b"d", b"downloading")  # a key can go missing on a loaded machine
+
+
+async def test_a_hangup_detaches_and_the_service_finishes_the_download(tmp_path: Path, gguf_bytes: bytes):
+    """Issue 12 acceptance: started from the dashboard, completed after the pty hung up, with
+    the SHA-256 verified; a dashboard started afterwards shows it completed."""
+    store = tmp_path / "store"
+    async with HubSim() as hub:
+        hub.add_repo("demo/Slow-GGUF", {"Slow-Q4_K_M.gguf": gguf_bytes}, downloads=5)
+        hub.cdn_rate = 512 * 1024  # about 6 s for the file: the hang-up comes mid-download
+        env = dict(os.environ, TERM="xterm-256color", HF_ENDPOINT=hub.endpoint, PYTHONPATH=str(REPO_ROOT))
+        env.pop("NO_COLOR", None)
+        argv = [sys.executable, "-m", "gguf_tui", "--store", str(store)]
+        terminal = Terminal(argv, env)
+        try:
+            await _start_download_on(terminal)
+            os.killpg(terminal.process.pid, signal.SIGHUP)
+            os.close(terminal.master)  # the terminal is gone, as when SSH drops
+            code = await terminal.wait_exit(timeout=15)
+        finally:
+            terminal.close()
+        assert code == 130
+        pid = service_pid(store)
+        assert pid is not None, "the dashboard started no engine service"
+        deadline = time.monotonic() + 60
+        while not (placed := [p for p in store.rglob("Slow-Q4_K_M.gguf") if ".gguf-tui" not in p.parts]):
+            assert time.monotonic() < deadline, "the service did not finish the download"
+            await asyncio.sleep(0.1)
+        # Placed only once its SHA-256 matched the Hub's; and it is the Hub's bytes.
+        assert sha256_of(placed[0]) == hashlib.sha256(gguf_bytes).hexdigest()
+
+        terminal = Terminal(argv, env)  # come back: the service's queue shows it done
+        try:
+            await terminal.wait_for_text(b"Catalog")
+            await terminal.wait_for_text(b"completed", timeout=20)
+            await terminal.quit()
+        finally:
+            terminal.close()
+        assert service_pid(store) == pid  # the same service all along
+
+
+async def test_q_detaches_and_the_last_line_says_how_to_come_back(tmp_path: Path, gguf_bytes: bytes):
+    store = tmp_path / "store"
+    async with HubSim() as hub:
+        hub.add_repo("demo/Slow-GGUF", {"Slow-Q4_K_M.gguf": gguf_bytes}, downloads=5)
+        hub.cdn_rate = 256 * 1024
+        env = dict(os.environ, TERM="xterm-256color", HF_ENDPOINT=hub.endpoint, PYTHONPATH=str(REPO_ROOT))
+        env.pop("NO_COLOR", None)
+        terminal = Terminal([sys.executable, "-m", "gguf_tui", "--store", str(store)], env)
+        try:
+            await _start_download_on(terminal)
+            code = await terminal.quit()
+            terminal.read_some()
+        finally:
+            terminal.close()
+        assert code == 0
+        after = terminal.seen.rsplit(b"\x1b[?1049l", 1)[-1]  # what is printed once the screen is back
+        last = after.decode(errors="replace").strip().splitlines()[-1]
+        assert "1 download continues in the engine service" in last
+        assert "run gguf-tui to come back" in last and "gguf-tui status" in last
+        assert service_pid(store) is not None  # and the service goes on with it

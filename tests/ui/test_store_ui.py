@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from gguf_tui.engine.spec import FileRequest, JobSpec, JobState
+from gguf_tui.engine.api import JobState, PullOptions
 from gguf_tui.tui.app import GgufApp
 from gguf_tui.tui.screens.confirm import ConfirmScreen
 from gguf_tui.tui.screens.prune import PruneScreen
@@ -22,8 +22,7 @@ def local_rows(app) -> dict[str, object]:
 
 async def pull(app, pilot, server, name: str, data: bytes) -> None:
     server.add(f"/{name}.gguf", data)
-    spec = JobSpec(name=name, files=[FileRequest(url=server.url(f"/{name}.gguf"), dest=f"{name}.gguf")])
-    job_id = await app.engine.enqueue(spec)
+    job_id = await app.engine.enqueue(server.url(f"/{name}.gguf"), PullOptions(name=name))
     await wait_for(pilot, lambda: job_id in app.jobs and app.jobs[job_id].state == JobState.COMPLETED, what=f"pull {name}")
     await wait_for(pilot, lambda: name in local_rows(app), what=f"{name} listed")
 

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import gguf_tui
+from tests.conftest import REPO_ROOT
 
 
 def _modules() -> list[str]:
@@ -85,27 +86,93 @@ def test_downloads_use_the_copy_free_response_parser():
     assert result.stdout.strip() == "aiohttp.http_parser"
 
 
+# Client packages that see the engine only through engine/api.py (issue 12, DESIGN.md section 2).
+API_ONLY_CLIENTS = ("gguf_tui/tui",)
+ENGINE_API = "gguf_tui.engine.api"
+
+
+def _engine_imports(path, module: str | None = None) -> list[str]:
+    """Every module under gguf_tui.engine that a source file imports (absolute or relative);
+    `module` is the file's dotted name (default: from its place in the repository)."""
+    import ast
+
+    tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:  # relative: resolve against the file's package
+                parts = (module or ".".join(path.relative_to(REPO_ROOT).with_suffix("").parts)).split(".")
+                package = ".".join(parts[: -node.level])
+                base = f"{package}.{node.module}" if node.module else package
+            else:
+                base = node.module or ""
+            # `from gguf_tui.engine import views` imports the module gguf_tui.engine.views;
+            # `from gguf_tui import engine` the package itself
+            if base in ("gguf_tui.engine", "gguf_tui"):
+                names = [f"{base}.{a.name}" for a in node.names]
+            else:
+                names = [base]
+        else:
+            continue
+        found += [name for name in names if name == "gguf_tui.engine" or name.startswith("gguf_tui.engine.")]
+    return found
+
+
+def test_the_dashboard_sees_the_engine_only_through_its_api():
+    """tui/ imports gguf_tui.engine.api and nothing else of the engine: it behaves the same
+    over the service's socket as in-process, and never reads engine internals."""
+    files = [path for folder in API_ONLY_CLIENTS for path in sorted((REPO_ROOT / folder).rglob("*.py"))]
+    assert any(path.name == "app.py" for path in files)
+    offenders = {
+        str(path.relative_to(REPO_ROOT)): bad
+        for path in files
+        if (bad := [name for name in _engine_imports(path) if name != ENGINE_API])
+    }
+    assert offenders == {}
+
+
+def test_the_engine_import_check_catches_each_form(tmp_path):
+    """The check above would fail on any of the ways a module can reach past the API."""
+    for source, expected in (
+        ("from gguf_tui.engine.queue import Engine\n", ["gguf_tui.engine.queue"]),
+        ("import gguf_tui.engine.resume\n", ["gguf_tui.engine.resume"]),
+        ("from gguf_tui.engine import Engine, api\n", ["gguf_tui.engine.Engine", "gguf_tui.engine.api"]),
+        ("from ..engine.spec import JobState\n", ["gguf_tui.engine.spec"]),
+        ("from gguf_tui.engine.api import JobView\n", ["gguf_tui.engine.api"]),
+    ):
+        probe = tmp_path / "probe.py"
+        probe.write_text(source)
+        assert _engine_imports(probe, "gguf_tui.tui.probe") == expected, source
+
+
+# How a distribution in pyproject's dependencies is imported, where the names differ.
+IMPORT_NAMES = {"pyyaml": "yaml"}
+
+
+def test_every_declared_dependency_is_imported():
+    """A dependency nobody imports is weight and attack surface for nothing (issue 12)."""
+    import ast
+    import re
+    import tomllib
+
+    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    declared = {re.split(r"[<>=!~\[; ]", spec, maxsplit=1)[0].lower() for spec in project["dependencies"]}
+    imported = set()
+    for path in (REPO_ROOT / "gguf_tui").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                imported |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+                imported.add(node.module.split(".")[0])
+    unused = sorted(name for name in declared if IMPORT_NAMES.get(name, name).replace("-", "_") not in imported)
+    assert unused == []
+
+
 # `verify --repair` still runs an in-process download queue of its own (cli/repair.py, reached
 # from store_cmds.py); every other command reaches the engine through engine/api.py only.
 _CLI_ENGINE_EXCEPTIONS = frozenset({"repair.py", "store_cmds.py"})
-
-
-def _engine_imports(path) -> list[str]:
-    """The gguf_tui.engine modules a source file imports, however it spells the import."""
-    import ast
-
-    found = []
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.ImportFrom) and node.module:
-            if node.module == "gguf_tui":
-                found += [f"gguf_tui.{alias.name}" for alias in node.names if alias.name == "engine"]
-            elif node.module == "gguf_tui.engine":
-                found += [f"gguf_tui.engine.{alias.name}" for alias in node.names]
-            elif node.module.startswith("gguf_tui.engine."):
-                found.append(node.module)
-        elif isinstance(node, ast.Import):
-            found += [alias.name for alias in node.names if alias.name.startswith("gguf_tui.engine")]
-    return found
 
 
 def test_the_cli_uses_only_the_engine_interface():
