@@ -416,7 +416,12 @@ class GgufApp(PanesMixin, ActionsMixin, SignalsMixin, App[int]):
         self.query_one(QueueTable).update_job(view)
         if isinstance(event, StateChanged):
             if event.state == JobState.COMPLETED:
-                note = "already in the store" if event.reason == StateReason.ALREADY_IN_STORE else "downloaded and verified"
+                if event.reason == StateReason.ALREADY_IN_STORE:
+                    note = "already in the store"
+                elif event.message.startswith("SHA-256 recorded"):
+                    note = "downloaded; SHA-256 recorded (no published hash to verify against)"
+                else:
+                    note = "downloaded and verified"
                 self.notify(f"{clean(view.name, 80)}: {note}", markup=False)
                 self.rescan()
             self._queue_changed()

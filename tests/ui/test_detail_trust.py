@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gguf_tui.engine.spec import FileRequest, JobSpec, JobState
+from gguf_tui.engine.api import JobState, PullOptions
 from gguf_tui.tui.app import GgufApp
 from tests.helpers.ggufgen import add_managed_model, make_gguf, make_mmproj_gguf
 from tests.ui.conftest import detail_text, wait_for
@@ -26,8 +26,7 @@ async def test_recorded_hash_is_not_called_verified(config, server, gguf_bytes):
     app = GgufApp(config)
     async with app.run_test() as pilot:
         await wait_for(pilot, lambda: app._engine_ready and app.snapshot is not None, what="start")
-        spec = JobSpec(name="plain", files=[FileRequest(url=server.add("/plain.gguf", gguf_bytes), dest="plain.gguf")])
-        job_id = await app.engine.enqueue(spec)
+        job_id = await app.engine.enqueue(server.add("/plain.gguf", gguf_bytes), PullOptions(name="plain"))
         await wait_for(pilot, lambda: job_id in app.jobs and app.jobs[job_id].state == JobState.COMPLETED, what="pull")
         text = await show(app, pilot, "local:plain")
     assert "recorded" in text and "no published hash" in text
@@ -73,3 +72,13 @@ async def test_delete_that_cannot_complete_says_nothing_was_deleted(config, stor
         messages = [n.message for n in app._notifications]
     assert not any(m.startswith("deleted m") for m in messages), messages
     assert (store / "o/M/M-Q4_K_M.gguf").exists() and (blocker / "keep").exists()
+
+
+async def test_completion_notice_says_recorded_without_a_published_hash(config, server, gguf_bytes):
+    app = GgufApp(config)
+    async with app.run_test() as pilot:
+        await wait_for(pilot, lambda: app._engine_ready and app.snapshot is not None, what="start")
+        await app.engine.enqueue(server.add("/plain.gguf", gguf_bytes), PullOptions(name="plain"))
+        await wait_for(pilot, lambda: any("plain: downloaded" in n.message for n in app._notifications), what="notice")
+        messages = [n.message for n in app._notifications if n.message.startswith("plain: downloaded")]
+    assert messages and all("SHA-256 recorded" in m and "verified" not in m.replace("to verify", "") for m in messages), messages
