@@ -170,7 +170,9 @@ def main() -> int:
         one = [f"{base}/one.gguf"]
         four = [f"{base}/q{index}.gguf" for index in range(4)]
         clean_store(store)
-        subprocess.run(gguf_tui(config, "engine", "start"), check=True, capture_output=True)
+        started = subprocess.run(gguf_tui(config, "engine", "start"), capture_output=True, text=True)
+        if started.returncode != 0:
+            raise RuntimeError(f"engine start failed: {started.stderr.strip()}")
         service = service_pid(config)
         for _ in range(3):
             watcher = subprocess.Popen(
