@@ -87,12 +87,20 @@ class EngineConfig:
 
 
 @dataclass
+class FitConfig:
+    gpus: str | None = None  # devices stated by hand, e.g. "24G,24G"; None: probe this box
+    context: int | None = None  # context length for verdicts; None: 8192, or the trained if smaller
+    cache_type: str = "f16"  # KV cache type, as llama.cpp's --cache-type-k/-v
+
+
+@dataclass
 class Config:
     store: Path = field(default_factory=_default_store)
     downloads: DownloadsConfig = field(default_factory=DownloadsConfig)
     hub: HubConfig = field(default_factory=HubConfig)
     ui: UIConfig = field(default_factory=UIConfig)
     engine: EngineConfig = field(default_factory=EngineConfig)
+    fit: FitConfig = field(default_factory=FitConfig)
     source: Path | None = None
 
     @property
@@ -218,8 +226,30 @@ _SECTIONS: dict[str, dict[str, Callable[[Any], Any]]] = {
         "idle_exit": _seconds(0),
         "refresh_rate": lambda v: float(_int(1, 30)(v)),
     },
+    "fit": {
+        "gpus": lambda v: None if v is None else _stated_gpus(v),
+        "context": lambda v: None if v is None else _int(256, 1 << 24)(v),
+        "cache_type": lambda v: _cache_type(v),
+    },
 }
 _TOP_LEVEL = {"store": _path}
+
+
+def _stated_gpus(value: Any) -> str:
+    from gguf_tui.fit.devices import DeviceSpecError, parse_stated
+
+    text = str(value)
+    try:
+        parse_stated(text)
+    except DeviceSpecError as exc:
+        raise ValueError(str(exc)) from None
+    return text
+
+
+def _cache_type(value: Any) -> str:
+    from gguf_tui.fit.shape import cache_type
+
+    return cache_type(_str(value)).name
 
 
 def did_you_mean(key: str, choices: list[str]) -> str:
@@ -298,6 +328,6 @@ def config_field_names() -> dict[str, list[str]]:
     """Every documented key, for tests that check config.example.yaml covers them all."""
     names = {"": list(_TOP_LEVEL)}
     for section_name, cls in (("downloads", DownloadsConfig), ("hub", HubConfig), ("ui", UIConfig),
-                              ("engine", EngineConfig)):
+                              ("engine", EngineConfig), ("fit", FitConfig)):
         names[section_name] = [f.name for f in fields(cls)]
     return names
