@@ -53,6 +53,9 @@ METADATA_KEEP_BYTES = 64 * 1024
 METADATA_RESERVED_KEYS = 128
 METADATA_RESERVED_BYTES = 32 * 1024
 METADATA_LAYER_ARRAY_MAX = 4096
+# Blocks whose tensor bytes are counted one by one (more than any real model has; a crafted
+# header naming more is counted in the rest, so the per-block table stays small).
+MAX_BLOCKS_COUNTED = 4096
 
 # A local file is read through a window of this size: memory stays flat however long the header
 # is, and long strings and arrays are stepped over without reading them.
@@ -342,7 +345,7 @@ class _Parser:
             return
         if name_head.startswith(b"blk."):
             digits = name_head[4:].split(b".", 1)[0]
-            if digits.isdigit():
+            if digits.isdigit() and len(digits) <= 4 and int(digits) < MAX_BLOCKS_COUNTED:
                 block = int(digits)
                 self.layer_bytes[block] = self.layer_bytes.get(block, 0) + nbytes
                 return
