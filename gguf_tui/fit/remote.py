@@ -13,7 +13,7 @@ from collections import OrderedDict
 from typing import Any
 
 from gguf_tui.fit.devices import Inventory
-from gguf_tui.fit.estimate import ModelFiles, estimate
+from gguf_tui.fit.estimate import Estimate, ModelFiles, estimate
 from gguf_tui.fit.verdict import Verdict, judge
 from gguf_tui.gguf.info import GGUFInfo
 from gguf_tui.hub.models import HubFile, QuantGroup
@@ -72,6 +72,12 @@ async def quant_verdict(
     cache_type: str = "f16",
 ) -> Verdict:
     """Read (or recall) a quant's headers and judge it against `inventory` at `n_ctx`."""
+    if not group.complete:
+        missing = ", ".join(map(str, group.missing_parts))
+        return judge(
+            Estimate(n_ctx=n_ctx or 0, cache_type=cache_type, error=f"split part {missing} missing"),
+            inventory,
+        )
     model = await read_model_files(client, cache, repo, revision, group, mmproj)
     return judge(estimate(model, n_ctx, cache_type), inventory)
 

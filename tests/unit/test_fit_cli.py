@@ -49,6 +49,12 @@ def hub(models: dict[str, Path]):
         "mmproj-Tiny-F16.gguf": models["mmproj"],
     } | {f"Tiny-Q4_0-{i + 1:05d}-of-{len(parts):05d}.gguf": models[k] for i, k in enumerate(parts)}
     sim.add_repo("acme/Tiny-GGUF", files)
+    # a split quant with its second part missing from the repo
+    sim.add_repo("acme/Broken-GGUF", {
+        "Tiny-Q4_0-00001-of-00003.gguf": models["part1"],
+        "Tiny-Q4_0-00003-of-00003.gguf": models["part3"],
+        "Tiny-Q8_0.gguf": models["Q8_0"],
+    })  # fmt: skip
     with sim:
         yield sim
 
@@ -159,3 +165,12 @@ async def test_info_fit_on_a_real_store(cli, store, models, monkeypatch) -> None
     assert data["fit"]["estimate"]["total_bytes"] == _expected_total(models, "Q8_0", 8192)
     plain_info = json.loads((await cli("info", "acme/Tiny-GGUF:Q8_0", "--json")).out)
     assert "fit" not in plain_info
+
+
+def test_files_fit_incomplete_split_cannot_be_estimated(hub_env, tmp_path, capsys) -> None:
+    code = main(["--store", str(tmp_path / "s"), "files", "acme/Broken-GGUF", "--fit", "--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert code == 0
+    fits = {g["quant"]: g["fit"] for g in out["quants"]}
+    assert fits["Q4_0"]["label"] == "? n/a" and "part 2 missing" in fits["Q4_0"]["reason"]
+    assert fits["Q8_0"]["status"] == "gpu"
