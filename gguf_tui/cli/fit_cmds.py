@@ -203,6 +203,8 @@ def breakdown(verdict: Verdict, inventory: Inventory) -> list[str]:
     if result.error:
         return [head, f"  cannot estimate: {plain(result.error)}"]
     shape = result.shape
+    if shape and shape.trained_context and result.n_ctx > shape.trained_context:
+        head += f" (beyond the trained context {shape.trained_context})"
     lines = [head]
     weights = f"  weights   {format_size(result.weight_bytes)}"
     if result.mmproj_bytes:
