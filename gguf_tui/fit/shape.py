@@ -158,7 +158,10 @@ def model_shape(metadata: dict[str, Any], architecture: str | None) -> ModelShap
         return _checked(ModelShape(arch, n_layer, n_embd, n_vocab, trained, layers, None, "recurrent"))
     if not n_embd:
         raise CannotEstimate(f"{arch}.embedding_length is missing")
-    n_head = reader.per_layer("attention.head_count", n_layer, 1, MAX_HEADS)
+    # Zero heads in a layer is real: the SSM or MLP-only layers of hybrids (nemotron_h, jamba).
+    n_head = reader.per_layer("attention.head_count", n_layer, 0, MAX_HEADS)
+    if not max(n_head):
+        raise CannotEstimate(f"{arch}.attention.head_count is 0 in every layer")
     n_head_kv = (
         reader.per_layer("attention.head_count_kv", n_layer, 0, MAX_HEADS)
         if reader.has("attention.head_count_kv") else n_head

@@ -174,7 +174,7 @@ def test_jamba_hybrid_attention_and_ssm_layers(tmp_path: Path) -> None:
     heads = [0, 0, 0, 2, 0, 0, 0, 2]
     [path] = make_arch_gguf(
         tmp_path / "jamba.gguf", "jamba",
-        {"attention.head_count": 8, "attention.head_count_kv": heads,
+        {"attention.head_count": [8 if h else 0 for h in heads], "attention.head_count_kv": heads,
          "ssm.conv_kernel": 4, "ssm.inner_size": 512, "ssm.state_size": 16,
          "ssm.time_step_rank": 16},
         n_layer=8, n_embd=256,
@@ -225,6 +225,7 @@ def test_split_parts_and_mmproj_are_summed(tmp_path: Path) -> None:
         ({"attention.head_count": 8, "attention.head_count_kv": 4_000_000_000}, "cannot be real"),
         ({"attention.head_count": 8, "attention.key_length": -5}, "cannot be real"),
         ({"attention.head_count": 8, "block_count": 100_000}, "cannot be real"),
+        ({"attention.head_count": 0}, "0 in every layer"),
         ({"attention.head_count": 8, "attention.head_count_kv": [2, 2]}, "values for 4 layers"),
         ({"attention.head_count": 8, "attention.head_count_kv": "many"}, "not a whole number"),
         ({"attention.head_count": 16384, "attention.key_length": 65536}, "per token"),
