@@ -44,15 +44,28 @@ phimoe gemma gemma2 gemma3 gemma-embedding starcoder starcoder2 stablelm command
 olmo2 olmoe granite granitemoe glm4 glm4moe chatglm deepseek deepseek2 internlm2 exaone exaone4
 gpt2 gptj gptneox falcon baichuan orion minicpm minicpm3 nemotron mpt bloom refact codeshell
 xverse dbrx arctic openelm bitnet t5 jais grok gpt-oss hunyuan-moe hunyuan-dense ernie4_5
-ernie4_5-moe smollm3 seed_oss apertus arcee dots1 bailingmoe bailingmoe2 plm granitemoehybrid
+ernie4_5-moe smollm3 seed_oss apertus arcee dots1 bailingmoe bailingmoe2 plm mistral4
+minimax-m2 deci plamo mellum afmoe exaone-moe cohere2moe smallthinker plamo3
 """.split())  # fmt: skip
 RECURRENT_ARCHS = frozenset({"mamba", "mamba2", "rwkv6", "rwkv6qwen2", "rwkv7", "arwkv7"})
 # Hybrids whose recurrent layers are the ones with no KV heads (head_count_kv array with zeros).
-HYBRID_BY_HEADS = frozenset({"jamba", "granitehybrid", "nemotron_h"})
+HYBRID_BY_HEADS = frozenset({"jamba", "granitehybrid", "nemotron_h", "nemotron_h_moe"})
+# ... and among those, where a layer with neither heads nor a feed-forward is the SSM one (the
+# others without heads are MLP-only layers and hold no state).
+HYBRID_NEEDS_NO_FF = frozenset({"nemotron_h", "nemotron_h_moe"})
 HYBRID_ALL_LAYERS = frozenset({"falcon-h1"})  # every layer has both attention and an SSM
-# Where llama.cpp hard-codes the sliding-window layer pattern (set_swa_pattern(n): layer il
-# uses the window when il % n < n - 1, i.e. every n-th layer is a full-attention layer).
-SWA_PATTERNS = {"gemma2": 2, "gemma3": 6, "cohere2": 4, "gpt-oss": 2, "llama4": 4, "exaone4": 4}
+# The sliding-window layer pattern llama.cpp uses when the header has no
+# `attention.sliding_window_pattern` (src/models/<arch>.cpp, load_swa_pattern(ml, n, dense_first)):
+# with n, layer il uses the window when il % n < n - 1 (every n-th layer is global); with
+# dense_first, when il % n != 0 (the first of every n is global).
+SWA_PATTERNS: dict[str, tuple[int, bool]] = {
+    "gemma2": (2, False), "gemma3": (6, False), "gemma-embedding": (6, False),
+    "cohere2": (4, False), "cohere2moe": (4, True), "gpt-oss": (2, False), "llama4": (4, False),
+    "exaone4": (4, False), "exaone-moe": (4, False), "olmo2": (4, False), "afmoe": (4, False),
+    "smallthinker": (4, True), "plamo3": (8, False), "mellum": (4, False),
+}  # fmt: skip
+# gemma2 uses a 4096-token window when the header does not say (llama.cpp's default for it).
+DEFAULT_WINDOWS = {"gemma2": 4096}
 
 _PLACEHOLDER = re.compile(r"<(?:array|string) of (\d+)")
 
@@ -172,13 +185,18 @@ def model_shape(metadata: dict[str, Any], architecture: str | None) -> ModelShap
     if not key_length:
         raise CannotEstimate(f"{arch}: no key length and no head count to derive it from")
     mla = reader.has("attention.key_length_mla") and reader.has("attention.value_length_mla")
-    window = reader.int("attention.sliding_window", 1, MAX_WINDOW, default=0) or None
+    window = reader.int(
+        "attention.sliding_window", 0, MAX_WINDOW, default=DEFAULT_WINDOWS.get(arch, 0)
+    ) or None
     sliding = _sliding_layers(reader, arch, n_layer) if window else [False] * n_layer
     recurrent = [False] * n_layer
     state = 0  # of a recurrent layer
     shared_state = 0  # of every layer (attention and SSM side by side)
     if arch in HYBRID_BY_HEADS:
         recurrent = [heads == 0 for heads in n_head_kv]
+        if arch in HYBRID_NEEDS_NO_FF and isinstance(reader.raw("feed_forward_length"), list):
+            n_ff = reader.per_layer("feed_forward_length", n_layer, 0, 1 << 24)
+            recurrent = [r and ff == 0 for r, ff in zip(recurrent, n_ff)]
         state = _recurrent_state(reader, n_embd)
     elif arch in HYBRID_ALL_LAYERS:
         state = shared_state = _recurrent_state(reader, n_embd)
@@ -241,15 +259,18 @@ def _sliding_layers(reader: _Reader, arch: str, n_layer: int) -> list[bool]:
         ):
             return [bool(v) for v in value]
         if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= n_layer:
-            return _pattern(value, n_layer)
+            return _pattern(value, SWA_PATTERNS.get(arch, (0, False))[1], n_layer)
     if arch in SWA_PATTERNS:
-        return _pattern(SWA_PATTERNS[arch], n_layer)
+        return _pattern(*SWA_PATTERNS[arch], n_layer)
     return [False] * n_layer
 
 
-def _pattern(period: int, n_layer: int) -> list[bool]:
+def _pattern(period: int, dense_first: bool, n_layer: int) -> list[bool]:
+    """llama_hparams::set_swa_pattern: which layers use the window."""
     if period <= 0:
         return [True] * n_layer
+    if dense_first:
+        return [il % period != 0 for il in range(n_layer)]
     return [il % period < period - 1 for il in range(n_layer)]
 
 

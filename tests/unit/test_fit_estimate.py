@@ -254,3 +254,43 @@ def test_a_tensor_table_larger_than_the_file_cannot_be_estimated(tmp_path: Path)
     path.write_bytes(data + b"\0" * (-len(data) % 32 + 64))
     result = estimate(_model(path), 4096)
     assert not result.ok and "more than the files hold" in (result.error or "")
+
+
+def test_gemma2_without_a_window_key_uses_llama_cpps_4096(tmp_path: Path) -> None:
+    [path] = make_arch_gguf(
+        tmp_path / "gemma2.gguf", "gemma2",
+        {"attention.head_count": 4, "attention.head_count_kv": 1, "attention.key_length": 64,
+         "attention.value_length": 64},
+        n_layer=2, n_embd=256,
+    )  # fmt: skip
+    per_cell = 2 * 64 * F16
+    assert estimate(_model(path), 16384).kv_layer_bytes == [4608 * per_cell, 16384 * per_cell]
+
+
+def test_dense_first_pattern_and_a_pattern_from_the_header(tmp_path: Path) -> None:
+    base = {"attention.head_count": 4, "attention.head_count_kv": 1, "attention.key_length": 64,
+            "attention.value_length": 64, "attention.sliding_window": 256}  # fmt: skip
+    per_cell = 2 * 64 * F16
+    window, full = 768 * per_cell, 4096 * per_cell  # pad(256 + 512, 256) = 768
+    [dense_first] = make_arch_gguf(tmp_path / "c.gguf", "cohere2moe", base, n_layer=5, n_embd=256)
+    assert estimate(_model(dense_first), 4096).kv_layer_bytes == [full, window, window, window, full]
+    [stated] = make_arch_gguf(
+        tmp_path / "s.gguf", "gemma3",
+        {**base, "attention.sliding_window_pattern": [True, False, True]}, n_layer=3, n_embd=256,
+    )  # fmt: skip
+    assert estimate(_model(stated), 4096).kv_layer_bytes == [window, full, window]
+
+
+def test_nemotron_h_mlp_only_layers_hold_no_state(tmp_path: Path) -> None:
+    heads = [0, 2, 0, 0]
+    n_ff = [0, 0, 512, 0]  # layer 2 is MLP-only; 0 and 3 are SSM layers
+    [path] = make_arch_gguf(
+        tmp_path / "nh.gguf", "nemotron_h",
+        {"attention.head_count": [0, 8, 0, 0], "attention.head_count_kv": heads,
+         "feed_forward_length": n_ff, "ssm.conv_kernel": 4, "ssm.inner_size": 512,
+         "ssm.state_size": 16, "ssm.group_count": 1, "ssm.time_step_rank": 8},
+        n_layer=4, n_embd=256,
+    )  # fmt: skip
+    state = (3 * (512 + 2 * 16) + 16 * 512) * 4
+    attention = 1024 * 2 * 32 * 2 * F16
+    assert estimate(_model(path), 1024).kv_layer_bytes == [state, attention, 0, state]
