@@ -48,6 +48,8 @@ class Estimate:
     shape: ModelShape | None = None
     layer_weight_bytes: list[int] = field(default_factory=list)  # per block, in order
     other_weight_bytes: int = 0  # embeddings, output, norms: placed whole
+    input_weight_bytes: int = 0  # token embeddings (in other_weight_bytes): stay on the CPU
+    output_tied: bool = False  # no output matrix: llama.cpp copies the embeddings to the GPU
     mmproj_bytes: int = 0
     kv_layer_bytes: list[int] | None = None  # None: KV unknown
     compute_bytes: int = 0  # per device that runs layers
@@ -67,6 +69,20 @@ class Estimate:
     @property
     def kv_bytes(self) -> int | None:
         return None if self.kv_layer_bytes is None else sum(self.kv_layer_bytes)
+
+    @property
+    def gpu_whole_bytes(self) -> int:
+        """What goes to a GPU besides the layers when all of them do: output, norms, mmproj.
+
+        The token embeddings stay in RAM (llama.cpp's input layer is on the CPU), unless the
+        output is tied to them, when llama.cpp puts a copy on the GPU as the output matrix."""
+        kept_on_cpu = 0 if self.output_tied else self.input_weight_bytes
+        return self.other_weight_bytes - kept_on_cpu + self.mmproj_bytes
+
+    @property
+    def cpu_whole_bytes(self) -> int:
+        """What stays in RAM when every layer is on a GPU: the token embeddings."""
+        return self.input_weight_bytes
 
     @property
     def overhead_bytes(self) -> int:
@@ -128,6 +144,7 @@ def at_context(base: Estimate, n_ctx: int) -> Estimate:
     return Estimate(
         n_ctx=n_ctx, cache_type=base.cache_type, architecture=base.architecture, shape=base.shape,
         layer_weight_bytes=base.layer_weight_bytes, other_weight_bytes=base.other_weight_bytes,
+        input_weight_bytes=base.input_weight_bytes, output_tied=base.output_tied,
         mmproj_bytes=base.mmproj_bytes, kv_layer_bytes=base.shape.kv_layer_bytes(n_ctx, kind, kind),
         compute_bytes=base.compute_bytes,
     )  # fmt: skip
@@ -142,6 +159,7 @@ def _add_weights(result: Estimate, model: ModelFiles, n_layer: int) -> None:
     """Tensor data by block across every part, checked against the files' size."""
     layers = [0] * n_layer
     other = 0
+    has_output = False
     for part in model.parts:
         table = part.tensor_bytes
         if table is None:
@@ -151,6 +169,9 @@ def _add_weights(result: Estimate, model: ModelFiles, n_layer: int) -> None:
                 raise CannotEstimate(f"tensor block {block} but the header says {n_layer} layers")
             layers[block] += nbytes
         other += table.other
+        result.input_weight_bytes += table.input
+        has_output = has_output or table.has_output
+    result.output_tied = not has_output
     mmproj = 0
     if model.mmproj is not None:
         if model.mmproj.tensor_bytes is None:

@@ -107,7 +107,8 @@ def _place(estimate: Estimate, gpus: list[Device], ram: Device | None) -> Verdic
     kv = estimate.kv_layer_bytes or [0] * len(estimate.layer_weight_bytes)
     n_layers = len(estimate.layer_weight_bytes)
     layer_sizes = [w + k for w, k in zip(estimate.layer_weight_bytes, kv)]
-    whole = estimate.other_weight_bytes + estimate.mmproj_bytes
+    whole = estimate.other_weight_bytes + estimate.mmproj_bytes  # all of it when in RAM
+    gpu_whole = estimate.gpu_whole_bytes  # what goes to a GPU when every layer does
     room = [max(0, gpu.free_bytes - GPU_RESERVE_BYTES - estimate.compute_bytes) for gpu in gpus]
     placed = [0] * len(gpus)
     # The last layers go first (llama.cpp's -ngl N offloads the last N), filling GPUs in order.
@@ -124,8 +125,8 @@ def _place(estimate: Estimate, gpus: list[Device], ram: Device | None) -> Verdic
     if gpus and layers_on_gpu == n_layers:
         spare = [room[i] - placed[i] for i in range(len(gpus))]
         best = max(range(len(gpus)), key=lambda i: spare[i])
-        if spare[best] >= whole:
-            placed[best] += whole
+        if spare[best] >= gpu_whole:
+            placed[best] += gpu_whole
             used = [i for i in range(len(gpus)) if placed[i]]
             verdict.status = GPU
             verdict.gpus_used = [gpus[i].index if gpus[i].index is not None else i for i in used]
@@ -133,6 +134,7 @@ def _place(estimate: Estimate, gpus: list[Device], ram: Device | None) -> Verdic
                 gpus[i].label: placed[i] + GPU_RESERVE_BYTES + estimate.compute_bytes for i in used
             }
             verdict.reason = f"fits on {', '.join(gpus[i].label for i in used)}"
+            verdict.per_device["RAM"] = estimate.cpu_whole_bytes
             return verdict
         layers_on_gpu = verdict.gpu_layers = n_layers  # all layers, output stays in RAM
     in_ram = sum(layer_sizes[: n_layers - layers_on_gpu]) + whole + estimate.compute_bytes

@@ -21,7 +21,9 @@ class TensorBytes:
     """
 
     layers: dict[int, int]
-    other: int
+    other: int  # everything outside the blocks, `input` included
+    input: int = 0  # the token embeddings (`token_embd.*`): llama.cpp keeps them on the CPU
+    has_output: bool = False  # an `output.weight` of its own (else tied to the embeddings)
 
     @property
     def total(self) -> int:

@@ -152,12 +152,6 @@ def read_gguf_fd(fd: int, display: str) -> GGUFInfo:
         raise GGUFError(f"{display}: cannot read: {error.strerror or error}") from None
 
 
-def _tensor_bytes(layer_bytes: dict[int, int] | None, other_bytes: int | None) -> TensorBytes | None:
-    if layer_bytes is None or other_bytes is None:
-        return None
-    return TensorBytes(layers=dict(sorted(layer_bytes.items())), other=other_bytes)
-
-
 class _Parser:
     """One pass over a header, held whole in a bytes-like buffer or read through a window.
 
@@ -184,6 +178,8 @@ class _Parser:
         # Bytes of tensor data per block (`blk.N.*`) and outside blocks; None if a type is unknown.
         self.layer_bytes: dict[int, int] | None = {}
         self.other_bytes: int | None = 0
+        self.input_bytes = 0
+        self.has_output = False
 
     def parse(self) -> GGUFInfo:
         try:
@@ -335,7 +331,10 @@ class _Parser:
             alignment=alignment,
             tensor_data_offset=tensor_data_offset,
             min_file_size=None if data_end is None else tensor_data_offset + data_end,
-            tensor_bytes=_tensor_bytes(self.layer_bytes, self.other_bytes),
+            tensor_bytes=None if self.layer_bytes is None or self.other_bytes is None else TensorBytes(
+                layers=dict(sorted(self.layer_bytes.items())), other=self.other_bytes,
+                input=self.input_bytes, has_output=self.has_output,
+            ),
         )
 
     def count_tensor_bytes(self, name_head: bytes, nbytes: int | None) -> None:
@@ -350,6 +349,10 @@ class _Parser:
                 self.layer_bytes[block] = self.layer_bytes.get(block, 0) + nbytes
                 return
         self.other_bytes += nbytes
+        if name_head.startswith(b"token_embd."):
+            self.input_bytes += nbytes
+        elif name_head == b"output.weight":
+            self.has_output = True
 
     def check_count(self, what: str, count: int, limit: int, offset: int) -> None:
         if count > limit:

@@ -37,6 +37,7 @@ def make_arch_gguf(
     matrix_type: GGMLQuantizationType = GGMLQuantizationType.Q8_0,
     tokens: int = 0,
     split_max_tensors: int = 0,
+    tied_output: bool = False,
 ) -> list[Path]:
     """A GGUF for `arch` whose `<arch>.<key>` values are `hparams` (block_count and
     embedding_length are set from `n_layer`/`n_embd` unless given), with small real tensors:
@@ -59,7 +60,9 @@ def make_arch_gguf(
             (f"blk.{block}.attn_q.weight", (n_embd, n_embd)),
             (f"blk.{block}.ffn_down.weight", (2 * n_embd, n_embd)),
         ]
-    shapes += [("output_norm.weight", (n_embd,)), ("output.weight", (n_vocab_rows, n_embd))]
+    shapes += [("output_norm.weight", (n_embd,))]
+    if not tied_output:
+        shapes += [("output.weight", (n_vocab_rows, n_embd))]
     _add_tensors(writer, shapes, matrix_type)
     paths = writer.format_shard_names(writer.path) if split_max_tensors else [path]
     _finish(writer)

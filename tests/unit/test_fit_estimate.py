@@ -294,3 +294,13 @@ def test_nemotron_h_mlp_only_layers_hold_no_state(tmp_path: Path) -> None:
     state = (3 * (512 + 2 * 16) + 16 * 512) * 4
     attention = 1024 * 2 * 32 * 2 * F16
     assert estimate(_model(path), 1024).kv_layer_bytes == [state, attention, 0, state]
+
+
+def test_a_tied_output_puts_the_embeddings_on_the_gpu(tmp_path: Path) -> None:
+    hparams = {"attention.head_count": 8, "attention.head_count_kv": 2}
+    [tied] = make_arch_gguf(tmp_path / "t.gguf", "llama", hparams, n_layer=2, tied_output=True)
+    [own] = make_arch_gguf(tmp_path / "o.gguf", "llama", hparams, n_layer=2)
+    tied_result, own_result = estimate(_model(tied), 512), estimate(_model(own), 512)
+    assert tied_result.output_tied and not own_result.output_tied
+    assert tied_result.gpu_whole_bytes == tied_result.other_weight_bytes
+    assert own_result.gpu_whole_bytes == own_result.other_weight_bytes - own_result.input_weight_bytes

@@ -41,3 +41,14 @@ def test_tensor_bytes_by_block_match_the_tensor_table(tmp_path: Path) -> None:
         assert table.layers[block] == expected
     assert table.other == sum(int(t.n_bytes) for t in tensors if not t.name.startswith("blk."))
     assert read_gguf(path).to_json()["tensor_bytes"]["total"] == table.total
+
+
+def test_token_embeddings_and_a_tied_output_are_told_apart(tmp_path: Path) -> None:
+    hparams = {"attention.head_count": 4}
+    [separate] = make_arch_gguf(tmp_path / "a.gguf", "llama", hparams, n_layer=2)
+    [tied] = make_arch_gguf(tmp_path / "b.gguf", "llama", hparams, n_layer=2, tied_output=True)
+    embd = next(int(t.n_bytes) for t in GGUFReader(separate).tensors if t.name == "token_embd.weight")
+    table = read_gguf(separate).tensor_bytes
+    assert table is not None and table.input == embd and table.has_output
+    tied_table = read_gguf(tied).tensor_bytes
+    assert tied_table is not None and tied_table.input == embd and not tied_table.has_output

@@ -38,7 +38,10 @@ def test_fits_on_one_gpu(llama) -> None:
     verdict = judge(llama, _box(_need(llama) + MIB))
     assert verdict.status == GPU and verdict.gpus_used == [0]
     assert short_label(verdict) == "✓ GPU" and verdict.reason == "fits on GPU0"
-    assert verdict.per_device["GPU0"] == _need(llama)
+    # the token embeddings stay in RAM, as llama.cpp keeps its input layer on the CPU
+    assert llama.input_weight_bytes > 0 and not llama.output_tied
+    assert verdict.per_device["GPU0"] == _need(llama) - llama.input_weight_bytes
+    assert verdict.per_device["RAM"] == llama.input_weight_bytes
 
 
 def test_partial_offload_counts_the_layers_that_fit(llama) -> None:
