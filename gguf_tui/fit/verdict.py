@@ -82,6 +82,8 @@ def judge(estimate: Estimate, inventory: Inventory, *, search_context: bool = Tr
     if estimate.error:
         return Verdict(UNKNOWN, estimate, reason=f"cannot estimate: {estimate.error}")
     verdict = _place(estimate, inventory.gpus, inventory.ram)
+    if not estimate.kv_known:
+        verdict.reason += f" (weights and overhead only: KV cache unknown for {estimate.architecture})"
     if search_context and estimate.kv_known and inventory.gpus:
         verdict.max_context = largest_gpu_context(estimate, inventory.gpus)
     return verdict
