@@ -144,7 +144,7 @@ def _fit_options(parser: argparse.ArgumentParser) -> None:
         help="estimate memory (weights, KV cache, overhead) and whether it fits this box's GPUs",
     )  # fmt: skip
     parser.add_argument("--ctx", type=_positive_int, default=None, metavar="N",
-                        help="context length for --fit (default: fit.context, else 8192)")  # fmt: skip
+                        help="context length for --fit, implies it (default: fit.context, else 8192)")  # fmt: skip
 
 
 def _engine_commands(subparsers: argparse._SubParsersAction) -> None:

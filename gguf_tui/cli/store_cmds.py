@@ -284,7 +284,7 @@ def run_info(args: argparse.Namespace, config: Config) -> int:
 
 def _fit(args: argparse.Namespace, config: Config, model: StoreModel, infos: dict) -> tuple:
     """`info --fit`: (JSON or None, text lines); a bad stated device list is a usage error."""
-    if not getattr(args, "fit", False):
+    if not (getattr(args, "fit", False) or getattr(args, "ctx", None)):  # --ctx implies --fit
         return None, []
     from gguf_tui.cli.fit_cmds import FitUsageError, info_fit
 

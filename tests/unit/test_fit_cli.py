@@ -165,6 +165,8 @@ async def test_info_fit_on_a_real_store(cli, store, models, monkeypatch) -> None
     assert data["fit"]["estimate"]["total_bytes"] == _expected_total(models, "Q8_0", 8192)
     plain_info = json.loads((await cli("info", "acme/Tiny-GGUF:Q8_0", "--json")).out)
     assert "fit" not in plain_info
+    ctx_only = await cli("info", "acme/Tiny-GGUF:Q8_0", "--ctx", "4096")  # --ctx implies --fit
+    assert "fit       at context 4096" in ctx_only.out
 
 
 def test_files_fit_incomplete_split_cannot_be_estimated(hub_env, tmp_path, capsys) -> None:
