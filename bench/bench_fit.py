@@ -11,7 +11,8 @@ For each architecture it writes a small but complete GGUF (every tensor llama.cp
 for, random F16/F32 data, a byte-level SPM vocabulary), loads it on the CPU in a subprocess at
 each context length with llama.cpp's default batch sizes, and reads the buffer sizes llama.cpp
 logs (`model buffer size`, `llama_kv_cache: size`, the recurrent state `size`, `compute buffer
-size`). It prints them next to our estimate and the relative difference.
+size`). It prints them next to our estimate and the relative difference. The context uses
+llama.cpp's defaults except `swa_full = false`, which is what llama-server and llama-cli use.
 """
 
 from __future__ import annotations
@@ -163,6 +164,9 @@ model = llama_cpp.llama_model_load_from_file(sys.argv[1].encode(), model_params)
 assert model, "model did not load"
 ctx_params = llama_cpp.llama_context_default_params()
 ctx_params.n_ctx = int(sys.argv[2])
+# llama-server and llama-cli keep sliding-window caches at the window (common.h swa_full =
+# false); the library's own default (true) sizes them to the whole context.
+ctx_params.swa_full = False
 ctx = llama_cpp.llama_init_from_model(model, ctx_params)
 assert ctx, "context not created"
 llama_cpp.llama_free(ctx)

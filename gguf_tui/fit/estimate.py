@@ -5,11 +5,15 @@ the mmproj when there is one). The KV cache follows llama.cpp's memory model (`f
 
 Overhead is an approximation, shown as its own line:
 
-- compute buffer per device: `4 × n_ubatch × (n_vocab + 4 × n_embd)` bytes. With flash
-  attention (llama.cpp's default on GPUs) the largest graph buffer is the logits of one
-  512-token micro-batch in F32 plus a few activations of width n_embd; e.g. Llama-3-8B
-  (n_vocab 128256, n_embd 4096) gives 282 MiB where llama.cpp reports a CUDA compute buffer of
-  about 260 MiB at 8k context;
+- compute buffer per device: `n_ubatch × (4 × n_vocab + 2 × cells + 4 × widest)` bytes,
+  n_ubatch = 512 (llama.cpp's default micro-batch), widest = 4 × n_embd + 2 × n_ff +
+  4 × ssm_d_inner. The terms are the F32 logits of one micro-batch, the F16 attention masks
+  (cells × n_ubatch for the cache and, with sliding windows, for the window cache; flash
+  attention is llama.cpp's default), and the widest activations (feed-forward gate and up, a
+  few of width n_embd, the SSM's inner projections). The graph allocator reuses memory, so
+  the real buffer is at most about this: Llama-3-8B at 8k gives 346 MiB here where llama.cpp
+  reports ~258 MiB (logits 250 + mask 8); on the small models of `bench/bench_fit.py`, the
+  totals land within 1 % of llama.cpp's own buffers;
 - runtime reserve per GPU: 256 MiB, for the CUDA/ROCm context and BLAS workspaces that are
   taken from the card but never listed as llama.cpp buffers (measured 200-500 MiB, driver
   dependent).
@@ -20,7 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from gguf_tui.fit.shape import N_UBATCH, CacheType, CannotEstimate, ModelShape, cache_type, model_shape
+from gguf_tui.fit.shape import N_UBATCH, CannotEstimate, ModelShape, cache_type, model_shape, pad
 from gguf_tui.gguf.info import GGUFInfo
 
 GPU_RESERVE_BYTES = 256 * 1024 * 1024
@@ -131,7 +135,7 @@ def estimate(model: ModelFiles, n_ctx: int | None = None, cache: str = "f16") ->
     except CannotEstimate as exc:
         return Estimate(n_ctx=n_ctx or 0, cache_type=kind.name, architecture=arch, error=str(exc))
     result.kv_layer_bytes = shape.kv_layer_bytes(n_ctx, kind, kind)
-    result.compute_bytes = compute_buffer_bytes(shape)
+    result.compute_bytes = compute_buffer_bytes(shape, n_ctx)
     return result
 
 
@@ -146,13 +150,20 @@ def at_context(base: Estimate, n_ctx: int) -> Estimate:
         layer_weight_bytes=base.layer_weight_bytes, other_weight_bytes=base.other_weight_bytes,
         input_weight_bytes=base.input_weight_bytes, output_tied=base.output_tied,
         mmproj_bytes=base.mmproj_bytes, kv_layer_bytes=base.shape.kv_layer_bytes(n_ctx, kind, kind),
-        compute_bytes=base.compute_bytes,
+        compute_bytes=compute_buffer_bytes(base.shape, n_ctx),
     )  # fmt: skip
 
 
-def compute_buffer_bytes(shape: ModelShape) -> int:
+def compute_buffer_bytes(shape: ModelShape, n_ctx: int) -> int:
     """The compute-buffer approximation documented at the top of this module."""
-    return 4 * N_UBATCH * (shape.n_vocab + 4 * shape.n_embd)
+    mask = 0
+    if shape.layers is not None and shape.kind != "recurrent":
+        mask = 2 * pad(n_ctx)
+        sliding = next((layer for layer in shape.layers if layer.sliding), None)
+        if sliding is not None:
+            mask += 2 * shape.cells(n_ctx, sliding)  # the window cache has a mask of its own
+    widest = 4 * shape.n_embd + 2 * shape.n_ff + 4 * shape.ssm_inner
+    return N_UBATCH * (4 * shape.n_vocab + mask + 4 * widest)
 
 
 def _add_weights(result: Estimate, model: ModelFiles, n_layer: int) -> None:

@@ -20,7 +20,7 @@ sizes) raises `CannotEstimate`, never yields a giant number shown as real.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from gguf_tui.gguf.types import GGML_TYPES
@@ -118,10 +118,12 @@ class ModelShape:
     n_layer: int
     n_embd: int
     n_vocab: int
+    n_ff: int  # the widest feed-forward layer (0 when the header does not say)
     trained_context: int | None
     layers: tuple[LayerCache, ...] | None  # None: the architecture's cache is not known
     window: int | None
     kind: str  # "attention", "mla", "recurrent", "hybrid" or "unknown"
+    ssm_inner: int = 0  # d_inner of the SSM layers (their activations are this wide)
 
     @property
     def kv_known(self) -> bool:
@@ -155,20 +157,27 @@ def model_shape(metadata: dict[str, Any], architecture: str | None) -> ModelShap
     """The shape of a model from its (first part's) metadata; raises CannotEstimate."""
     if not architecture:
         raise CannotEstimate("the header names no architecture")
-    arch = architecture
+    shape = _model_shape(metadata, architecture)
+    inner = _Reader(metadata, architecture).int("ssm.inner_size", 0, MAX_EMBD, default=0)
+    return replace(shape, ssm_inner=inner)
+
+
+def _model_shape(metadata: dict[str, Any], arch: str) -> ModelShape:
     reader = _Reader(metadata, arch)
     n_layer = reader.int("block_count", 1, MAX_LAYERS)
     n_embd = reader.int("embedding_length", 1, MAX_EMBD, default=0) if reader.has("embedding_length") else 0
     n_vocab = _vocab_size(metadata, arch)
+    n_ff = max(reader.per_layer("feed_forward_length", n_layer, 0, 1 << 24)) if reader.has(
+        "feed_forward_length") else 0
     trained = reader.int("context_length", 1, 1 << 31, default=0) or None
     known = arch in ATTENTION_ARCHS or arch in RECURRENT_ARCHS or arch in HYBRID_BY_HEADS
     known = known or arch in HYBRID_ALL_LAYERS
     if not known:
-        return ModelShape(arch, n_layer, n_embd, n_vocab, trained, None, None, "unknown")
+        return ModelShape(arch, n_layer, n_embd, n_vocab, n_ff, trained, None, None, "unknown")
     if arch in RECURRENT_ARCHS:
         state = _recurrent_state(reader, n_embd)
         layers = tuple(LayerCache(state_elements=state) for _ in range(n_layer))
-        return _checked(ModelShape(arch, n_layer, n_embd, n_vocab, trained, layers, None, "recurrent"))
+        return _checked(ModelShape(arch, n_layer, n_embd, n_vocab, n_ff, trained, layers, None, "recurrent"))
     if not n_embd:
         raise CannotEstimate(f"{arch}.embedding_length is missing")
     # Zero heads in a layer is real: the SSM or MLP-only layers of hybrids (nemotron_h, jamba).
@@ -195,8 +204,8 @@ def model_shape(metadata: dict[str, Any], architecture: str | None) -> ModelShap
     if arch in HYBRID_BY_HEADS:
         recurrent = [heads == 0 for heads in n_head_kv]
         if arch in HYBRID_NEEDS_NO_FF and isinstance(reader.raw("feed_forward_length"), list):
-            n_ff = reader.per_layer("feed_forward_length", n_layer, 0, 1 << 24)
-            recurrent = [r and ff == 0 for r, ff in zip(recurrent, n_ff)]
+            ff_per_layer = reader.per_layer("feed_forward_length", n_layer, 0, 1 << 24)
+            recurrent = [r and ff == 0 for r, ff in zip(recurrent, ff_per_layer)]
         state = _recurrent_state(reader, n_embd)
     elif arch in HYBRID_ALL_LAYERS:
         state = shared_state = _recurrent_state(reader, n_embd)
@@ -215,7 +224,7 @@ def model_shape(metadata: dict[str, Any], architecture: str | None) -> ModelShap
             )
         )
     kind = "mla" if mla else ("hybrid" if state else "attention")
-    return _checked(ModelShape(arch, n_layer, n_embd, n_vocab, trained, tuple(layers), window, kind))
+    return _checked(ModelShape(arch, n_layer, n_embd, n_vocab, n_ff, trained, tuple(layers), window, kind))
 
 
 def _checked(shape: ModelShape) -> ModelShape:

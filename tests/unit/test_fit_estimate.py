@@ -304,3 +304,15 @@ def test_a_tied_output_puts_the_embeddings_on_the_gpu(tmp_path: Path) -> None:
     assert tied_result.output_tied and not own_result.output_tied
     assert tied_result.gpu_whole_bytes == tied_result.other_weight_bytes
     assert own_result.gpu_whole_bytes == own_result.other_weight_bytes - own_result.input_weight_bytes
+
+
+def test_overhead_is_logits_masks_and_activations(tmp_path: Path) -> None:
+    [path] = make_arch_gguf(
+        tmp_path / "l.gguf", "llama",
+        {"attention.head_count": 8, "attention.head_count_kv": 2, "feed_forward_length": 512},
+        n_layer=2, n_embd=256, tokens=1000,
+    )  # fmt: skip
+    small, big = estimate(_model(path), 1024), estimate(_model(path), 9216)
+    ubatch = 512
+    assert small.overhead_bytes == ubatch * (4 * 1000 + 2 * 1024 + 4 * (4 * 256 + 2 * 512))
+    assert big.overhead_bytes - small.overhead_bytes == ubatch * 2 * (9216 - 1024)  # F16 mask
