@@ -107,6 +107,41 @@ def _mamba(n_layer: int) -> tuple:
     return "mamba", hparams, tensors
 
 
+def _deepseek2(n_layer: int) -> tuple:
+    """MLA as converted today: the cache holds kv_lora_rank + rope dims with one KV head."""
+    kv_lora, rope, nope, v_head, n_head = 64, 32, 32, 32, 4
+    tensors = _common()
+    for il in range(n_layer):
+        tensors |= {
+            f"blk.{il}.attn_norm.weight": (N_EMBD,),
+            f"blk.{il}.attn_q_a.weight": (64, N_EMBD),
+            f"blk.{il}.attn_q_a_norm.weight": (64,),
+            f"blk.{il}.attn_q_b.weight": (n_head * (nope + rope), 64),
+            f"blk.{il}.attn_kv_a_mqa.weight": (kv_lora + rope, N_EMBD),
+            f"blk.{il}.attn_kv_a_norm.weight": (kv_lora,),
+            f"blk.{il}.attn_k_b.weight": (n_head, kv_lora, nope),
+            f"blk.{il}.attn_v_b.weight": (n_head, v_head, kv_lora),
+            f"blk.{il}.attn_output.weight": (N_EMBD, n_head * v_head),
+            f"blk.{il}.ffn_norm.weight": (N_EMBD,),
+            f"blk.{il}.ffn_gate.weight": (N_FF, N_EMBD),
+            f"blk.{il}.ffn_up.weight": (N_FF, N_EMBD),
+            f"blk.{il}.ffn_down.weight": (N_EMBD, N_FF),
+        }
+    hparams = {
+        "block_count": n_layer, "embedding_length": N_EMBD, "feed_forward_length": N_FF,
+        "attention.head_count": n_head, "attention.head_count_kv": 1,
+        "attention.key_length": kv_lora + rope, "attention.value_length": kv_lora,
+        "attention.key_length_mla": nope + rope, "attention.value_length_mla": v_head,
+        "attention.kv_lora_rank": kv_lora, "attention.q_lora_rank": 64,
+        "rope.dimension_count": rope,
+        "attention.layer_norm_rms_epsilon": 1e-6, "context_length": 32768,
+        "leading_dense_block_count": n_layer, "expert_count": 0, "expert_used_count": 0,
+        "expert_shared_count": 0, "expert_feed_forward_length": N_FF,
+        "expert_weights_scale": 1.0,
+    }  # fmt: skip
+    return "deepseek2", hparams, tensors
+
+
 MODELS = {
     "llama (GQA)": lambda: _transformer("llama", 4, 2, 32, {}),
     "qwen2": lambda: _transformer("qwen2", 4, 2, 32, {}, bias=True),
@@ -119,6 +154,7 @@ MODELS = {
     "gemma3 (SWA)": lambda: _transformer(
         "gemma3", 6, 2, 64, {"attention.sliding_window": 1024}, post=True, norms=True,
     ),  # fmt: skip
+    "deepseek2 MLA": lambda: _deepseek2(4),
     "mamba": lambda: _mamba(4),
 }
 
