@@ -191,7 +191,8 @@ def info_fit(args: argparse.Namespace, config: Any, entries: list[Any],
     inventory = probe(config)
     model = local_model_files(entries, infos)
     if isinstance(model, str):
-        return {"error": model, "devices": inventory.to_json()}, [f"fit       cannot estimate: {model}"]
+        lines = [f"fit       cannot estimate: {model}"]
+        return {"error": model, "devices": inventory.to_json()}, lines
     verdict = judge(estimate(model, _context(args, config), config.fit.cache_type), inventory)
     return {**verdict.to_json(), "devices": inventory.to_json()}, breakdown(verdict, inventory)
 
@@ -211,7 +212,8 @@ def breakdown(verdict: Verdict, inventory: Inventory) -> list[str]:
         weights += f" (mmproj {format_size(result.mmproj_bytes)})"
     lines.append(weights + f", {len(result.layer_weight_bytes)} layers")
     if result.kv_bytes is None:
-        lines.append(f"  KV cache  unknown (architecture {plain(result.architecture or '?')} not modelled)")
+        arch = plain(result.architecture or "?")
+        lines.append(f"  KV cache  unknown (architecture {arch} not modelled)")
     else:
         what = {"mla": "MLA latent", "recurrent": "recurrent state, fixed size",
                 "hybrid": "attention + recurrent state"}.get(shape.kind if shape else "", "")  # fmt: skip
@@ -223,7 +225,8 @@ def breakdown(verdict: Verdict, inventory: Inventory) -> list[str]:
         f" + {format_size(GPU_RESERVE_BYTES)} per GPU used"
     )
     total = result.total_bytes
-    lines.append(f"  total     {format_size(total) if total is not None else 'unknown (KV unknown)'}")
+    total_text = format_size(total) if total is not None else "unknown (KV unknown)"
+    lines.append(f"  total     {total_text}")
     for device, nbytes in verdict.per_device.items():
         lines.append(f"  on {device:<6} {format_size(nbytes)}")
     line = f"  verdict   {verdict.label}: {plain(verdict.reason)}"

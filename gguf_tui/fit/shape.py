@@ -136,7 +136,9 @@ class ModelShape:
             size = min(size, pad(self.window + N_UBATCH))
         return size
 
-    def kv_layer_bytes(self, n_ctx: int, cache_k: CacheType, cache_v: CacheType) -> list[int] | None:
+    def kv_layer_bytes(
+        self, n_ctx: int, cache_k: CacheType, cache_v: CacheType
+    ) -> list[int] | None:
         """Bytes each layer's cache takes at `n_ctx` (recurrent state included); None if unknown."""
         if self.layers is None:
             return None
@@ -165,7 +167,7 @@ def model_shape(metadata: dict[str, Any], architecture: str | None) -> ModelShap
 def _model_shape(metadata: dict[str, Any], arch: str) -> ModelShape:
     reader = _Reader(metadata, arch)
     n_layer = reader.int("block_count", 1, MAX_LAYERS)
-    n_embd = reader.int("embedding_length", 1, MAX_EMBD, default=0) if reader.has("embedding_length") else 0
+    n_embd = reader.int("embedding_length", 1, MAX_EMBD, default=0)  # 0: missing
     n_vocab = _vocab_size(metadata, arch)
     n_ff = max(reader.per_layer("feed_forward_length", n_layer, 0, 1 << 24)) if reader.has(
         "feed_forward_length") else 0
@@ -177,7 +179,8 @@ def _model_shape(metadata: dict[str, Any], arch: str) -> ModelShape:
     if arch in RECURRENT_ARCHS:
         state = _recurrent_state(reader, n_embd)
         layers = tuple(LayerCache(state_elements=state) for _ in range(n_layer))
-        return _checked(ModelShape(arch, n_layer, n_embd, n_vocab, n_ff, trained, layers, None, "recurrent"))
+        shape = ModelShape(arch, n_layer, n_embd, n_vocab, n_ff, trained, layers, None, "recurrent")
+        return _checked(shape)
     if not n_embd:
         raise CannotEstimate(f"{arch}.embedding_length is missing")
     # Zero heads in a layer is real: the SSM or MLP-only layers of hybrids (nemotron_h, jamba).
@@ -224,7 +227,8 @@ def _model_shape(metadata: dict[str, Any], arch: str) -> ModelShape:
             )
         )
     kind = "mla" if mla else ("hybrid" if state else "attention")
-    return _checked(ModelShape(arch, n_layer, n_embd, n_vocab, n_ff, trained, tuple(layers), window, kind))
+    shape = ModelShape(arch, n_layer, n_embd, n_vocab, n_ff, trained, tuple(layers), window, kind)
+    return _checked(shape)
 
 
 def _checked(shape: ModelShape) -> ModelShape:
@@ -259,7 +263,7 @@ def _recurrent_state(reader: _Reader, n_embd: int) -> int:
 
 def _sliding_layers(reader: _Reader, arch: str, n_layer: int) -> list[bool]:
     """Which layers use the sliding window: a per-layer array in the header, else llama.cpp's
-    pattern for the architecture; unknown: none (every layer full, an over- not an underestimate)."""
+    pattern for the architecture; else none (every layer full: an over-, never an underestimate)."""
     key = "attention.sliding_window_pattern"
     if reader.has(key):
         value = reader.raw(key)
