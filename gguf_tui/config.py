@@ -101,6 +101,13 @@ class OtherStoresConfig:
 
 
 @dataclass
+class FitConfig:
+    gpus: str | None = None  # devices stated by hand, e.g. "24G,24G"; None: probe this box
+    context: int | None = None  # context length for verdicts; None: 8192, or the trained if smaller
+    cache_type: str = "f16"  # KV cache type, as llama.cpp's --cache-type-k/-v
+
+
+@dataclass
 class Config:
     store: Path = field(default_factory=_default_store)
     downloads: DownloadsConfig = field(default_factory=DownloadsConfig)
@@ -108,6 +115,7 @@ class Config:
     ui: UIConfig = field(default_factory=UIConfig)
     engine: EngineConfig = field(default_factory=EngineConfig)
     other_stores: OtherStoresConfig = field(default_factory=OtherStoresConfig)
+    fit: FitConfig = field(default_factory=FitConfig)
     source: Path | None = None
 
     @property
@@ -243,8 +251,30 @@ _SECTIONS: dict[str, dict[str, Callable[[Any], Any]]] = {
         "lmstudio": _optional_path_list,
         "ollama": _optional_path_list,
     },
+    "fit": {
+        "gpus": lambda v: None if v is None else _stated_gpus(v),
+        "context": lambda v: None if v is None else _int(256, 1 << 24)(v),
+        "cache_type": lambda v: _cache_type(v),
+    },
 }
 _TOP_LEVEL = {"store": _path}
+
+
+def _stated_gpus(value: Any) -> str:
+    from gguf_tui.fit.devices import DeviceSpecError, parse_stated
+
+    text = str(value)
+    try:
+        parse_stated(text)
+    except DeviceSpecError as exc:
+        raise ValueError(str(exc)) from None
+    return text
+
+
+def _cache_type(value: Any) -> str:
+    from gguf_tui.fit.shape import cache_type
+
+    return cache_type(_str(value)).name
 
 
 def did_you_mean(key: str, choices: list[str]) -> str:
@@ -323,6 +353,7 @@ def config_field_names() -> dict[str, list[str]]:
     """Every documented key, for tests that check config.example.yaml covers them all."""
     names = {"": list(_TOP_LEVEL)}
     for section_name, cls in (("downloads", DownloadsConfig), ("hub", HubConfig), ("ui", UIConfig),
-                              ("engine", EngineConfig), ("other_stores", OtherStoresConfig)):
+                              ("engine", EngineConfig), ("other_stores", OtherStoresConfig),
+                              ("fit", FitConfig)):
         names[section_name] = [f.name for f in fields(cls)]
     return names

@@ -76,6 +76,7 @@ def _store_commands(subparsers: argparse._SubParsersAction) -> None:
     info = subparsers.add_parser("info", help="one model: manifest and GGUF header facts")
     info.add_argument("model", metavar="MODEL", help="a name, a path, or a unique prefix")
     info.add_argument("--json", action="store_true")
+    _fit_options(info)
     info.set_defaults(func="gguf_tui.cli.store_cmds:run_info", store_use=READS)
 
     verify = subparsers.add_parser("verify", help="re-hash files against their recorded SHA-256")
@@ -177,7 +178,26 @@ def _hub_commands(subparsers: argparse._SubParsersAction) -> None:
     files.add_argument("repo", metavar="REPO")
     files.add_argument("--revision", default=None, metavar="REV", help="branch, tag or commit")
     files.add_argument("--json", action="store_true", help="print JSON")
+    _fit_options(files)
     files.set_defaults(func="gguf_tui.cli.hub_cmds:run_files", store_use=NO_STORE)
+
+    gpus = subparsers.add_parser(
+        "gpus",
+        help="the GPUs and RAM that models are judged against",
+        description="What this box has: NVIDIA GPUs (NVML, else nvidia-smi), AMD GPUs (sysfs), "
+        "RAM (/proc/meminfo), or the devices stated in GGUF_TUI_GPUS / fit.gpus (e.g. 24G,24G).",
+    )
+    gpus.add_argument("--json", action="store_true", help="print JSON")
+    gpus.set_defaults(func="gguf_tui.cli.fit_cmds:run_gpus", store_use=NO_STORE)
+
+
+def _fit_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--fit", action="store_true",
+        help="estimate memory (weights, KV cache, overhead) and whether it fits this box's GPUs",
+    )  # fmt: skip
+    parser.add_argument("--ctx", type=_positive_int, default=None, metavar="N",
+                        help="context length for --fit, implies it (default: fit.context, else 8192)")  # fmt: skip
 
 
 def _engine_commands(subparsers: argparse._SubParsersAction) -> None:

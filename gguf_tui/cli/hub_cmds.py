@@ -142,7 +142,12 @@ def run_files(args: argparse.Namespace, config: Any) -> int:
         files = asyncio.run(_files(config, ref.repo, args.revision or ref.revision))
     except HubError as exc:
         return _fail(exc)
-    if args.json:
+    wants_fit = bool(getattr(args, "fit", False) or getattr(args, "ctx", None))  # --ctx implies it
+    if wants_fit:
+        from gguf_tui.cli.fit_cmds import run_files_fit
+
+        code = run_files_fit(args, config, files, _describe(files))
+    elif args.json:
         print(json.dumps(files.to_json(), indent=2))
     else:
         print(_describe(files))
@@ -152,4 +157,4 @@ def run_files(args: argparse.Namespace, config: Any) -> int:
             f"{files.truncated_at} entries; files after that are not shown",
             file=sys.stderr,
         )
-    return 0
+    return code if wants_fit else 0

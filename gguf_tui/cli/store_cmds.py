@@ -219,15 +219,19 @@ def run_info(args: argparse.Namespace, config: Config) -> int:
     _layout, snapshot = _snapshot(config)
     model = _lookup(snapshot, args.model)
     headers = {}
+    infos = {}
     for entry in model.files:
         try:
-            headers[entry.relative] = read_header(entry.path).to_json()
+            infos[entry.relative] = read_header(entry.path)
+            headers[entry.relative] = infos[entry.relative].to_json()
         except GGUFError as exc:
             headers[entry.relative] = {"error": str(exc)}
+    fit_json, fit_lines = _fit(args, config, model, infos)
     # Looking at a model is not using it: only `path` (and reading the file) counts for LRU.
     shared = shared_files(snapshot, model)
     if args.json:
-        print(json.dumps({**model.to_json(), "headers": headers, "shared": shared}, indent=1))
+        extra = {"fit": fit_json} if fit_json is not None else {}
+        print(json.dumps({**model.to_json(), "headers": headers, "shared": shared, **extra}, indent=1))
         return EXIT_OK
     facts = [
         plain(model.architecture or "?"),
@@ -281,7 +285,21 @@ def run_info(args: argparse.Namespace, config: Config) -> int:
             if entry.verify_failed_at:
                 checked = f"MISMATCH found {_ago(entry.verify_failed_at)}"
             print(f"    sha256 {entry.sha256[:16]}… {checked}")
+    for line in fit_lines:
+        print(line)
     return EXIT_OK
+
+
+def _fit(args: argparse.Namespace, config: Config, model: StoreModel, infos: dict) -> tuple:
+    """`info --fit`: (JSON or None, text lines); a bad stated device list is a usage error."""
+    if not (getattr(args, "fit", False) or getattr(args, "ctx", None)):  # --ctx implies --fit
+        return None, []
+    from gguf_tui.cli.fit_cmds import FitUsageError, info_fit
+
+    try:
+        return info_fit(args, config, model.files, infos)
+    except FitUsageError as exc:
+        raise UsageError(str(exc)) from None
 
 
 @_failing

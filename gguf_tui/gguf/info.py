@@ -12,6 +12,24 @@ from gguf_tui.gguf.types import ggml_type_name, quant_name_from_file_type
 JSON_STRING_MAX = 256
 
 
+@dataclass(frozen=True)
+class TensorBytes:
+    """Bytes of tensor data by block (`blk.N.*`, keyed by N) and outside the blocks.
+
+    What a memory estimate needs to say how many layers fit on a GPU: the repeating blocks are
+    what llama.cpp offloads one by one, the rest (embeddings, output) is placed whole.
+    """
+
+    layers: dict[int, int]
+    other: int  # everything outside the blocks, `input` included
+    input: int = 0  # the token embeddings (`token_embd.*`): llama.cpp keeps them on the CPU
+    has_output: bool = False  # an `output.weight` of its own (else tied to the embeddings)
+
+    @property
+    def total(self) -> int:
+        return sum(self.layers.values()) + self.other
+
+
 @dataclass
 class GGUFInfo:
     """What a GGUF header says about a model (one file: one split part, or an mmproj)."""
@@ -36,6 +54,8 @@ class GGUFInfo:
     # Smallest file size that holds every tensor's data: a shorter file is truncated.
     # None when a tensor has a ggml type this reader does not know.
     min_file_size: int | None = None
+    # Tensor data sizes from the tensor table; None when a tensor has an unknown ggml type.
+    tensor_bytes: TensorBytes | None = None
 
     @property
     def is_mmproj(self) -> bool:
@@ -49,6 +69,10 @@ class GGUFInfo:
     def to_json(self) -> dict[str, Any]:
         """JSON-safe dict of the facts, with long metadata strings cut short."""
         out = asdict(self)
+        tensor_bytes = self.tensor_bytes
+        out["tensor_bytes"] = None if tensor_bytes is None else {
+            "total": tensor_bytes.total, "other": tensor_bytes.other, "blocks": len(tensor_bytes.layers),
+        }  # fmt: skip
         for key, value in out.items():
             if key != "metadata":
                 out[key] = _json_value(value)
@@ -67,6 +91,7 @@ def build_info(
     alignment: int,
     tensor_data_offset: int,
     min_file_size: int | None,
+    tensor_bytes: TensorBytes | None = None,
 ) -> GGUFInfo:
     """Turn parsed metadata and tensor statistics into a `GGUFInfo`."""
     arch = _str_or_none(metadata.get("general.architecture"))
@@ -96,6 +121,7 @@ def build_info(
         tensor_data_offset=tensor_data_offset,
         metadata=metadata,
         min_file_size=min_file_size,
+        tensor_bytes=tensor_bytes,
     )
 
 

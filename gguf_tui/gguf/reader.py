@@ -19,7 +19,7 @@ from collections import Counter
 from typing import Any, Callable
 
 from gguf_tui.fsutil import open_regular
-from gguf_tui.gguf.info import GGUFInfo, build_info
+from gguf_tui.gguf.info import GGUFInfo, TensorBytes, build_info
 from gguf_tui.gguf.types import ggml_nbytes
 
 GGUF_MAGIC = b"GGUF"
@@ -46,6 +46,16 @@ METADATA_STRING_MAX = 16 * 1024
 METADATA_ARRAY_MAX = 32
 METADATA_KEEP_KEYS = 512
 METADATA_KEEP_BYTES = 64 * 1024
+# The architecture's hyper-parameters (`<arch>.*`: layer count, head counts, key lengths, sliding
+# window...) are what a memory estimate needs, so they are preferred: other keys (tokenizer data,
+# custom keys) may only fill the budget up to these reserves, and a hyper-parameter array may
+# hold one value per layer (`<arch>.attention.head_count_kv` is per layer in many models).
+METADATA_RESERVED_KEYS = 128
+METADATA_RESERVED_BYTES = 32 * 1024
+METADATA_LAYER_ARRAY_MAX = 4096
+# Blocks whose tensor bytes are counted one by one (more than any real model has; a crafted
+# header naming more is counted in the rest, so the per-block table stays small).
+MAX_BLOCKS_COUNTED = 4096
 
 # A local file is read through a window of this size: memory stays flat however long the header
 # is, and long strings and arrays are stepped over without reading them.
@@ -162,7 +172,14 @@ class _Parser:
         # Lower bound on the bytes the header still needs after the current record.
         self.rest_min = 0
         self.kept_bytes = 0
+        self.keep_limit = METADATA_KEEP_BYTES  # bytes the current key may fill the budget up to
+        self.array_max = METADATA_ARRAY_MAX  # longest array the current key may keep
         self.strings_walked = 0
+        # Bytes of tensor data per block (`blk.N.*`) and outside blocks; None if a type is unknown.
+        self.layer_bytes: dict[int, int] | None = {}
+        self.other_bytes: int | None = 0
+        self.input_bytes = 0
+        self.has_output = False
 
     def parse(self) -> GGUFInfo:
         try:
@@ -223,6 +240,7 @@ class _Parser:
         alignment: Any = DEFAULT_ALIGNMENT
         keys_seen: set[str] = set()
         key_bytes = 0
+        hyper_prefix: str | None = None
         for index in range(kv_count):
             self.rest_min = (kv_count - index - 1) * _MIN_KV_SIZE
             self.rest_min += tensor_count * _MIN_TENSOR_INFO_SIZE
@@ -237,10 +255,18 @@ class _Parser:
                     f"(at offset {key_offset}): not a real model header"
                 )
             keys_seen.add(key)
-            keep = len(metadata) < METADATA_KEEP_KEYS and self.keep(len(key))
+            hyper = hyper_prefix is not None and key.startswith(hyper_prefix)
+            self.keep_limit = METADATA_KEEP_BYTES if hyper else (
+                METADATA_KEEP_BYTES - METADATA_RESERVED_BYTES
+            )
+            self.array_max = METADATA_LAYER_ARRAY_MAX if hyper else METADATA_ARRAY_MAX
+            key_limit = METADATA_KEEP_KEYS if hyper else METADATA_KEEP_KEYS - METADATA_RESERVED_KEYS
+            keep = len(metadata) < key_limit and self.keep(len(key))
             value = self.value(self.value_type(f"key {key!r}"), key, keep)
             if key == "general.alignment":
                 alignment = value
+            if key == "general.architecture" and isinstance(value, str) and hyper_prefix is None:
+                hyper_prefix = value + "."
             if keep:
                 metadata[key] = value
         return metadata, alignment
@@ -286,9 +312,11 @@ class _Parser:
             # Only matrices count for the quantisation: llama.cpp keeps 1-D tensors in F32.
             if n_dims >= 2:
                 matrix_elements_by_type[ggml_type] += elements
+            nbytes = ggml_nbytes(ggml_type, dims)
             if data_end is not None:
-                nbytes = ggml_nbytes(ggml_type, dims)
                 data_end = None if nbytes is None else max(data_end, offset + nbytes)
+            name_at = at - 4 - name_length
+            self.count_tensor_bytes(bytes(self.buf[name_at : name_at + min(name_length, 16)]), nbytes)
         self.rest_min = 0
         self.need(0)  # the header's last byte must be there (a skipped string can end it)
 
@@ -303,7 +331,28 @@ class _Parser:
             alignment=alignment,
             tensor_data_offset=tensor_data_offset,
             min_file_size=None if data_end is None else tensor_data_offset + data_end,
+            tensor_bytes=None if self.layer_bytes is None or self.other_bytes is None else TensorBytes(
+                layers=dict(sorted(self.layer_bytes.items())), other=self.other_bytes,
+                input=self.input_bytes, has_output=self.has_output,
+            ),
         )
+
+    def count_tensor_bytes(self, name_head: bytes, nbytes: int | None) -> None:
+        """Add a tensor's data size to its block (`blk.N.`) or to the rest (embeddings, output)."""
+        if nbytes is None or self.layer_bytes is None or self.other_bytes is None:
+            self.layer_bytes = self.other_bytes = None
+            return
+        if name_head.startswith(b"blk."):
+            digits = name_head[4:].split(b".", 1)[0]
+            if digits.isdigit() and len(digits) <= 4 and int(digits) < MAX_BLOCKS_COUNTED:
+                block = int(digits)
+                self.layer_bytes[block] = self.layer_bytes.get(block, 0) + nbytes
+                return
+        self.other_bytes += nbytes
+        if name_head.startswith(b"token_embd."):
+            self.input_bytes += nbytes
+        elif name_head == b"output.weight":
+            self.has_output = True
 
     def check_count(self, what: str, count: int, limit: int, offset: int) -> None:
         if count > limit:
@@ -311,7 +360,7 @@ class _Parser:
 
     def keep(self, nbytes: int) -> bool:
         """Whether `nbytes` more of metadata fit what a `GGUFInfo` keeps (and count them if so)."""
-        if self.kept_bytes + nbytes > METADATA_KEEP_BYTES:
+        if self.kept_bytes + nbytes > self.keep_limit:
             return False
         self.kept_bytes += nbytes
         return True
@@ -427,7 +476,7 @@ class _Parser:
             self.skip_strings(count)
             return placeholder
         nbytes = count * scalar.size
-        if not keep or count > METADATA_ARRAY_MAX or not self.keep(nbytes):
+        if not keep or count > self.array_max or not self.keep(nbytes):
             self.skip(nbytes)
             return placeholder
         self.need(nbytes)
