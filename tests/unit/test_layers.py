@@ -148,7 +148,7 @@ def test_the_engine_import_check_catches_each_form(tmp_path):
 
 
 # How a distribution in pyproject's dependencies is imported, where the names differ.
-IMPORT_NAMES = {"pyyaml": "yaml"}
+IMPORT_NAMES = {"pyyaml": "yaml", "nvidia-ml-py": "pynvml"}
 
 
 def test_every_declared_dependency_is_imported():
