@@ -118,6 +118,11 @@ def open_regular(
             pass  # O_NOATIME needs ownership; another user's file is read normally
     if fd < 0:
         fd = os.open(path, flags, dir_fd=dir_fd)
+    return _regular_and_blocking(fd, path)
+
+
+def _regular_and_blocking(fd: int, path: str | os.PathLike[str]) -> int:
+    """`fd`, made blocking, if it is a regular file; else closed and NotRegularFileError."""
     try:
         opened = os.fstat(fd)
         if not stat.S_ISREG(opened.st_mode):
@@ -143,15 +148,7 @@ def open_regular_for_writing(path: str | os.PathLike[str], mode: int = 0o644) ->
         if exc.errno == errno.ELOOP:
             raise NotRegularFileError(path, stat.S_IFLNK) from None
         raise
-    try:
-        opened = os.fstat(fd)
-        if not stat.S_ISREG(opened.st_mode):
-            raise NotRegularFileError(path, opened.st_mode)
-        os.set_blocking(fd, True)
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd
+    return _regular_and_blocking(fd, path)
 
 
 def read_regular_bytes(
@@ -204,3 +201,35 @@ def load_json_file(path: str | os.PathLike[str], *, max_bytes: int = MAX_STATE_F
         raise StateJSONError("nested too deeply") from None
     except ValueError as exc:
         raise StateJSONError(f"not valid JSON ({exc})") from None
+
+
+class LinkInTheWay(OSError):
+    """A symlink (or a non-folder) where `open_folder_nofollow` needed a folder."""
+
+    def __init__(self, part: str) -> None:
+        super().__init__(errno.ELOOP, f"'{part}' is a symlink or not a folder")
+        self.part = part
+
+
+def open_folder_nofollow(root: str | os.PathLike[str], parts: tuple[str, ...] | list[str]) -> int:
+    """An fd of `root/parts...`, each part opened relative to the last with O_NOFOLLOW.
+
+    Nothing below `root` is reached through a symlink, whatever another user planted there: the
+    first part that is a link or not a folder raises LinkInTheWay naming it.
+    """
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for part in parts:
+            try:
+                next_fd = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
+            except OSError as exc:
+                if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                    raise LinkInTheWay(part) from None
+                raise
+            os.close(fd)
+            fd = next_fd
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+

@@ -10,6 +10,7 @@ import stat as stat_module
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from gguf_tui.fsutil import LinkInTheWay, open_folder_nofollow
 from gguf_tui.textsafe import plain
 
 HIDDEN_DIR_NAME = ".gguf-tui"
@@ -112,24 +113,10 @@ class StoreLayout:
 
     def open_hidden_dir(self, folder: Path) -> int:
         """An fd of a hidden folder reached from the root without following any symlink."""
-        relative = folder.relative_to(self.root).parts
-        fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY)
         try:
-            for part in relative:
-                try:
-                    next_fd = os.open(
-                        part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd
-                    )
-                except OSError as exc:
-                    if exc.errno in (errno.ELOOP, errno.ENOTDIR):
-                        raise UnsafeStoreError(folder) from None
-                    raise
-                os.close(fd)
-                fd = next_fd
-        except BaseException:
-            os.close(fd)
-            raise
-        return fd
+            return open_folder_nofollow(self.root, folder.relative_to(self.root).parts)
+        except LinkInTheWay:
+            raise UnsafeStoreError(folder) from None
 
     def partial_path(self, key_hash: str) -> Path:
         return self.partials_dir / f"{key_hash}{PARTIAL_SUFFIX}"

@@ -7,7 +7,6 @@ as a link, its target is never touched. Files that a download in progress owns a
 
 from __future__ import annotations
 
-import errno
 import hmac
 import os
 import stat as stat_module
@@ -17,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from gguf_tui.fsutil import LinkInTheWay, open_folder_nofollow
 from gguf_tui.store.fileio import HashCancelled, HashProgress, sha256_file
 from gguf_tui.store.layout import StoreLayout, UnsafePathError, check_relative_path
 from gguf_tui.store.manifest import Manifest, ManifestError
@@ -39,25 +39,13 @@ def _open_parent(root: Path, relative: str) -> tuple[int, str]:
     """An fd of the folder holding `relative`, reached without following any symlink below root."""
     relative = check_relative_path(relative)
     *folders, name = relative.split("/")
-    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
     try:
-        for folder in folders:
-            try:
-                next_fd = os.open(
-                    folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd
-                )
-            except OSError as exc:
-                if exc.errno in (errno.ELOOP, errno.ENOTDIR):
-                    raise UnsafeDeleteError(
-                        f"refusing to delete {relative}: '{folder}' is a symlink or not a folder "
-                        f"(deleting never follows a link out of the store)"
-                    ) from None
-                raise
-            os.close(fd)
-            fd = next_fd
-    except BaseException:
-        os.close(fd)
-        raise
+        fd = open_folder_nofollow(root, folders)
+    except LinkInTheWay as exc:
+        raise UnsafeDeleteError(
+            f"refusing to delete {relative}: '{exc.part}' is a symlink or not a folder "
+            f"(deleting never follows a link out of the store)"
+        ) from None
     return fd, name
 
 
