@@ -151,6 +151,14 @@ class HubSim:
     def requests_to(self, host: str) -> list[RecordedRequest]:
         return [r for r in self.requests if r.host == host]
 
+    def downloads_started(self, file_name: str) -> int:
+        """GETs of a file's resolve URL (each redirects to the CDN: one download started)."""
+        return sum(
+            1
+            for r in self.requests_to("api")
+            if r.method == "GET" and "/resolve/" in r.path_qs and r.path_qs.endswith(file_name)
+        )
+
     def clear_requests(self) -> None:
         self.requests.clear()
 

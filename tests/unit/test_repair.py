@@ -30,14 +30,6 @@ async def hub(monkeypatch):
         yield sim
 
 
-def _gets(hub, file_name: str) -> int:
-    return sum(
-        1
-        for r in hub.requests_to("api")
-        if r.method == "GET" and "/resolve/" in r.path_qs and r.path_qs.endswith(file_name)
-    )
-
-
 def _corrupt(path) -> None:
     data = bytearray(path.read_bytes())
     data[-10] ^= 0xFF  # same size, other bytes: only a re-hash notices
@@ -57,7 +49,7 @@ async def test_pull_downloads_only_the_bad_file_again(hub, cli, store):
     again = await cli("pull", f"{REPO}:Q4_K_M")
     assert again.code == 0, again.err
     assert "already in the store" not in again.out
-    assert _gets(hub, "Fix-Q4_K_M.gguf") == 2 and _gets(hub, "mmproj-Fix-F16.gguf") == 1
+    assert hub.downloads_started("Fix-Q4_K_M.gguf") == 2 and hub.downloads_started("mmproj-Fix-F16.gguf") == 1
     assert sha256_of(store / MODEL) == hub.repos[REPO.lower()].files["Fix-Q4_K_M.gguf"].sha256
     assert (await cli("verify", f"{REPO}:Q4_K_M")).code == 0
     [model] = json.loads((await cli("ls", "--json")).out)["models"]
@@ -70,7 +62,7 @@ async def test_verify_repair_downloads_the_bad_file_from_the_recorded_source(hub
     repair = await cli("verify", "--repair", f"{REPO}:Q4_K_M")
     assert repair.code == 0, repair.err
     assert "repaired" in repair.out
-    assert _gets(hub, "mmproj-Fix-F16.gguf") == 2 and _gets(hub, "Fix-Q4_K_M.gguf") == 1
+    assert hub.downloads_started("mmproj-Fix-F16.gguf") == 2 and hub.downloads_started("Fix-Q4_K_M.gguf") == 1
     assert (await cli("verify", f"{REPO}:Q4_K_M")).code == 0
     nothing_to_do = await cli("verify", "--repair", "--json")
     assert nothing_to_do.code == 0
@@ -84,7 +76,7 @@ async def test_a_shared_corrupt_file_is_downloaded_again_for_either_model(hub, c
     assert (await cli("verify", f"{REPO}:Q8_0")).code == 1
     again = await cli("pull", f"{REPO}:Q8_0")
     assert again.code == 0, again.err
-    assert _gets(hub, "mmproj-Fix-F16.gguf") == 2
+    assert hub.downloads_started("mmproj-Fix-F16.gguf") == 2
     assert (await cli("verify")).code == 0  # both models: the one file is sound again
 
 

@@ -29,15 +29,6 @@ async def hub(monkeypatch):
         yield sim
 
 
-def _cdn_gets(hub, file_name: str) -> int:
-    """Downloads started for the file: GETs of its resolve URL (which redirect to the CDN)."""
-    return sum(
-        1
-        for r in hub.requests_to("api")
-        if r.method == "GET" and "/resolve/" in r.path_qs and r.path_qs.endswith(file_name)
-    )
-
-
 def _models(listing) -> dict:
     return {m["name"]: m for m in listing["models"]}
 
@@ -49,7 +40,7 @@ async def test_second_quant_references_the_shared_mmproj(hub, cli, store):
     second = await cli("pull", f"{REPO}:Q8_0")
     assert second.code == 0, second.err
     assert "not managed" not in second.err
-    assert _cdn_gets(hub, "mmproj-Vis-F16.gguf") == 1  # downloaded once
+    assert hub.downloads_started("mmproj-Vis-F16.gguf") == 1  # downloaded once
     assert os.stat(store / MMPROJ).st_ino == inode  # not replaced, not copied
     assert os.stat(store / MMPROJ).st_nlink == 1
     models = _models(json.loads((await cli("ls", "--json")).out))
@@ -83,7 +74,7 @@ async def test_single_file_ref_then_quant_ref(hub, cli, store):
     assert single.code == 0, single.err
     quant = await cli("pull", f"{REPO}:Q4_K_M")
     assert quant.code == 0, quant.err
-    assert _cdn_gets(hub, "Vis-Q4_K_M.gguf") == 1
+    assert hub.downloads_started("Vis-Q4_K_M.gguf") == 1
     models = _models(json.loads((await cli("ls", "--json")).out))
     assert len(models) == 2
     assert all(m["state"] == "verified" for m in models.values())
@@ -94,7 +85,7 @@ async def test_quant_then_mmproj_alone_in_either_order(hub, cli, store):
     assert only.code == 0, only.err
     both = await cli("pull", f"{REPO}:Q8_0")
     assert both.code == 0, both.err
-    assert _cdn_gets(hub, "mmproj-Vis-F16.gguf") == 1
+    assert hub.downloads_started("mmproj-Vis-F16.gguf") == 1
 
 
 async def test_other_content_at_a_managed_path_is_refused(hub, cli, store):
