@@ -84,6 +84,8 @@ class EngineConfig:
     mode: str = "service"  # "service": a per-user background engine; "local": in this process
     idle_exit: float = 600.0  # seconds a service with nothing to do and no client stays up; 0 never
     refresh_rate: float = 4.0  # progress events and lock heartbeats per second per job
+    nice: int = 10  # CPU niceness added to the service's process (downloads yield to inference)
+    ionice: str = "best-effort"  # I/O class of the service: best-effort (level 7), idle, off
 
 
 @dataclass
@@ -244,6 +246,9 @@ _SECTIONS: dict[str, dict[str, Callable[[Any], Any]]] = {
         "mode": _choice("service", "local"),
         "idle_exit": _seconds(0),
         "refresh_rate": lambda v: float(_int(1, 30)(v)),
+        "nice": _int(0, 19),
+        # YAML reads a bare `off` as false: both mean off.
+        "ionice": lambda v: "off" if v is False else _choice("best-effort", "idle", "off")(v),
     },
     "other_stores": {
         "hf_cache": _optional_path_list,

@@ -22,6 +22,7 @@ from gguf_tui.config import Config
 from gguf_tui.engine.api import CommandError, ErrorKind, HubSettings, PullOptions
 from gguf_tui.engine.events import EngineEvent, StateChanged
 from gguf_tui.engine.local import LocalEngine
+from gguf_tui.engine.priority import lower_priority
 from gguf_tui.service.log import open_log, scrub
 from gguf_tui.service.outbox import DEFAULT_LIMIT, Outbox
 from gguf_tui.service.paths import ServicePaths, ensure_runtime_dir, service_paths
@@ -181,6 +182,8 @@ class EngineService:
         ensure_runtime_dir(self.paths)
         self.log = open_log(self.paths.log)
         self._take_lock()
+        for problem in lower_priority(self.config.engine.nice, self.config.engine.ionice):
+            self.log.warning("could not lower the download priority: %s", problem)
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self.request_stop, f"signal {signal.Signals(signum).name}")
