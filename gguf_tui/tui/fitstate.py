@@ -113,6 +113,8 @@ def fit_lines(fit: FitState, key: FitKey) -> list[str]:
     The first word of each breakdown line is dropped ('fit'): the pane shows its own label.
     """
     verdict = fit.verdict(key)
+    if verdict is not None and verdict.estimate.error:
+        return [f"cannot estimate: {verdict.estimate.error}"]  # no context was judged
     if verdict is not None and fit.inventory is not None:
         lines = breakdown(verdict, fit.inventory)
         return [lines[0].removeprefix("fit").strip(), *lines[1:]]
