@@ -95,3 +95,16 @@ async def test_detail_shows_the_breakdown(config, fit_hub):
         await pilot.press("x", "x", "x")  # 32k
         await wait_for(pilot, lambda: "at context 32768" in detail_text(app), what="breakdown at 32k")
         assert "partial offload" in detail_text(app)
+
+
+async def test_help_and_palette_list_the_fit_keys(config):
+    from gguf_tui.tui.screens.help import help_entries
+
+    config.ui.keymap = {"ctx_cycle": "X"}
+    app = GgufApp(config)
+    async with app.run_test() as pilot:
+        entries = {binding_id: shown for _, rows in help_entries(app, app.keymap) for shown, _, binding_id in rows}
+        assert entries["fit_filter"] == "f" and entries["ctx_cycle"] == "X"
+        palette = {command.title: command.help for command in app.get_system_commands(app.screen)}
+        assert "(f)" in palette["Show quants that fit"] and "(X)" in palette["Cycle fit context"]
+        await pilot.pause()
