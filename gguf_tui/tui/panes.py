@@ -117,6 +117,7 @@ class PanesMixin:
             return set()
         return {f.relative for m in self.snapshot.models if m.managed for f in m.files if f.exists}
 
+    @while_running  # a timer: it may fire while the app closes and its panes are gone
     def _fetch_facts_if_current(self: GgufApp, key: str) -> None:
         row = self.current_row()
         if row is None or row.key != key or key in self.facts or row.files is None:

@@ -88,6 +88,8 @@ async def test_detail_shows_the_breakdown(config, fit_hub):
         catalog = app.query_one("#catalog")
         catalog.select_key(next(r.key for r in catalog.catalog_rows if r.kind == "quant" and r.group.quant == "Q8_0"))
         await wait_for(pilot, lambda: "weights" in detail_text(app), what="breakdown")
+        await wait_for(pilot, lambda: "arch llama" in detail_text(app), what="remote facts")
+        assert app.fit.cache.reads == 3  # the facts line and the fit column share one read
         text = detail_text(app)
         for part in ("at context 8192 with f16 KV cache", "KV cache", "overhead", "total", "on GPU",
                      "verdict", "largest context wholly on GPU"):
