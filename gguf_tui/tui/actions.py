@@ -96,7 +96,7 @@ class ActionsMixin:
     @work(group="facts", exit_on_error=False)
     async def read_facts(self: GgufApp, key: str, repo: str, path: str, revision: str) -> None:
         try:
-            info, _fetched = await self.hub.read_gguf_header(repo, path, revision)
+            info = await self.fit.cache.get(self.hub, repo, revision, path)  # shared with the fit column
         except _user_errors() as exc:
             self.post_message(msg.FactsLoaded(key, str(exc) or type(exc).__name__))
             return

@@ -45,6 +45,8 @@ from gguf_tui.tui import keys, messages as msg
 from gguf_tui.tui.actions import ActionsMixin
 from gguf_tui.tui.catalog import CatalogTable, SearchState
 from gguf_tui.tui.detail import DetailPane
+from gguf_tui.tui.fitactions import FitMixin
+from gguf_tui.tui.fitstate import FitState
 from gguf_tui.tui.lifecycle import EXIT_INTERRUPTED, EXIT_OK, SHUTDOWN_TIMEOUT, SignalsMixin, while_running
 from gguf_tui.tui.panelayout import PaneArea
 from gguf_tui.tui.panes import PanesMixin
@@ -73,7 +75,7 @@ class MainScreen(Screen):
 PANES = ("#catalog", "#queue", "#detail")  # tab order: also the stacked layout's, top down
 
 
-class GgufApp(PanesMixin, ActionsMixin, SignalsMixin, App[int]):
+class GgufApp(PanesMixin, ActionsMixin, FitMixin, SignalsMixin, App[int]):
     CSS_PATH = Path(__file__).with_name("app.tcss")  # absolute: subclasses live elsewhere
     TITLE = "gguf-tui"
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide")]
@@ -114,6 +116,7 @@ class GgufApp(PanesMixin, ActionsMixin, SignalsMixin, App[int]):
         self.snapshot: Any = None
         self.search: SearchState | None = None
         self.facts: dict[str, Any] = {}
+        self.fit = FitState(context=config.fit.context, cache_type=config.fit.cache_type)
         self.detail_source = "catalog"
         self.exit_code = EXIT_OK
         self._quitting = False
@@ -200,6 +203,7 @@ class GgufApp(PanesMixin, ActionsMixin, SignalsMixin, App[int]):
         self.update_status()
         self.query_one(CatalogTable).focus()
         self.start_engine()
+        self.detect_devices()
         self.rescan()
         self.watch_store()
         self.set_interval(FREE_SPACE_EVERY, self._refresh_free_space)
@@ -540,6 +544,9 @@ class GgufApp(PanesMixin, ActionsMixin, SignalsMixin, App[int]):
             return
         state = self.search.opened[message.repo]
         state.files, state.error = message.files, message.error
+        self.fit.forget(message.repo)
+        if message.files is not None:
+            self.judge_repo_files(message.files)
         if message.error:
             self.notify(clean(message.error, 300), severity="error", timeout=10, markup=False)
         self.refresh_catalog()
@@ -588,6 +595,8 @@ class GgufApp(PanesMixin, ActionsMixin, SignalsMixin, App[int]):
             ("Cancel download", "cancel", "The highlighted download; asks first", self.action_cancel),
             ("Retry download", "retry", "A failed or cancelled download", self.action_retry),
             ("Delete local model", "delete", "The highlighted local model; asks first", self.action_delete),
+            ("Show quants that fit", "fit_filter", "Only the opened repo's quants that fit the GPUs; again: all", self.action_fit_filter),
+            ("Cycle fit context", "ctx_cycle", "Judge the fit at 4k, 8k, 32k or the trained maximum", self.action_ctx_cycle),
             ("Verify local model", "verify", "Re-hash the highlighted local model", self.action_verify),
             ("Prune the store", "prune", "Mark models and partials to delete", self.action_prune),
             ("Rescan the store", "", "Read the store folder again", self.rescan),

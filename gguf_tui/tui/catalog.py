@@ -16,6 +16,7 @@ from rich.text import Text
 from gguf_tui.engine.api import JobState
 from gguf_tui.hub.models import HubFile, QuantGroup, RepoFiles, SearchResult
 from gguf_tui.tui import keys
+from gguf_tui.tui.fitstate import FitState
 from gguf_tui.tui.rowtable import RowTable
 from gguf_tui.tui.render import BOLD, DIM, clean, count, ellipsize, short_age
 from gguf_tui.store.scan import StoreModel, StoreSnapshot
@@ -50,6 +51,7 @@ class CatalogRow:
     label: Text
     size: str = ""
     info: Text = field(default_factory=Text)
+    fit: str = ""  # the fit column: a symbol plus a word ('✓ GPU'), quant rows only
     repo: str | None = None
     result: SearchResult | None = None
     group: QuantGroup | None = None
@@ -85,7 +87,8 @@ def job_name_for(files: RepoFiles, group: QuantGroup) -> str:
     return f"{files.repo}/{group.files[0].display}"
 
 
-def _repo_rows(state: RepoState, local_paths: set[str], job_states: dict[str, JobState]) -> list[CatalogRow]:
+def _repo_rows(state: RepoState, local_paths: set[str], job_states: dict[str, JobState],
+               fit: FitState | None) -> list[CatalogRow]:
     repo = state.repo
     if state.loading:
         return [CatalogRow(f"note:{repo}", "note", Text("    loading files…", style=DIM), repo=repo)]
@@ -98,7 +101,12 @@ def _repo_rows(state: RepoState, local_paths: set[str], job_states: dict[str, Jo
     groups = [(g, "quant") for g in files.quants] + [(g, "other") for g in files.other]
     if not groups and not files.mmprojs:
         rows.append(CatalogRow(f"note:{repo}", "note", Text("    no GGUF files in this repo", style=DIM), repo=repo))
+    hidden = 0
     for index, (group, _kind) in enumerate(groups):
+        fit_key = (repo, group.name)
+        if fit is not None and fit.only_fitting and not fit.fits(fit_key):
+            hidden += 1
+            continue
         parts = "1 file" if group.part_count == 1 else f"{group.part_count} parts"
         if not group.complete:
             parts = f"incomplete {len(group.files)}/{group.part_count}"
@@ -111,11 +119,19 @@ def _repo_rows(state: RepoState, local_paths: set[str], job_states: dict[str, Jo
                 Text(f"    {label}", no_wrap=True),
                 format_size(group.total_size),
                 _info((parts, None), ("+ mmproj" if has_mmproj else "", DIM), (status, BOLD)),
+                fit=fit.label(fit_key) if fit is not None else "",
                 repo=repo,
                 group=group,
                 files=files,
             )
         )
+    if hidden:
+        rows.append(
+            CatalogRow(
+                f"note:{repo}:fit", "note",
+                Text(f"    {hidden} quant(s) that do not fit hidden (fit filter)", style=DIM), repo=repo,
+            )
+        )  # fmt: skip
     for index, hub_file in enumerate(files.mmprojs):
         status = quant_status(files, (hub_file,), local_paths, job_states, f"{files.repo}/{hub_file.display}")
         rows.append(
@@ -151,6 +167,7 @@ def build_rows(
     search: SearchState | None,
     job_states: dict[str, JobState],
     now: float,
+    fit: FitState | None = None,
 ) -> list[CatalogRow]:
     """Every catalog row: the Hub section (after a search) first, then the local models."""
     rows: list[CatalogRow] = []
@@ -185,7 +202,7 @@ def build_rows(
                 )
             )
             if opened:
-                rows.extend(_repo_rows(opened, local_paths, job_states))
+                rows.extend(_repo_rows(opened, local_paths, job_states, fit))
     models = snapshot.models if snapshot else ()
     if snapshot is None:
         rows.append(CatalogRow("h:local", "heading", Text("Local models · scanning…", style=BOLD)))
@@ -219,8 +236,8 @@ def build_rows(
     return rows
 
 
-def compose_line(row: CatalogRow, width: int, info_width: int) -> Text:
-    """One catalog line: the label, then size right-aligned, then the info column.
+def compose_line(row: CatalogRow, width: int, info_width: int, fit_width: int = 0) -> Text:
+    """One catalog line: the label, then size right-aligned, the fit column, the info column.
 
     Info starts at the same column on every line so sizes line up; a line without a size
     lets a long name (a repo id) run into the size column, and a line without info (a heading)
@@ -231,7 +248,8 @@ def compose_line(row: CatalogRow, width: int, info_width: int) -> Text:
         info = Text(ellipsize(info.plain, info_width), no_wrap=True)
     size_width = 9
     info_room = info_width + 1 if len(info) or row.size else 0
-    label_width = width - info_room - (size_width + 1 if row.size else 0)
+    fit_room = fit_width + 1 if fit_width and row.size else 0  # sized rows keep one column
+    label_width = width - info_room - fit_room - (size_width + 1 if row.size else 0)
     label = row.label.copy()
     if len(label) > label_width:
         label = Text(ellipsize(label.plain, label_width), style=label.style, no_wrap=True)
@@ -240,8 +258,13 @@ def compose_line(row: CatalogRow, width: int, info_width: int) -> Text:
     line.append(" " * (label_width - len(label) + 1))
     if row.size:
         line.append(row.size.rjust(size_width) + " ")
+    if fit_room:
+        line.append(row.fit[:fit_width].ljust(fit_width) + " ")
     line.append_text(info)
     return line
+
+
+FIT_WIDTH = 12  # the longest fit label: '? 20/32, KV?'
 
 
 class CatalogTable(RowTable):
@@ -290,11 +313,12 @@ class CatalogTable(RowTable):
         self.catalog_rows = list(rows)
         self._by_key = {row.key: row for row in rows}
         width = self._line_width()
-        info_width = min(max((len(row.info) for row in rows), default=0), width // 2)
+        fit_width = min(max((len(row.fit) for row in rows), default=0), FIT_WIDTH)
+        info_width = min(max((len(row.info) for row in rows), default=0), width // 2 - fit_width)
         with self.app.batch_update():
             self.clear()
             for row in rows:
-                self.add_row(Text(" ") + compose_line(row, width - 1, info_width), key=row.key)
+                self.add_row(Text(" ") + compose_line(row, width - 1, info_width, fit_width), key=row.key)
         target = 0
         if previous is not None and previous.key in self._by_key:
             target = next(i for i, row in enumerate(rows) if row.key == previous.key)

@@ -112,6 +112,7 @@ def quant_detail(
     mmproj: HubFile | None,
     facts: Any,
     status: str,
+    fit: list[str] | None = None,
 ) -> Doc:
     title = f"{clean(files.repo)} : {clean(group.quant) if group.quant else clean(group.name)}"
     lines = Lines().title(title)
@@ -130,6 +131,8 @@ def quant_detail(
     if files.gated:
         lines.row("gated", "needs HF_TOKEN (or $HF_HOME/token) with access")
     lines.row("status", status or "not downloaded · d downloads it")
+    if fit:
+        lines.rows("fit", [clean(line.strip(), 300) for line in fit])
     return lines.done()
 
 

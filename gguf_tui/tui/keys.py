@@ -35,6 +35,8 @@ KEYS: tuple[KeySpec, ...] = (
     KeySpec("open", "enter", "app.open", "open", "Open the highlighted repo (its quantisations) or file", CATALOG),
     KeySpec("download", "d", "app.download", "get", "Download the highlighted quantisation or file", CATALOG),
     KeySpec("delete", "D", "app.delete", "delete", "Delete the highlighted local model (asks first)", CATALOG),
+    KeySpec("fit_filter", "f", "app.fit_filter", "fits", "Show only the opened repo's quants that fit the GPUs (again: all)", CATALOG, show=False),
+    KeySpec("ctx_cycle", "x", "app.ctx_cycle", "context", "Cycle the fit column's context: 4k, 8k, 32k, the trained maximum", CATALOG, show=False),
     KeySpec("verify", "V", "app.verify", "verify", "Re-hash the highlighted local model", CATALOG, show=False),
     KeySpec("pause", "space", "app.toggle_pause", "pause", "Pause / resume the highlighted download", QUEUE),
     KeySpec("cancel", "c", "app.cancel", "cancel", "Cancel the highlighted download (asks first); clear a finished one", QUEUE),

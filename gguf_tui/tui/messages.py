@@ -116,3 +116,19 @@ class StoreOpDone(Message):
 
     text: str
     severity: str = "information"
+
+
+@dataclass
+class FitDevices(Message):
+    """The devices the fit column judges against (detected once, in a thread), or why not."""
+
+    inventory: Any
+    error: str | None = None
+
+
+@dataclass
+class FitJudged(Message):
+    """Verdicts for one repo's quants: (group name, Verdict or why none) pairs."""
+
+    repo: str
+    results: list[tuple[str, Any]]

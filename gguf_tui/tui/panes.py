@@ -14,6 +14,7 @@ from textual.widgets import DataTable
 
 from gguf_tui.tui.catalog import CatalogRow, CatalogTable, build_rows, job_name_for, quant_status
 from gguf_tui.tui.detail import HELP_TEXT, DetailPane, heading_detail, mmproj_detail, quant_detail, repo_detail
+from gguf_tui.tui.fitstate import context_text, fit_lines
 from gguf_tui.tui.lifecycle import while_running
 from gguf_tui.tui.queue import QueueTable
 from gguf_tui.store.sharing import shared_files
@@ -35,12 +36,14 @@ class PanesMixin:
 
     def refresh_catalog(self: GgufApp) -> None:
         job_states = {view.name: view.state for view in self.jobs.values()}
-        rows = build_rows(self.snapshot, self.search, job_states, self.clock())
+        rows = build_rows(self.snapshot, self.search, job_states, self.clock(), self.fit)
         catalog = self.query_one(CatalogTable)
         catalog.show_rows(rows)
         title = Text("Catalog")
         if self.search is not None:
             title.append(f" · hub: \"{clean(self.search.query, 40)}\"")
+            if self.search.opened:
+                title.append(f" · fit @{context_text(self.fit.context)}" + (" · fits only" if self.fit.only_fitting else ""))
         catalog.border_title = title  # type: ignore[assignment]
         if self.detail_source == "catalog":
             self.show_catalog_detail()
@@ -97,7 +100,8 @@ class PanesMixin:
             mmproj = pick_mmproj(row.files.mmprojs, self.config.hub.prefer_mmproj)
             local_paths = self._local_paths()
             status = quant_status(row.files, row.group.files, local_paths, job_states, job_name_for(row.files, row.group))
-            return quant_detail(row.files, row.group, mmproj, self.facts.get(row.key), status)
+            fit = fit_lines(self.fit, (row.files.repo, row.group.name))
+            return quant_detail(row.files, row.group, mmproj, self.facts.get(row.key), status, fit)
         if row.kind == "mmproj" and row.files is not None and row.hub_file is not None:
             name = f"{row.files.repo}/{row.hub_file.display}"
             status = quant_status(row.files, (row.hub_file,), self._local_paths(), job_states, name)
@@ -113,6 +117,7 @@ class PanesMixin:
             return set()
         return {f.relative for m in self.snapshot.models if m.managed for f in m.files if f.exists}
 
+    @while_running  # a timer: it may fire while the app closes and its panes are gone
     def _fetch_facts_if_current(self: GgufApp, key: str) -> None:
         row = self.current_row()
         if row is None or row.key != key or key in self.facts or row.files is None:

@@ -263,3 +263,30 @@ class FakeStore:
 
     def partials(self) -> list[PartialDownload]:
         return list(self.snapshot.partials)
+
+
+class FitHub(FakeHub):
+    """A Hub with one repo of real GGUF headers (`tests/helpers/fitrepo.py`): the fit column
+    judges them, on GPUs stated by hand, the same way on every machine."""
+
+    def __init__(self, folder: Path) -> None:
+        from tests.helpers.fitrepo import make_fit_quants
+
+        self.paths = make_fit_quants(folder)
+
+    async def search(self, query: str) -> list[SearchResult]:
+        from tests.helpers.fitrepo import FIT_REPO
+
+        return [SearchResult(FIT_REPO, downloads=5_000, likes=12, last_modified="2026-09-18T07:00:00.000Z")]
+
+    async def repo_files(self, repo: str) -> RepoFiles:
+        raw = [(path, file.stat().st_size) for path, file in self.paths.items()]
+        files = assign_local_names([annotate(path, size, SHA, lfs=True) for path, size in raw])
+        quants, other = group_files(files)
+        return RepoFiles(repo=repo, revision="main", commit="0123456789abcdef0123456789abcdef01234567",
+                         quants=quants, mmprojs=[], other=other, license="mit")  # fmt: skip
+
+    async def read_gguf_header(self, repo: str, path: str, revision: str) -> tuple[GGUFInfo, int]:
+        from gguf_tui.gguf import read_gguf
+
+        return read_gguf(self.paths[path]), 65536

@@ -12,7 +12,8 @@ import time
 import pytest
 
 from gguf_tui.tui.app import GgufApp
-from tests.snapshots.fakes import NOW, FakeEngine, FakeHub, FakeStore, demo_jobs
+from tests.helpers.fitrepo import FIT_GPUS
+from tests.snapshots.fakes import NOW, FakeEngine, FakeHub, FakeStore, FitHub, demo_jobs
 
 SIZES = [pytest.param((80, 24), id="80x24"), pytest.param((120, 40), id="120x40")]
 
@@ -20,6 +21,7 @@ SIZES = [pytest.param((80, 24), id="80x24"), pytest.param((120, 40), id="120x40"
 @pytest.fixture(autouse=True)
 def _utc(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("TZ", "UTC")
+    monkeypatch.delenv("GGUF_TUI_GPUS", raising=False)  # GPUs are stated in the config: same everywhere
     time.tzset()
     yield
     monkeypatch.undo()
@@ -27,6 +29,7 @@ def _utc(monkeypatch: pytest.MonkeyPatch):
 
 
 def make_app(config) -> GgufApp:
+    config.fit.gpus = config.fit.gpus or "24G"  # never this machine's GPUs
     return GgufApp(config, engine=FakeEngine(), hub=FakeHub(), store=FakeStore(), clock=lambda: NOW)
 
 
@@ -47,6 +50,17 @@ async def _search_and_open(pilot) -> None:
     await pilot.pause(0.1)
     await pilot.press("down")  # its Q4_K_M quant
     await pilot.pause(0.4)  # remote GGUF facts arrive
+    await _fit_judged(pilot)
+
+
+async def _fit_judged(pilot) -> None:
+    """Wait until every quant row has its fit cell (devices and headers are read by workers)."""
+    app = pilot.app
+    for _ in range(250):
+        cells = [row.fit for row in app.query_one("#catalog").catalog_rows if row.kind == "quant"]
+        if cells and all(cell and cell != "…" for cell in cells):
+            break
+        await pilot.pause(0.02)
     await pilot.pause()
 
 
@@ -134,3 +148,26 @@ def test_no_color(snap_compare, config, size, monkeypatch):
     """Issue 11.15: NO_COLOR draws without colour; the focused pane has a heavy border."""
     monkeypatch.setenv("NO_COLOR", "1")
     assert snap_compare(make_app(config), terminal_size=size, run_before=_ready)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_fit_column(snap_compare, config, size, tmp_path_factory):
+    """Issue 13.4: the fit column on a repo's quants (GPUs stated by hand), the breakdown of
+    the highlighted quant in the detail pane. F16 reads "RAM" where about 2.2 GB of RAM is free."""
+    config.fit.gpus = FIT_GPUS
+    hub = FitHub(tmp_path_factory.mktemp("fitsnap"))
+    app = GgufApp(config, engine=FakeEngine(), hub=hub, store=FakeStore(), clock=lambda: NOW)
+
+    async def run_before(pilot) -> None:
+        await _ready(pilot)
+        await pilot.press("slash", *"fit", "enter")
+        await pilot.pause(0.1)
+        await pilot.press("enter")  # open acme/Fit-GGUF
+        await pilot.pause(0.1)
+        await _fit_judged(pilot)
+        await pilot.press("down", "down")  # its second quant
+        await _fit_judged(pilot)
+        await pilot.pause(0.4)  # remote GGUF facts arrive
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=size, run_before=run_before)

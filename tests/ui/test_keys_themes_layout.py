@@ -20,6 +20,7 @@ DESIGN_KEYS = {
     "download": "d", "pause": "space", "cancel": "c", "retry": "r", "move_up": "K",
     "move_down": "J", "delete": "D", "verify": "V", "prune": "p", "help": "question_mark",
     "quit": "q", "quit_pause": "Q", "restart_engine": "R", "command_palette": "ctrl+p",
+    "fit_filter": "f", "ctx_cycle": "x",  # issue 13.4: the catalog's fit column
 }  # fmt: skip
 
 
