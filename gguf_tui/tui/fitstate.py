@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from gguf_tui.fit.devices import Inventory
 from gguf_tui.fit.estimate import DEFAULT_CONTEXT, at_context
 from gguf_tui.fit.remote import HeaderCache
-from gguf_tui.cli.fit_cmds import breakdown
+from gguf_tui.fit.report import breakdown
 from gguf_tui.fit.verdict import GPU, PARTIAL, Verdict, judge, short_label
 
 TRAINED = 0  # the context step meaning "the model's trained maximum"
