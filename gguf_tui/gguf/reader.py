@@ -121,11 +121,13 @@ def parse_gguf_bytes(
     return _Parser(buf, total_size).parse()
 
 
-def read_gguf(path: str | os.PathLike[str]) -> GGUFInfo:
-    """Read a local GGUF file's header, which must be a regular file (a FIFO would block)."""
+def read_gguf(path: str | os.PathLike[str], *, noatime: bool = False) -> GGUFInfo:
+    """Read a local GGUF file's header, which must be a regular file (a FIFO would block).
+
+    `noatime` leaves the file's access time alone (the store's scans must not count as use)."""
     display = os.fspath(path)
     try:
-        fd = open_regular(path)
+        fd = open_regular(path, noatime=noatime)
     except OSError as error:
         raise GGUFError(f"{display}: cannot read: {error.strerror or error}") from None
     try:

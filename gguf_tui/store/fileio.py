@@ -17,7 +17,7 @@ from typing import Callable
 
 from gguf_tui.fsutil import open_regular
 from gguf_tui.gguf import GGUFError, GGUFInfo
-from gguf_tui.gguf.reader import read_gguf_fd
+from gguf_tui.gguf.reader import read_gguf
 
 HASH_BLOCK = 8 * 1024 * 1024
 _CACHE_LIMIT = 1024
@@ -77,15 +77,7 @@ def sha256_file(
 
 def read_header(path: Path | str) -> GGUFInfo:
     """The GGUF header facts of a local regular file, read without updating its access time."""
-    display = os.fspath(path)
-    try:
-        fd = open_noatime(path)
-    except OSError as exc:
-        raise GGUFError(f"{display}: cannot read: {exc.strerror or exc}") from None
-    try:
-        return read_gguf_fd(fd, display)
-    finally:
-        os.close(fd)
+    return read_gguf(path, noatime=True)
 
 
 # key -> (result, its weight), oldest first: eviction drops what was read longest ago
