@@ -68,6 +68,16 @@ class HubConfig:
     search_limit: int = 50
     prefer_mmproj: str = "F16"
     api_timeout: float = 60.0
+    # Tried in order when `endpoint` answers 5xx or cannot be reached; they get the token too.
+    fallback_endpoints: list[str] = field(default_factory=list)
+
+
+@dataclass
+class NetworkConfig:
+    """How requests leave this box. None: the environment decides (HTTPS_PROXY, NO_PROXY...)."""
+
+    proxy: str | None = None  # a proxy URL, or "none" for direct connections whatever the env says
+    no_proxy: list[str] | None = None  # hosts reached directly; replaces NO_PROXY when set
 
 
 @dataclass
@@ -118,6 +128,7 @@ class Config:
     engine: EngineConfig = field(default_factory=EngineConfig)
     other_stores: OtherStoresConfig = field(default_factory=OtherStoresConfig)
     fit: FitConfig = field(default_factory=FitConfig)
+    network: NetworkConfig = field(default_factory=NetworkConfig)
     source: Path | None = None
 
     @property
@@ -210,6 +221,40 @@ def _url(value: Any) -> str:
     return text.rstrip("/")
 
 
+def _url_list(value: Any) -> list[str]:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list):
+        raise ValueError("expected a list of http(s) URLs")
+    return [_url(item) for item in value]
+
+
+def _proxy(value: Any) -> str:
+    """A proxy URL, or "" / "none" (direct); SOCKS and other schemes are refused here."""
+    if value is False:  # YAML reads a bare `off`/`no` as false
+        return "none"
+    if not isinstance(value, str):
+        raise ValueError(f"expected a proxy URL like http://HOST:PORT, or none, got {value!r}")
+    from gguf_tui.proxies import NO_PROXY_VALUES, Proxy, ProxySettingError
+
+    if value.strip().lower() in NO_PROXY_VALUES:
+        return "none"
+    try:
+        Proxy.parse(value, "network.proxy")
+    except ProxySettingError as exc:
+        raise ValueError(str(exc).removeprefix("network.proxy: ")) from None
+    return value.strip()
+
+
+def _host_list(value: Any) -> list[str]:
+    """NO_PROXY entries, as a list or one comma-separated string."""
+    if isinstance(value, str):
+        value = value.split(",")
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ValueError("expected a list of host names, domains or CIDR ranges")
+    return [v.strip() for v in value if v.strip()]
+
+
 def _path(value: Any) -> Path:
     return Path(os.path.expanduser(_str(value)))
 
@@ -234,6 +279,11 @@ _SECTIONS: dict[str, dict[str, Callable[[Any], Any]]] = {
         "search_limit": _int(1, 1000),
         "prefer_mmproj": _str,
         "api_timeout": _seconds(1),
+        "fallback_endpoints": lambda v: _url_list(v),
+    },
+    "network": {
+        "proxy": lambda v: None if v is None else _proxy(v),
+        "no_proxy": lambda v: None if v is None else _host_list(v),
     },
     "ui": {
         "theme": _optional_str,
@@ -351,7 +401,19 @@ def load_config(
     if store is not None:
         config.store = Path(os.path.expanduser(str(store)))
     config.store = config.store.absolute()
+    _check_proxy_environment(config, env)
     return config
+
+
+def _check_proxy_environment(config: Config, env: Any) -> None:
+    """A proxy variable we would use but cannot (socks://, no host) is a usage error now, not a
+    puzzling network failure later."""
+    from gguf_tui.proxies import ProxyRoutes, ProxySettingError
+
+    try:
+        ProxyRoutes.from_config(config, env)
+    except ProxySettingError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def config_field_names() -> dict[str, list[str]]:
@@ -359,6 +421,6 @@ def config_field_names() -> dict[str, list[str]]:
     names = {"": list(_TOP_LEVEL)}
     for section_name, cls in (("downloads", DownloadsConfig), ("hub", HubConfig), ("ui", UIConfig),
                               ("engine", EngineConfig), ("other_stores", OtherStoresConfig),
-                              ("fit", FitConfig)):
+                              ("fit", FitConfig), ("network", NetworkConfig)):
         names[section_name] = [f.name for f in fields(cls)]
     return names

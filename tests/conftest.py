@@ -45,6 +45,10 @@ def _isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("HF_HOME", str(tmp_path / "home" / "hf"))
     for name in ("GGUF_TUI_STORE", "GGUF_TUI_CONFIG", "HF_ENDPOINT", "HF_TOKEN", "NO_COLOR"):
         monkeypatch.delenv(name, raising=False)
+    # A developer's proxy would route the tests' loopback servers through it.
+    for name in ("http_proxy", "https_proxy", "all_proxy", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
     # Short and under /tmp: a Unix socket's path must fit in 108 bytes.
     runtime = Path(tempfile.mkdtemp(prefix="gtr", dir="/tmp"))
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))

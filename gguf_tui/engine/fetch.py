@@ -103,6 +103,9 @@ class FileDownload:
         self.rechecking_until = 0  # resumed prefix that is being re-hashed from disk
         self.partial = PartialFile(self.partial_path, Path(request.dest).name)
         self._resolved_url: str | None = None
+        # The stable URL asked now: `request.url`, or one of its mirrors after it failed. Its
+        # origin is recorded in the manifest as the one that served the file.
+        self.source_url = request.url
         self._ranges_changed = asyncio.Event()
         self._plan = SegmentPlan([], steal_min=self.steal_min, silent_after=1.0)
         self._last_saved = 0.0
@@ -219,10 +222,10 @@ class FileDownload:
             if self.state.validator:
                 headers["If-Range"] = self.state.validator
         for _resolve in range(MAX_RESOLVES):
-            url = self._resolved_url or self.request.url
+            url = self._resolved_url or self.source_url
             for _hop in range(MAX_REDIRECTS):
                 request_headers = dict(headers)
-                if self.request.auth_headers and origin_of(url) == self.request.auth_origin:
+                if self.request.auth_headers and self.request.sends_auth_to(url):
                     request_headers.update(self.request.auth_headers)
                 try:
                     response = await self.session.get(
@@ -230,7 +233,17 @@ class FileDownload:
                     )
                 except (aiohttp.ClientError, asyncio.TimeoutError, OSError, ValueError) as exc:
                     failure = transfer_error(exc)
-                    raise type(failure)(f"connection failed: {failure.reason}") from None
+                    unreachable = isinstance(failure, RetryableError) and url == self.source_url
+                    if unreachable and self._next_source(failure):
+                        url = self.source_url
+                        continue
+                    raise type(failure)(f"connection failed: {failure}") from None
+                if response.status >= 500 and url == self.source_url and self._next_source(
+                    f"HTTP {response.status}"
+                ):
+                    response.release()
+                    url = self.source_url
+                    continue
                 if response.status in (301, 302, 303, 307, 308) and "Location" in response.headers:
                     self._note_linked_headers(response)
                     location = response.headers["Location"]
@@ -240,7 +253,7 @@ class FileDownload:
                 break
             else:
                 raise FatalDownloadError(f"too many redirects for {redact_url(self.request.url)}")
-            redirected = url != self.request.url
+            redirected = url != self.source_url
             if redirected and response.status in (401, 403, 410):
                 # A signed CDN URL that expired: resolve the stable URL again and go on.
                 response.release()
@@ -250,6 +263,19 @@ class FileDownload:
                 self._resolved_url = url
             return response
         raise RetryableError("the download URL keeps expiring")
+
+    def _next_source(self, why: object) -> bool:
+        """Move on to the next mirror of the file (hub.fallback_endpoints) after its current
+        source answered 5xx or could not be reached; False when none is left."""
+        sources = [self.request.url, *self.request.mirror_urls]
+        index = sources.index(self.source_url) if self.source_url in sources else len(sources)
+        if index + 1 >= len(sources):
+            return False
+        failed = origin_of(self.source_url)
+        self.source_url = sources[index + 1]
+        self._resolved_url = None
+        self.on_notice(f"{failed} failed ({why}); trying {origin_of(self.source_url)}")
+        return True
 
     def _note_linked_headers(self, response: aiohttp.ClientResponse) -> None:
         linked_etag = response.headers.get("X-Linked-Etag", "").strip('"').lower()

@@ -10,6 +10,8 @@ import aiohttp
 from gguf_tui.config import Config
 from gguf_tui.engine.errors import FatalDownloadError, NetworkError, RetryableError
 from gguf_tui.httputil import UnusableURL, check_http_url, parse_retry_after, resolve_location
+from gguf_tui.proxies import ProxyRoutes
+from gguf_tui.proxy_middleware import ProxyError, proxy_middleware
 from gguf_tui.textsafe import plain, redact_url, redact_urls_in
 
 USER_AGENT = "gguf-tui/0.1"
@@ -23,7 +25,10 @@ _FATAL_MESSAGES = {
 
 
 def make_session(config: Config, *, limit: int = 64) -> aiohttp.ClientSession:
-    """One session for every download: no total timeout, connect and stall (read) timeouts."""
+    """One session for every download: no total timeout, connect and stall (read) timeouts.
+
+    Each request is routed through the proxy that `network.proxy` or the environment names for
+    its host (read now: a service keeps the proxy settings it started with)."""
     timeout = aiohttp.ClientTimeout(
         total=None,
         sock_connect=config.downloads.connect_timeout,
@@ -36,6 +41,7 @@ def make_session(config: Config, *, limit: int = 64) -> aiohttp.ClientSession:
         headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity"},
         auto_decompress=False,
         read_bufsize=256 * 1024,  # measured: larger buffers raise peak RSS, not speed
+        middlewares=(proxy_middleware(ProxyRoutes.from_config(config)),),
     )
 
 
@@ -78,6 +84,8 @@ def check_status(response: aiohttp.ClientResponse, url: str) -> None:
 
 def describe_error(exc: BaseException, stall_timeout: float | None = None) -> str:
     """One line about a network error, without credentials or URLs' query strings."""
+    if isinstance(exc, ProxyError):
+        return str(exc)  # already one line naming the proxy, credentials removed
     if isinstance(exc, (asyncio.TimeoutError, aiohttp.ServerTimeoutError)):
         if stall_timeout:
             return f"stalled: no data for {stall_timeout:g} s"
@@ -92,10 +100,15 @@ def describe_error(exc: BaseException, stall_timeout: float | None = None) -> st
     return plain(redact_urls_in(text))[:300]
 
 
-def transfer_error(exc: BaseException, stall_timeout: float | None = None) -> RetryableError:
+def transfer_error(
+    exc: BaseException, stall_timeout: float | None = None
+) -> RetryableError | FatalDownloadError:
     """What a failed request or body read means: a network outage (refused, reset, no route,
-    DNS, timeout: retried for `outage_timeout`) or another failure (retried `retries` times)."""
+    DNS, timeout: retried for `outage_timeout`), a proxy's refusal that asking again cannot
+    mend (407, a denying rule: fatal), or another failure (retried `retries` times)."""
     reason = describe_error(exc, stall_timeout)
+    if isinstance(exc, ProxyError) and exc.fatal:
+        return FatalDownloadError(reason)
     if isinstance(exc, (aiohttp.ClientSSLError, aiohttp.InvalidURL, ValueError)):
         return RetryableError(reason)  # the same answer comes back however long one waits
     if isinstance(exc, (aiohttp.ClientError, asyncio.TimeoutError, OSError)):

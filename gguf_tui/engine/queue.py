@@ -30,6 +30,7 @@ from gguf_tui.engine.events import (
 )
 from gguf_tui.engine.fetch import FileDownload, check_fits_filesystem
 from gguf_tui.engine.http import make_session
+from gguf_tui.httputil import origin_of
 from gguf_tui.engine.job import EventStream, Job
 from gguf_tui.engine.landing import (
     already_placed,
@@ -539,6 +540,7 @@ class Engine(OwnershipMixin):
                 url=redact_url(request.url),
                 verified_at=time.time(),
                 sha256_source=_sha256_source(request, download),
+                origin=origin_of(download.source_url),
             )
             placed[:] = [other for other in placed if other.path != entry.path] + [entry]
             # fsync, rename and the manifest run in a thread and are never cut short by a pause:

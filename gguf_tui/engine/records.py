@@ -46,6 +46,7 @@ def save_record(layout: StoreLayout, spec: JobSpec, created_at: float) -> None:
                 "role": request.role,
                 "sha256_origin": request.sha256_origin,
                 "auth_origin": request.auth_origin,  # the token itself is never written
+                "mirror_urls": [split_credentials(url)[0] for url in request.mirror_urls],
             }
             for request in spec.files
         ],

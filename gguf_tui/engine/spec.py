@@ -55,6 +55,9 @@ class FileRequest:
     sha256_origin: str | None = None
     auth_headers: dict[str, str] = field(default_factory=dict, repr=False)
     auth_origin: str | None = None
+    # The same file at other stable URLs (hub.fallback_endpoints), tried in order when `url`
+    # answers 5xx or cannot be reached; the resume key stays `url`'s.
+    mirror_urls: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.url, credentials = split_credentials(self.url)
@@ -70,6 +73,21 @@ class FileRequest:
         token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
         self.auth_headers = {**self.auth_headers, "Authorization": f"Basic {token}"}
         self.auth_origin = origin
+
+    def sends_auth_to(self, url: str) -> bool:
+        """Whether `auth_headers` go to `url`: its origin is `auth_origin`, or `url` is on a
+        mirror of a stable URL whose origin holds them (a user-configured Hub endpoint)."""
+        if self.auth_origin is None:
+            return False
+        try:
+            target = origin_of(url)
+        except ValueError:
+            return False
+        if target == self.auth_origin:
+            return True
+        if origin_of(self.url) != self.auth_origin:
+            return False
+        return any(origin_of(mirror) == target for mirror in self.mirror_urls)
 
     @property
     def resume_key(self) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 from urllib.parse import quote
 
@@ -33,6 +33,7 @@ from gguf_tui.hub.transport import (  # noqa: F401 - next_link and _UNSET are re
     HubTransport,
     next_link,
 )
+from gguf_tui.proxies import ProxyRoutes
 from gguf_tui.textsafe import plain
 
 SEARCH_CACHE_SECONDS = 60.0
@@ -95,6 +96,8 @@ class HubClient(HubTransport):
         max_tree_entries: int = MAX_TREE_ENTRIES,
         sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
         clock: Callable[[], float] = time.monotonic,
+        fallback_endpoints: Sequence[str] = (),
+        proxy_routes: ProxyRoutes | None = None,
     ) -> None:
         super().__init__(
             endpoint,
@@ -107,6 +110,8 @@ class HubClient(HubTransport):
             api_timeout=api_timeout,
             sleep=sleep,
             clock=clock,
+            fallback_endpoints=fallback_endpoints,
+            proxy_routes=proxy_routes,
         )
         self._search_cache: dict[tuple[str, int], tuple[float, list[SearchResult]]] = {}
         self.search_cache_seconds = search_cache_seconds
@@ -125,6 +130,8 @@ class HubClient(HubTransport):
             read_timeout=max(config.downloads.stall_timeout, 30.0),
             search_limit=config.hub.search_limit,
             api_timeout=config.hub.api_timeout,
+            fallback_endpoints=getattr(config.hub, "fallback_endpoints", ()),
+            proxy_routes=ProxyRoutes.from_config(config),
         )
 
     async def __aenter__(self) -> HubClient:

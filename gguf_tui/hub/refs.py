@@ -296,8 +296,10 @@ def _request(client: HubClient, files: RepoFiles, hub_file: HubFile, role: str) 
     except UnsafePathError as exc:
         raise HubError(f"refusing unsafe store path: {exc}", kind="unsafe_path") from None
     token_headers = client.auth_headers()
+    url = client.resolve_url(files.repo, hub_file.path, revision)
+    path_on_endpoint = url[len(client.endpoint) :]  # '/owner/repo/resolve/REV/PATH'
     return FileRequest(
-        url=client.resolve_url(files.repo, hub_file.path, revision),
+        url=url,
         dest=dest,
         expected_sha256=hub_file.sha256,
         expected_size=hub_file.size,
@@ -305,6 +307,9 @@ def _request(client: HubClient, files: RepoFiles, hub_file: HubFile, role: str) 
         role=role,
         auth_headers=token_headers,
         auth_origin=client.origin if token_headers else None,
+        # The same file on the fallback endpoints after the one in use, tried in order when it
+        # answers 5xx or cannot be reached.
+        mirror_urls=[f"{endpoint}{path_on_endpoint}" for endpoint in client.fallback_urls],
     )
 
 

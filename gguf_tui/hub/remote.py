@@ -13,6 +13,7 @@ from gguf_tui import __version__
 from gguf_tui.hub.auth import origin_of
 from gguf_tui.httputil import UnusableURL, parse_retry_after, resolve_location
 from gguf_tui.hub.errors import HubError, http_error
+from gguf_tui.proxy_middleware import ProxyError
 from gguf_tui.textsafe import redact_url
 
 INITIAL_BYTES = 256 * 1024
@@ -57,6 +58,8 @@ class _Fetcher:
                     ) from None
                 await asyncio.sleep(retry.wait)
             except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+                if isinstance(exc, ProxyError) and (exc.fatal or attempt == 3):
+                    raise HubError(f"cannot read {redact_url(self.url)}: {exc}", kind="proxy") from None
                 if attempt == 3:
                     raise HubError(
                         f"cannot read {redact_url(self.url)}: {type(exc).__name__}", kind="network"

@@ -6,6 +6,12 @@ backoff; everything else becomes a one-line HubError. Every API call (retries, r
 pages included) runs under one overall deadline, `hub.api_timeout`: the socket read timeout
 alone never fires for a server that trickles a byte every few seconds. Lists are parsed item by
 item and capped, so a huge listing costs bounded time and memory.
+
+`hub.fallback_endpoints` are tried in order when the current endpoint answers 5xx or cannot be
+reached (no retries on it while another is left); the one that answered stays in use for
+`FALLBACK_STICKY` seconds, so a dead mirror does not cost every call a failed try. The token
+goes to every configured endpoint (the user chose each as a Hub), never elsewhere. Requests are
+routed through the proxy of `network.proxy` / the environment (gguf_tui.proxies).
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ import asyncio
 import contextlib
 import re
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 from urllib.parse import urljoin
@@ -26,6 +32,8 @@ from gguf_tui import __version__
 from gguf_tui.httputil import UnusableURL, parse_retry_after, resolve_location
 from gguf_tui.hub.auth import auth_headers, get_token, origin_of
 from gguf_tui.hub.errors import HubError, http_error
+from gguf_tui.proxies import ProxyRoutes
+from gguf_tui.proxy_middleware import ProxyError, proxy_middleware
 from gguf_tui.hub.wire import (
     MAX_ERROR_BYTES,
     MAX_JSON_BYTES,
@@ -42,6 +50,7 @@ _LINK_NEXT_RE = re.compile(r'<([^>]*)>\s*;[^,]*?\brel="?next"?', re.IGNORECASE)
 _REDIRECTS = (301, 302, 303, 307, 308)
 _RETRY_STATUSES = (500, 502, 503, 504)
 _MAX_PAGES = 1000
+FALLBACK_STICKY = 300.0  # seconds a fallback endpoint stays in use before the first is tried again
 _T = TypeVar("_T")
 
 
@@ -105,8 +114,8 @@ def next_link(link_header: str | None, base_url: str) -> str | None:
 class HubTransport:
     """Requests to one Hub endpoint with (optionally) one token, which is kept private.
 
-    The token is not in `repr()`, and it is only put into requests whose origin is the
-    endpoint's origin.
+    The token is not in `repr()`, and it is only put into requests whose origin is one of the
+    configured endpoints' origins (the endpoint and its fallbacks).
     """
 
     def __init__(
@@ -122,9 +131,17 @@ class HubTransport:
         api_timeout: float = API_TIMEOUT,
         sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
         clock: Callable[[], float] = time.monotonic,
+        fallback_endpoints: Sequence[str] = (),
+        proxy_routes: ProxyRoutes | None = None,
     ) -> None:
-        self.endpoint = endpoint.rstrip("/")
-        self.origin = origin_of(self.endpoint)
+        first = endpoint.rstrip("/")
+        self.endpoints = [first] + [
+            url.rstrip("/") for url in fallback_endpoints if url.rstrip("/") != first
+        ]
+        self._active = 0  # index of the endpoint in use
+        self._switched_at = 0.0
+        self._origins = {origin_of(url) for url in self.endpoints}
+        self.proxy_routes = proxy_routes
         self._token = get_token() if token is _UNSET else (token or None)
         self._session = session
         self._owns_session = session is None
@@ -136,6 +153,20 @@ class HubTransport:
         self.api_timeout = api_timeout
         self._sleep = sleep
         self._clock = clock
+
+    @property
+    def endpoint(self) -> str:
+        """The endpoint in use: the first, or a fallback after the first failed."""
+        return self.endpoints[self._active]
+
+    @property
+    def origin(self) -> str:
+        return origin_of(self.endpoint)
+
+    @property
+    def fallback_urls(self) -> list[str]:
+        """The endpoints after the one in use, in order (where a download may fall over to)."""
+        return self.endpoints[self._active + 1 :]
 
     def __repr__(self) -> str:
         token = "set" if self._token else "none"
@@ -154,8 +185,8 @@ class HubTransport:
         return auth_headers(self._token)
 
     def auth_headers_for(self, url: str) -> dict[str, str]:
-        """Auth headers if `url` is on the Hub's own origin, else nothing."""
-        return self.auth_headers() if origin_of(url) == self.origin else {}
+        """Auth headers if `url` is on a configured endpoint's origin, else nothing."""
+        return self.auth_headers() if origin_of(url) in self._origins else {}
 
     def scrub(self, text: str) -> str:
         """`text` with the token (if it somehow got there) replaced."""
@@ -171,8 +202,29 @@ class HubTransport:
 
     def _get_session(self) -> aiohttp.ClientSession:
         if self._session is None:
-            self._session = aiohttp.ClientSession(timeout=self._timeout)
+            routes = self.proxy_routes or ProxyRoutes.from_settings()
+            self._session = aiohttp.ClientSession(
+                timeout=self._timeout, middlewares=(proxy_middleware(routes),)
+            )
         return self._session
+
+    def _fall_over(self, url: str, why: str) -> str | None:
+        """Switch to the next endpoint after the one in use failed; `url` moved onto it, or
+        None when no endpoint is left (or `url` is not on the endpoint in use)."""
+        old = self.endpoint
+        if self._active + 1 >= len(self.endpoints) or not (url == old or url.startswith(old + "/")):
+            return None
+        self._active += 1
+        self._switched_at = self._clock()
+        self.on_fall_over(redact_url(old), self.redacted_endpoint, why)
+        return self.endpoint + url[len(old) :]
+
+    def on_fall_over(self, failed: str, now: str, why: str) -> None:
+        """Called when a fallback endpoint takes over (the CLI's --debug may print it)."""
+
+    def _back_to_first(self) -> None:
+        if self._active and self._clock() - self._switched_at > FALLBACK_STICKY:
+            self._active = 0
 
     # ---- requests ---------------------------------------------------------------------------
 
@@ -180,6 +232,7 @@ class HubTransport:
     async def _deadline(self, ctx: CallContext) -> AsyncIterator[None]:
         """One overall deadline for an API call; running out is a HubError naming the endpoint."""
         loop = asyncio.get_running_loop()
+        self._back_to_first()
         ctx.deadline_at = loop.time() + self.api_timeout
         try:
             async with asyncio.timeout(self.api_timeout):
@@ -213,9 +266,15 @@ class HubTransport:
             try:
                 reply = await self._send(method, url, params, follow_redirects, ctx, consume)
             except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+                if isinstance(exc, ProxyError) and exc.fatal:
+                    raise HubError(f"{exc} ({ctx.what})", kind="proxy") from None
+                detail = plain(self.scrub(str(exc) or type(exc).__name__))[:200]
+                moved = self._fall_over(url, detail)
+                if moved is not None:
+                    url, failures = moved, 0
+                    continue
                 failures += 1
                 if failures >= 3:
-                    detail = plain(self.scrub(str(exc) or type(exc).__name__))[:200]
                     raise HubError(
                         f"cannot reach the Hub at {self.redacted_endpoint} ({ctx.what}): {detail}",
                         kind="network",
@@ -243,6 +302,11 @@ class HubTransport:
                     )
                 await self._sleep(wait)
                 continue
+            if reply.status >= 500:
+                moved = self._fall_over(url, f"HTTP {reply.status}")
+                if moved is not None:
+                    url, failures = moved, 0
+                    continue
             if reply.status in _RETRY_STATUSES:
                 failures += 1
                 if failures < 3:

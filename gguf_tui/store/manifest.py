@@ -34,6 +34,9 @@ class ManifestFile:
     verified_at: float | None = None
     verify_failed_at: float | None = None  # the last re-hash found other bytes (cleared on success)
     sha256_source: str | None = None  # SHA256_PUBLISHED, SHA256_USER or SHA256_RECORDED
+    # scheme://host:port that served the bytes: the Hub endpoint or mirror (hub.endpoint, a
+    # hub.fallback_endpoints entry) or the plain URL's host; None for imports and old manifests.
+    origin: str | None = None
 
     @property
     def has_reference(self) -> bool:

@@ -182,6 +182,7 @@ class HubSim:
         api.router.add_get("/api/models/{owner}/{name}/revision/{rev}", self._info)
         api.router.add_get("/api/models/{owner}/{name}/tree/{rev}", self._tree)
         api.router.add_get("/api/models/{owner}/{name}/tree/{rev}/{folder:.*}", self._tree)
+        api.router.add_post("/api/models/{owner}/{name}/paths-info/{rev}", self._paths_info)
         api.router.add_route("*", "/{owner}/{name}/resolve/{rev}/{path:.*}", self._resolve)
         cdn = web.Application(middlewares=[self._middleware("cdn")])
         cdn.router.add_route("*", "/repos/{a}/{b}/{key}", self._cdn)
@@ -350,6 +351,35 @@ class HubSim:
             info = {k: v for k, v in info.items() if k in ("_id", "id", *expand)}
         return web.json_response(info)
 
+    @staticmethod
+    def _file_entry(sim_file: SimFile) -> dict[str, Any]:
+        entry: dict[str, Any] = {
+            "type": "file",
+            "oid": sim_file.git_oid,
+            "size": sim_file.size,
+            "path": sim_file.path,
+        }
+        if sim_file.lfs:
+            entry["lfs"] = {
+                "oid": sim_file.advertised_sha256,
+                "size": sim_file.size,
+                "pointerSize": 134,
+            }
+        return entry
+
+    async def _paths_info(self, request: web.Request) -> web.Response:
+        """`POST .../paths-info/{rev}` with form fields `paths`: the entries of those files (what
+        Hub mirrors such as Olah ask before serving a file)."""
+        repo = self._repo(request)
+        if repo is None:
+            return self._not_found(request)
+        if repo.commit_for(request.match_info["rev"]) is None:
+            return self._error(404, "RevisionNotFound", "Invalid rev id")
+        form = await request.post()
+        wanted = [str(path) for path in form.getall("paths", [])]
+        entries = [self._file_entry(repo.files[path]) for path in wanted if path in repo.files]
+        return web.json_response(entries)
+
     async def _tree(self, request: web.Request) -> web.Response:
         repo = self._repo(request)
         if repo is None:
@@ -369,19 +399,7 @@ class HubSim:
                 folders.add("/".join(([folder] if folder else []) + parts[:depth]))
             if not recursive and len(parts) > 1:
                 continue
-            entry: dict[str, Any] = {
-                "type": "file",
-                "oid": sim_file.git_oid,
-                "size": sim_file.size,
-                "path": path,
-            }
-            if sim_file.lfs:
-                entry["lfs"] = {
-                    "oid": sim_file.advertised_sha256,
-                    "size": sim_file.size,
-                    "pointerSize": 134,
-                }
-            entries.append(entry)
+            entries.append(self._file_entry(sim_file))
         for name in sorted(folders):
             if recursive or "/" not in name[len(folder) + 1 if folder else 0 :]:
                 entries.append({"type": "directory", "oid": "0" * 40, "size": 0, "path": name})

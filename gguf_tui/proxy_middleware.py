@@ -1,0 +1,94 @@
+"""An aiohttp client middleware that routes every request through its proxy (gguf_tui.proxies)
+and turns a proxy's refusal into one line that names the proxy, never its credentials.
+
+Installed on every session we create (Hub API, remote headers, downloads), so a redirect from
+the Hub to a CDN on another host is routed by that host's own rule, and each byte range rides
+the same proxy as the rest of its file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+import aiohttp
+from yarl import URL
+
+from gguf_tui.proxies import Proxy, ProxyRoutes
+from gguf_tui.textsafe import plain
+
+# Headers only a proxy puts on an answer it made itself (squid's, and RFC 9209's).
+_PROXY_MADE = ("X-Squid-Error", "Proxy-Status")
+
+
+class ProxyError(aiohttp.ClientError):
+    """A proxy refused or failed a request; `str()` is one line naming the proxy, no secrets.
+
+    `fatal` says that asking again cannot help (wrong credentials, a rule that denies the host).
+    """
+
+    def __init__(self, message: str, *, fatal: bool) -> None:
+        super().__init__(message)
+        self.fatal = fatal
+
+
+_Handler = Callable[[aiohttp.ClientRequest], Awaitable[aiohttp.ClientResponse]]
+
+def proxy_middleware(routes: ProxyRoutes):
+    """An aiohttp client middleware that routes each request by `routes` and turns a proxy's
+    refusal into a ProxyError."""
+
+    async def route(request: aiohttp.ClientRequest, handler: _Handler) -> aiohttp.ClientResponse:
+        url = request.url
+        proxy = routes.for_target(url.scheme, url.host or "", url.port)
+        if proxy is None:
+            return await handler(request)
+        auth = aiohttp.BasicAuth(*proxy.credentials) if proxy.credentials else None
+        request.update_proxy(URL(proxy.url), auth, None)
+        target = f"{request.url.host}:{request.url.port}"
+        try:
+            response = await handler(request)
+        except aiohttp.ClientProxyConnectionError as exc:
+            raise unreachable(proxy, exc.os_error.strerror or str(exc.os_error)) from None
+        except aiohttp.ClientHttpProxyError as exc:  # the answer to CONNECT (https targets)
+            raise refusal(proxy, exc.status, exc.message, target) from None
+        except aiohttp.ConnectionTimeoutError:
+            raise unreachable(proxy, "timed out") from None
+        if response.status == 407 or (
+            response.status in (403, 502, 503, 504)
+            and any(name in response.headers for name in _PROXY_MADE)
+        ):
+            status, reason = response.status, response.reason or ""
+            response.release()
+            raise refusal(proxy, status, reason, target)
+        return response
+
+    return route
+
+
+def unreachable(proxy: Proxy, reason: str) -> ProxyError:
+    return ProxyError(
+        f"cannot connect to the proxy {proxy.url} ({plain(reason)}): check that it runs and "
+        f"that {proxy.setting} names it",
+        fatal=False,
+    )
+
+
+def refusal(proxy: Proxy, status: int, reason: str, target: str) -> ProxyError:
+    """A proxy's own error answer: 407 (credentials), 403 (its rules), 5xx (cannot reach)."""
+    said = f"HTTP {status} {plain(reason)[:60]}".strip()
+    if status == 407:
+        if proxy.credentials is None:
+            what = f"needs a user and password ({said}): give them in {proxy.setting} as " \
+                   "http://USER:PASSWORD@HOST:PORT"
+        else:
+            what = f"refused the user and password ({said}): fix them in {proxy.setting}"
+        return ProxyError(f"the proxy {proxy.url} {what}", fatal=True)
+    if status in (403, 405) or 400 <= status < 500:
+        return ProxyError(
+            f"the proxy {proxy.url} refused the connection to {plain(target)} ({said}): check "
+            "its access rules, or list the host in network.no_proxy / NO_PROXY",
+            fatal=True,
+        )
+    return ProxyError(
+        f"the proxy {proxy.url} could not reach {plain(target)} ({said})", fatal=False
+    )
