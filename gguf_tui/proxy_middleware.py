@@ -8,6 +8,8 @@ the same proxy as the rest of its file.
 
 from __future__ import annotations
 
+import base64
+import os
 from collections.abc import Awaitable, Callable
 
 import aiohttp
@@ -42,13 +44,21 @@ def proxy_middleware(routes: ProxyRoutes):
         proxy = routes.for_target(url.scheme, url.host or "", url.port)
         if proxy is None:
             return await handler(request)
-        auth = aiohttp.BasicAuth(*proxy.credentials) if proxy.credentials else None
-        request.update_proxy(URL(proxy.url), auth, None)
+        credentials = _proxy_authorization(proxy)
+        if credentials is None:
+            request.update_proxy(URL(proxy.url), None, None)
+        elif url.scheme == "https":  # tunnelled: the credentials go with the CONNECT only
+            request.update_proxy(URL(proxy.url), None, {"Proxy-Authorization": credentials})
+        else:  # forwarded: the proxy reads them off the request (and drops them)
+            request.update_proxy(URL(proxy.url), None, None)
+            request.headers["Proxy-Authorization"] = credentials
         target = f"{request.url.host}:{request.url.port}"
         try:
             response = await handler(request)
         except aiohttp.ClientProxyConnectionError as exc:
-            raise unreachable(proxy, exc.os_error.strerror or str(exc.os_error)) from None
+            error = exc.os_error
+            reason = os.strerror(error.errno) if error.errno else str(error)
+            raise unreachable(proxy, reason.lower()) from None
         except aiohttp.ClientHttpProxyError as exc:  # the answer to CONNECT (https targets)
             raise refusal(proxy, exc.status, exc.message, target) from None
         except aiohttp.ConnectionTimeoutError:
@@ -63,6 +73,13 @@ def proxy_middleware(routes: ProxyRoutes):
         return response
 
     return route
+
+
+def _proxy_authorization(proxy: Proxy) -> str | None:
+    if proxy.credentials is None:
+        return None
+    user, password = proxy.credentials
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
 
 
 def unreachable(proxy: Proxy, reason: str) -> ProxyError:

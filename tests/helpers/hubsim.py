@@ -94,6 +94,9 @@ class HubSim:
         self.cdn_drop_after: int | None = None  # cut responses after this many body bytes
         self.cdn_drop_times = 0  # ... for this many responses (0: forever while set)
         self.cdn_corrupt_times = 0  # flip one byte in the next N CDN bodies
+        # Seconds for which resolve redirects and CDN answers say they may be cached
+        # (Cache-Control + Expires), as a caching proxy needs; None: no caching headers.
+        self.cache_seconds: int | None = None
         # Raw entries appended to a repo's tree listing (key: lower-case repo id), e.g. the same
         # path listed twice, as a broken mirror does.
         self.tree_extra: dict[str, list[dict[str, Any]]] = {}
@@ -438,6 +441,7 @@ class HubSim:
             headers["ETag"] = f'"{sim_file.git_oid}"'
             return await self._serve(request, sim_file, headers, etag=headers["ETag"])
         location = self._sign(sim_file)
+        headers.update(self._cache_headers())
         headers.update(
             {
                 "Location": location,
@@ -447,6 +451,14 @@ class HubSim:
             }
         )
         return web.Response(status=302, headers=headers)
+
+    def _cache_headers(self) -> dict[str, str]:
+        if self.cache_seconds is None:
+            return {}
+        return {
+            "Cache-Control": f"public, max-age={self.cache_seconds}",
+            "Expires": formatdate(time.time() + self.cache_seconds, usegmt=True),
+        }
 
     # ---- CDN ----------------------------------------------------------------------------
 
@@ -497,7 +509,7 @@ class HubSim:
                 text="<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>",
             )
         sim_file = self._blobs[key]
-        headers = {"Last-Modified": formatdate(1_700_000_000, usegmt=True)}
+        headers = {"Last-Modified": formatdate(1_700_000_000, usegmt=True), **self._cache_headers()}
         return await self._serve(request, sim_file, headers, etag=f'"{sim_file.sha256}"', cdn=True)
 
     async def _serve(
