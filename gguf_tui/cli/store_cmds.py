@@ -285,6 +285,8 @@ def run_info(args: argparse.Namespace, config: Config) -> int:
             if entry.verify_failed_at:
                 checked = f"MISMATCH found {_ago(entry.verify_failed_at)}"
             print(f"    sha256 {entry.sha256[:16]}… {checked}")
+        if entry.origin:
+            print(f"    from   {plain(entry.origin)}")
     for line in fit_lines:
         print(line)
     return EXIT_OK

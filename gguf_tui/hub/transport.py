@@ -209,15 +209,21 @@ class HubTransport:
         return self._session
 
     def _fall_over(self, url: str, why: str) -> str | None:
-        """Switch to the next endpoint after the one in use failed; `url` moved onto it, or
-        None when no endpoint is left (or `url` is not on the endpoint in use)."""
-        old = self.endpoint
-        if self._active + 1 >= len(self.endpoints) or not (url == old or url.startswith(old + "/")):
+        """`url` moved onto the next endpoint after its own failed (or onto the one in use, when
+        a concurrent call already moved on); None when no endpoint is left to try."""
+        on = next(
+            (i for i, base in enumerate(self.endpoints) if url == base or url.startswith(base + "/")),
+            None,
+        )
+        if on is None:
             return None
-        self._active += 1
-        self._switched_at = self._clock()
-        self.on_fall_over(redact_url(old), self.redacted_endpoint, why)
-        return self.endpoint + url[len(old) :]
+        if on >= self._active:
+            if on + 1 >= len(self.endpoints):
+                return None
+            self._active = on + 1
+            self._switched_at = self._clock()
+            self.on_fall_over(redact_url(self.endpoints[on]), self.redacted_endpoint, why)
+        return self.endpoint + url[len(self.endpoints[on]) :]
 
     def on_fall_over(self, failed: str, now: str, why: str) -> None:
         """Called when a fallback endpoint takes over (the CLI's --debug may print it)."""

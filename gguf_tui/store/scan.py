@@ -65,6 +65,7 @@ class StoreFile:
     verified_at: float | None = None
     verify_failed_at: float | None = None
     sha256_source: str | None = None  # manifest.SHA256_PUBLISHED, _USER or _RECORDED
+    origin: str | None = None  # scheme://host:port that served it (a Hub endpoint or mirror)
     exists: bool = True
     is_symlink: bool = False
     inode: tuple[int, int] | None = None  # (device, inode) of the file itself (lstat)
@@ -100,6 +101,7 @@ class StoreFile:
             "verified_at": self.verified_at,
             "verify_failed_at": self.verify_failed_at,
             "sha256_source": self.sha256_source,
+            "origin": self.origin,
             "verified": self.has_reference and self.verified_at is not None,
             "exists": self.exists,
             "symlink": self.is_symlink,
@@ -331,6 +333,7 @@ def model_from_manifest(root: Path, manifest: Manifest, path: Path) -> StoreMode
             verified_at=entry.verified_at,
             verify_failed_at=entry.verify_failed_at,
             sha256_source=entry.sha256_source,
+            origin=entry.origin,
         )
         for entry in manifest.files
     ]
