@@ -106,6 +106,17 @@ class ProxyRoutes:
         return cls(http=http, https=https, no_proxy=bypass)
 
     @classmethod
+    def from_client(cls, settings: Mapping[str, Any]) -> ProxyRoutes:
+        """Routes from a client's `client_settings` (what the service uses for its jobs)."""
+        env = settings.get("env")
+        no_proxy = settings.get("no_proxy")
+        return cls.from_settings(
+            settings.get("proxy") if isinstance(settings.get("proxy"), str) else None,
+            [str(v) for v in no_proxy] if isinstance(no_proxy, list) else None,
+            {str(k): str(v) for k, v in env.items()} if isinstance(env, dict) else {},
+        )
+
+    @classmethod
     def from_config(cls, config: Any, environ: Mapping[str, str] | None = None) -> ProxyRoutes:
         network = getattr(config, "network", None)
         return cls.from_settings(
@@ -183,3 +194,22 @@ def bypasses(host: str, port: int | None, entries: tuple[str, ...] | list[str]) 
         if name and (host == name or host.endswith("." + name)):
             return True
     return False
+
+
+PROXY_VARIABLES = tuple(
+    name for lower in ("http_proxy", "https_proxy", "all_proxy", "no_proxy")
+    for name in (lower, lower.upper())
+)
+
+
+def client_settings(config: Any, environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """This client's proxy settings as sent to the engine service with each pull (over the
+    private socket, like the token): the service uses them for that job, so a proxy set in the
+    shell that runs `pull` counts even when the service was started from another shell."""
+    env = os.environ if environ is None else environ
+    network = getattr(config, "network", None)
+    return {
+        "proxy": getattr(network, "proxy", None),
+        "no_proxy": getattr(network, "no_proxy", None),
+        "env": {name: env[name] for name in PROXY_VARIABLES if env.get(name)},
+    }

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import base64
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 import aiohttp
 from yarl import URL
@@ -34,6 +36,27 @@ class ProxyError(aiohttp.ClientError):
 
 
 _Handler = Callable[[aiohttp.ClientRequest], Awaitable[aiohttp.ClientResponse]]
+# Routes that win over the session's own for the current task and the tasks it starts: the
+# service resolves and downloads a client's job with that client's proxy settings.
+_task_routes: ContextVar[ProxyRoutes | None] = ContextVar("gguf_tui_task_routes", default=None)
+
+
+def use_routes(routes: ProxyRoutes | None) -> None:
+    """Route this task's requests (and those of the tasks it starts) by `routes` (None: leave
+    the session's). For a task's whole life, e.g. a job's."""
+    if routes is not None:
+        _task_routes.set(routes)
+
+
+@contextmanager
+def routed(routes: ProxyRoutes | None) -> Iterator[None]:
+    """`use_routes` for a block only."""
+    token = _task_routes.set(routes) if routes is not None else None
+    try:
+        yield
+    finally:
+        if token is not None:
+            _task_routes.reset(token)
 
 def proxy_middleware(routes: ProxyRoutes):
     """An aiohttp client middleware that routes each request by `routes` and turns a proxy's
@@ -41,7 +64,8 @@ def proxy_middleware(routes: ProxyRoutes):
 
     async def route(request: aiohttp.ClientRequest, handler: _Handler) -> aiohttp.ClientResponse:
         url = request.url
-        proxy = routes.for_target(url.scheme, url.host or "", url.port)
+        active = _task_routes.get() or routes
+        proxy = active.for_target(url.scheme, url.host or "", url.port)
         if proxy is None:
             return await handler(request)
         credentials = _proxy_authorization(proxy)

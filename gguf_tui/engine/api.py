@@ -79,21 +79,29 @@ class CommandError(Exception):
 
 @dataclass(frozen=True)
 class HubSettings:
-    """The asking client's Hub endpoint and token; the token is used for that job only, in memory.
+    """The asking client's Hub endpoint, token and proxy settings; the token and the proxy
+    settings (which may hold proxy credentials) are used for that job only, in memory.
 
-    `repr` hides the token so it cannot reach a log or a traceback by accident.
+    `repr` hides the token and the proxy settings so they cannot reach a log or a traceback.
+    `proxy` is `gguf_tui.proxies.client_settings()`; None: the engine's own settings.
     """
 
     endpoint: str | None = None
     token: str | None = field(default=None, repr=False)
+    proxy: dict | None = field(default=None, repr=False)
 
     def to_json(self) -> dict:
-        return {"endpoint": self.endpoint, "token": self.token}
+        return {"endpoint": self.endpoint, "token": self.token, "proxy": self.proxy}
 
     @classmethod
     def from_json(cls, data: dict | None) -> HubSettings:
         data = data or {}
-        return cls(endpoint=data.get("endpoint"), token=data.get("token"))
+        proxy = data.get("proxy")
+        return cls(
+            endpoint=data.get("endpoint"),
+            token=data.get("token"),
+            proxy=proxy if isinstance(proxy, dict) else None,
+        )
 
 
 @dataclass(frozen=True)

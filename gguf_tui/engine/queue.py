@@ -31,6 +31,7 @@ from gguf_tui.engine.events import (
 from gguf_tui.engine.fetch import FileDownload, check_fits_filesystem
 from gguf_tui.engine.http import make_session
 from gguf_tui.httputil import origin_of
+from gguf_tui.proxy_middleware import use_routes
 from gguf_tui.engine.job import EventStream, Job
 from gguf_tui.engine.landing import (
     already_placed,
@@ -308,6 +309,7 @@ class Engine(OwnershipMixin):
     # ---- running one job ---------------------------------------------------------------------
 
     async def _run_job(self, job: Job) -> None:
+        use_routes(job.spec.proxy_routes)  # this task's requests: the asking client's proxy
         ticker = asyncio.ensure_future(self._tick(job))
         try:
             if job.owner_lock is None:

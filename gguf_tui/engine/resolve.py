@@ -61,6 +61,19 @@ def url_spec(url: str, options: PullOptions) -> JobSpec:
     return JobSpec(name=model_name, files=[request], source={"kind": "url", "url": redact_url(url)})
 
 
+def _client_routes(hub: HubSettings):
+    """The asking client's proxy routes, or None (the engine's own); a setting the engine
+    cannot use is the client's usage error."""
+    if hub.proxy is None:
+        return None
+    from gguf_tui.proxies import ProxyRoutes, ProxySettingError
+
+    try:
+        return ProxyRoutes.from_client(hub.proxy)
+    except ProxySettingError as exc:
+        raise CommandError(str(exc), ErrorKind.USAGE) from None
+
+
 async def resolve_spec(
     ref: str,
     options: PullOptions,
@@ -70,22 +83,29 @@ async def resolve_spec(
 ) -> JobSpec:
     """One JobSpec for REF; CommandError with one line when it cannot be resolved."""
     check_options(options)
+    routes = _client_routes(hub)
     if hub.endpoint:
         config = copy.deepcopy(config)
         config.hub.endpoint = hub.endpoint.rstrip("/")
     if is_plain_url(ref, config.hub.endpoint):
-        return url_spec(ref, options)
+        spec = url_spec(ref, options)
+        spec.proxy_routes = routes
+        return spec
     from gguf_tui.hub import HubError, resolve_ref
+    from gguf_tui.proxy_middleware import routed
 
     try:
-        # The client's token (None: it has none) is used for this resolve and this job only.
-        spec = await resolve_ref(
-            ref, config, session, no_mmproj=options.no_mmproj, token=hub.token
-        )
+        # The client's token (None: it has none) and proxy settings are used for this resolve
+        # and this job only.
+        with routed(routes):
+            spec = await resolve_ref(
+                ref, config, session, no_mmproj=options.no_mmproj, token=hub.token
+            )
     except HubError as exc:
         raise CommandError(plain(str(exc)), ErrorKind.REFUSED) from None
     except ValueError as exc:
         raise CommandError(plain(str(exc)), ErrorKind.USAGE) from None
+    spec.proxy_routes = routes
     if options.name:
         spec.name = options.name
     if options.sha256:

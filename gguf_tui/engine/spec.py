@@ -106,6 +106,9 @@ class JobSpec:
     files: list[FileRequest]
     source: dict[str, Any] = field(default_factory=dict)  # no secrets: written to the manifest
     license: str | None = None
+    # The asking client's proxy routes (gguf_tui.proxies.ProxyRoutes; may hold credentials):
+    # memory only, never written; None: the engine's own.
+    proxy_routes: Any = field(default=None, repr=False, compare=False)
 
     @property
     def total_size(self) -> int | None:

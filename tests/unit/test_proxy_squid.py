@@ -86,6 +86,41 @@ async def test_pull_through_http_proxy_goes_through_squid_and_verifies(
     assert len(_lines_for(squid, f"{hub.cdn_origin}/repos/")) >= 2  # model + mmproj
 
 
+def _service_pids() -> set[str]:
+    import os
+
+    folder = Path(os.environ["XDG_RUNTIME_DIR"]) / "gguf-tui"
+    return {lock.read_text().strip() for lock in folder.glob("engine-*.lock")}
+
+
+@pytest.mark.parametrize("engine_mode", ["service"], indirect=True)
+async def test_a_running_service_uses_the_proxy_of_the_command_that_asks(
+    hub, cli, store, squid, monkeypatch
+):
+    """The trap of a long-lived server: a service started from a shell without a proxy still
+    routes the next pull through the proxy that pull's shell sets, and back."""
+    _add_model(hub, "acme/Before")
+    first = await cli("pull", "acme/Before:Q4_K_M")  # starts the service, no proxy anywhere
+    assert first.code == 0, first.err
+    service = _service_pids()
+    assert service and not any("Via" in r.headers for r in hub.requests)
+
+    hub.clear_requests()
+    monkeypatch.setenv("HTTP_PROXY", squid.url)
+    _add_model(hub, "acme/After")
+    second = await cli("pull", "acme/After:Q4_K_M")
+    assert second.code == 0, second.err
+    assert _service_pids() == service  # the same service process ...
+    assert _all_through(hub)  # ... used this command's proxy for the resolve and the download
+
+    hub.clear_requests()
+    monkeypatch.delenv("HTTP_PROXY")
+    _add_model(hub, "acme/Later")
+    third = await cli("pull", "acme/Later:Q4_K_M")
+    assert third.code == 0, third.err
+    assert hub.requests and not any("Via" in r.headers for r in hub.requests)
+
+
 async def test_second_pull_into_an_empty_store_is_served_by_the_caching_proxy(
     hub, cli, store, tmp_path, squid, monkeypatch
 ):
