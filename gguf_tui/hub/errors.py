@@ -113,6 +113,15 @@ def http_error(
     secret: str | None = None,
 ) -> HubError:
     """A HubError for a failed Hub reply: X-Error-Code first, then the status."""
+    if repo is None and headers.get("X-Error-Code") == "RepoNotFound":
+        # A call about no repository (search) answered as if it named one: a mirror that does
+        # not serve this call (Olah does not serve search), not a missing repository.
+        return HubError(
+            f"{repo_page} does not serve {what} (HTTP {status}, 'Repository not found'): "
+            "a Hub mirror without this call? Point HF_ENDPOINT at the Hub to use it",
+            kind="not_found",
+            status=status,
+        )
     known = error_for_code(
         headers.get("X-Error-Code", ""),
         status=status,

@@ -7,6 +7,8 @@ What it imitates (enough for the Hub client, the download engine and the TUI):
 - `GET /api/models/{repo}` and `/api/models/{repo}/revision/{rev}`: id, sha, gated, cardData.
 - `GET /api/models/{repo}/tree/{rev}[/{folder}]?recursive=true`: entries with `lfs.oid`/`lfs.size`,
   paged via Link (`tree_page_size`).
+- `POST /api/models/{repo}/paths-info/{rev}` (form fields `paths`): those files' tree entries
+  (Hub mirrors such as Olah ask it before serving a file).
 - `GET|HEAD /{repo}/resolve/{rev}/{path}`: for LFS files a 302 to a signed CDN URL
   (`?Expires=...&X-Amz-Signature=...`) with `X-Linked-Etag: "<sha256>"`, `X-Linked-Size`,
   `X-Repo-Commit`; small non-LFS files are served directly. Errors carry `X-Error-Code`
@@ -23,7 +25,8 @@ CDN never saw `Authorization`. Faults: `fail(...)` answers chosen requests with 
 make signed URLs answer `expired_status` (403), `cdn_rate` throttles, `cdn_drop_after` cuts a
 response short, `cdn_corrupt_times` flips a byte, `cdn_ignore_range` answers 200 to Range.
 `tree_extra` appends raw entries to a repo's tree listing (e.g. one path listed twice); repo
-info honours `expand=` as the Hub does.
+info honours `expand=` as the Hub does. `cache_seconds` makes resolve redirects and CDN answers
+cacheable (`Cache-Control`, `Expires`), for the caching proxy tests.
 
 Use it from an async test:  `async with HubSim() as hub: hub.add_repo(...); hub.endpoint`
 from sync code (e.g. `gguf_tui.cli.main`, which runs its own event loop): `with HubSim() as hub:`

@@ -81,3 +81,11 @@ async def test_file_list_and_single_file_through_olah(hub, olah, cli, store):
     assert result.code == 0, result.err
     expected = hub.repos["acme/vision-gguf"].files["V-Q8_0.gguf"].sha256
     assert sha256_of(store / "acme/Vision-GGUF/V-Q8_0.gguf") == expected
+
+
+async def test_search_through_olah_is_one_line(hub, olah, cli):
+    """Olah 0.5 does not serve Hub search: the README says so, and the user gets one line."""
+    result = await cli("search", "vision")
+    assert result.code == 1
+    assert len(result.err.strip().splitlines()) == 1, result.err
+    assert f"{olah.endpoint} does not serve search 'vision'" in result.err

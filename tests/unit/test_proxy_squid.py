@@ -184,6 +184,20 @@ async def test_search_goes_through_the_proxy(hub, cli, squid, monkeypatch):
     assert _all_through(hub)
 
 
+async def test_remote_header_reads_go_through_the_proxy(hub, cli, squid_auth, monkeypatch):
+    """`files --fit` reads GGUF headers with Range requests: through the proxy too (the
+    non-caching one, so the ranges reach the origin as sent)."""
+    monkeypatch.setenv("HTTP_PROXY", squid_auth.url_with("alice", PASSWORD))
+    monkeypatch.setenv("GGUF_TUI_GPUS", "24G")
+    _add_model(hub, "acme/Fitted")
+    result = await cli("files", "acme/Fitted", "--fit", "--json")
+    assert result.code == 0, result.err
+    fits = {g["quant"]: g["fit"] for g in json.loads(result.out)["quants"]}
+    assert fits["Q4_K_M"]["status"] == "gpu"
+    assert any("Range" in r.headers for r in hub.requests_to("cdn"))
+    assert _all_through(hub)
+
+
 async def test_network_proxy_none_wins_over_the_environment(hub, cli, store, config_file, monkeypatch):
     monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{free_port()}")  # nothing listens
     config_file.write_text(config_file.read_text() + "network:\n  proxy: none\n")
