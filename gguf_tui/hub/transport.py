@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -226,7 +227,11 @@ class HubTransport:
         return self.endpoint + url[len(self.endpoints[on]) :]
 
     def on_fall_over(self, failed: str, now: str, why: str) -> None:
-        """Called when a fallback endpoint takes over (the CLI's --debug may print it)."""
+        """A fallback endpoint took over: said in the engine service's log (a child of its
+        logger; at INFO, so a command line stays quiet)."""
+        logging.getLogger("gguf_tui.service.hub").info(
+            "Hub endpoint %s failed (%s); using %s", failed, plain(why)[:200], now
+        )
 
     def _back_to_first(self) -> None:
         if self._active and self._clock() - self._switched_at > FALLBACK_STICKY:
