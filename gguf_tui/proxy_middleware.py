@@ -20,8 +20,6 @@ from yarl import URL
 from gguf_tui.proxies import Proxy, ProxyRoutes
 from gguf_tui.textsafe import plain
 
-# Headers only a proxy puts on an answer it made itself (squid's, and RFC 9209's).
-_PROXY_MADE = ("X-Squid-Error", "Proxy-Status")
 
 
 class ProxyError(aiohttp.ClientError):
@@ -58,6 +56,16 @@ def routed(routes: ProxyRoutes | None) -> Iterator[None]:
         if token is not None:
             _task_routes.reset(token)
 
+
+def made_by_proxy(headers: object) -> bool:
+    """Whether an error answer is the proxy's own (squid's `X-Squid-Error`, or an RFC 9209
+    `Proxy-Status` with an `error=`), not the origin's forwarded by it."""
+    get = getattr(headers, "get", None)
+    if get is None:
+        return False
+    return get("X-Squid-Error") is not None or "error=" in (get("Proxy-Status") or "")
+
+
 def proxy_middleware(routes: ProxyRoutes):
     """An aiohttp client middleware that routes each request by `routes` and turns a proxy's
     refusal into a ProxyError."""
@@ -88,8 +96,7 @@ def proxy_middleware(routes: ProxyRoutes):
         except aiohttp.ConnectionTimeoutError:
             raise unreachable(proxy, "timed out") from None
         if response.status == 407 or (
-            response.status in (403, 502, 503, 504)
-            and any(name in response.headers for name in _PROXY_MADE)
+            response.status in (403, 502, 503, 504) and made_by_proxy(response.headers)
         ):
             status, reason = response.status, response.reason or ""
             response.release()
@@ -124,7 +131,7 @@ def refusal(proxy: Proxy, status: int, reason: str, target: str) -> ProxyError:
         else:
             what = f"refused the user and password ({said}): fix them in {proxy.setting}"
         return ProxyError(f"the proxy {proxy.url} {what}", fatal=True)
-    if status in (403, 405) or 400 <= status < 500:
+    if 400 <= status < 500:
         return ProxyError(
             f"the proxy {proxy.url} refused the connection to {plain(target)} ({said}): check "
             "its access rules, or list the host in network.no_proxy / NO_PROXY",

@@ -302,6 +302,26 @@ async def test_proxy_that_does_not_answer_is_one_line_naming_it(hub, cli, store,
     assert "hunter2" not in result.err and "bob" not in result.err
 
 
+async def test_proxy_that_cannot_reach_the_hub_says_so_and_falls_over(
+    hub, cli, store, config_file, squid, monkeypatch
+):
+    """squid's own 503 (it cannot reach the endpoint) names the proxy; with a fallback endpoint
+    the pull goes on there, still through the proxy."""
+    dead = f"http://127.0.0.1:{free_port()}"
+    monkeypatch.setenv("HTTP_PROXY", squid.url)
+    monkeypatch.setenv("HF_ENDPOINT", dead)
+    _add_model(hub, "acme/Behind")
+    alone = await cli("pull", "acme/Behind:Q4_K_M")
+    assert alone.code == 1
+    lines = alone.err.strip().splitlines()
+    assert len(lines) == 1, alone.err
+    assert f"the proxy {squid.url} could not reach 127.0.0.1:" in lines[0]
+    config_file.write_text(config_file.read_text() + f"hub:\n  fallback_endpoints: [{hub.endpoint}]\n")
+    helped = await cli("pull", "acme/Behind:Q4_K_M")
+    assert helped.code == 0, helped.err
+    assert _all_through(hub)
+
+
 async def test_socks_proxy_is_a_clear_usage_error(hub, cli, monkeypatch):
     monkeypatch.setenv("ALL_PROXY", "socks5://user:pw@127.0.0.1:1080")
     result = await cli("pull", "acme/Anything:Q4_K_M")
