@@ -209,13 +209,24 @@ class HubTransport:
             )
         return self._session
 
-    def _fall_over(self, url: str, why: str) -> str | None:
-        """`url` moved onto the next endpoint after its own failed (or onto the one in use, when
-        a concurrent call already moved on); None when no endpoint is left to try."""
-        on = next(
+    def _endpoint_index(self, url: str) -> int | None:
+        return next(
             (i for i, base in enumerate(self.endpoints) if url == base or url.startswith(base + "/")),
             None,
         )
+
+    def _on_active(self, url: str) -> str:
+        """`url` moved onto the endpoint in use (a URL built before a switch, or before the
+        first endpoint got its chance again)."""
+        on = self._endpoint_index(url)
+        if on is None or on == self._active:
+            return url
+        return self.endpoint + url[len(self.endpoints[on]) :]
+
+    def _fall_over(self, url: str, why: str) -> str | None:
+        """`url` moved onto the next endpoint after its own failed (or onto the one in use, when
+        a concurrent call already moved on); None when no endpoint is left to try."""
+        on = self._endpoint_index(url)
         if on is None:
             return None
         if on >= self._active:
@@ -224,7 +235,7 @@ class HubTransport:
             self._active = on + 1
             self._switched_at = self._clock()
             self.on_fall_over(redact_url(self.endpoints[on]), self.redacted_endpoint, why)
-        return self.endpoint + url[len(self.endpoints[on]) :]
+        return self._on_active(url)
 
     def on_fall_over(self, failed: str, now: str, why: str) -> None:
         """A fallback endpoint took over: said in the engine service's log (a child of its
@@ -273,6 +284,7 @@ class HubTransport:
         """
         rate_limited = 0
         failures = 0
+        url = self._on_active(url)
         while True:
             try:
                 reply = await self._send(method, url, params, follow_redirects, ctx, consume)

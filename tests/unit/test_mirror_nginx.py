@@ -116,6 +116,28 @@ async def test_mirror_answering_503_falls_over_to_the_next_endpoint(
     assert {f["origin"] for f in json.loads(info.out)["files"]} == {hub.endpoint}
 
 
+async def test_the_fallback_stays_in_use_then_the_first_is_tried_again(hub):
+    """A dead mirror does not cost every call a failed try; after FALLBACK_STICKY it gets
+    another chance (the clock is the client's injectable one)."""
+    from gguf_tui.hub import HubClient
+    from gguf_tui.hub.transport import FALLBACK_STICKY
+
+    now = [1000.0]
+    with Nginx("    location / { return 503; }") as down:
+        async with HubClient(
+            down.endpoint, token=None, fallback_endpoints=[hub.endpoint], clock=lambda: now[0]
+        ) as client:
+            assert (await client.repo_info(REPO)).id == REPO
+            assert client.endpoint == hub.endpoint
+            tried = len(down.log_lines())
+            assert tried >= 1
+            await client.repo_info(REPO)
+            assert len(down.log_lines()) == tried  # not asked again ...
+            now[0] += FALLBACK_STICKY + 1
+            await client.repo_info(REPO)
+            assert len(down.log_lines()) > tried  # ... until the fallback's time is up
+
+
 async def test_unreachable_endpoint_falls_over_and_the_token_follows(
     hub, cli, store, config_file, monkeypatch
 ):
