@@ -175,3 +175,25 @@ async def test_without_fallbacks_a_503_mirror_is_one_clear_line(hub, cli, monkey
     assert result.code == 1
     lines = result.err.strip().splitlines()
     assert len(lines) == 1 and "503" in lines[0], result.err
+
+
+def test_credentials_go_to_the_endpoints_and_their_mirrors_only():
+    from gguf_tui.engine.spec import FileRequest
+
+    request = FileRequest(
+        url="http://mirror:8090/acme/M/resolve/abc/M.gguf",
+        dest="acme/M/M.gguf",
+        auth_headers={"Authorization": "Bearer t"},
+        auth_origin="http://mirror:8090",
+        mirror_urls=["https://huggingface.co/acme/M/resolve/abc/M.gguf"],
+    )
+    assert request.sends_auth_to("http://mirror:8090/x")
+    assert request.sends_auth_to("https://huggingface.co/acme/M/resolve/abc/M.gguf")
+    assert not request.sends_auth_to("https://cdn-lfs.hf.co/repos/x?X-Amz-Signature=s")
+    assert not request.sends_auth_to("http://mirror:8091/x")
+    # Headers that belong to another origin than the stable URL's never spread to its mirrors.
+    elsewhere = FileRequest(
+        url="http://mirror:8090/m.gguf", dest="m.gguf", auth_headers={"Authorization": "x"},
+        auth_origin="http://auth.lan:80", mirror_urls=["https://huggingface.co/m.gguf"],
+    )
+    assert not elsewhere.sends_auth_to("https://huggingface.co/m.gguf")

@@ -260,9 +260,13 @@ async def test_wrong_proxy_credentials_fail_with_one_line_without_them(
     assert len(lines) == 1, result.err
     assert squid_auth.url in lines[0] and "407" in lines[0]
     assert "user and password" in lines[0]
+    import os
+
+    state = Path(os.environ["XDG_STATE_HOME"])  # the service's log lives there
     for secret in (wrong, PASSWORD):
         assert secret not in result.err + result.out
         assert secret not in _store_text(store) if store.exists() else True
+        assert secret not in _store_text(state) if state.exists() else True
     assert not hub.requests  # nothing got past the proxy
 
 
