@@ -57,7 +57,8 @@ class Proxy:
             )
         if scheme not in _SCHEMES or not parts.hostname:
             raise ProxySettingError(
-                f"{setting}: expected a proxy URL like http://HOST:PORT, got {plain(_shown(parts))!r}"
+                f"{setting}: expected a proxy URL like http://HOST:PORT, "
+                f"got {plain(_shown(parts))!r}"
             )
         credentials = None
         if parts.username is not None or parts.password is not None:

@@ -210,10 +210,10 @@ class HubTransport:
         return self._session
 
     def _endpoint_index(self, url: str) -> int | None:
-        return next(
-            (i for i, base in enumerate(self.endpoints) if url == base or url.startswith(base + "/")),
-            None,
-        )
+        for index, base in enumerate(self.endpoints):
+            if url == base or url.startswith(base + "/"):
+                return index
+        return None
 
     def _on_active(self, url: str) -> str:
         """`url` moved onto the endpoint in use (a URL built before a switch, or before the
