@@ -116,6 +116,7 @@ def job_view(job: Job, root: str, resume: dict[str, ResumeView] | None = None) -
         created_at=job.created_at,
         files=files,
         source=dict(job.spec.source),
+        owner_user=job.owner.user_name if job.owner is not None and job.owner.other_user else "",
     )
 
 
