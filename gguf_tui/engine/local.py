@@ -235,7 +235,9 @@ class LocalEngine:
         asked = self._reasons.pop(event.job_id, None)
         if event.state == JobState.COMPLETED and event.message == ALREADY_IN_STORE:
             return StateReason.ALREADY_IN_STORE
-        if event.state == JobState.ELSEWHERE or event.message.startswith("downloading elsewhere"):
+        if event.state == JobState.ELSEWHERE or event.message.startswith(
+            ("downloading elsewhere", "downloading (user ")  # another user's: LockOwner.label
+        ):
             return StateReason.ELSEWHERE
         if event.state == JobState.PAUSED and "free some space" in event.message:
             return StateReason.DISK_FULL
