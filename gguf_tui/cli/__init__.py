@@ -164,9 +164,7 @@ def _prepare_shared(root) -> None:
     """`store.shared: true`: make the root setgid and group-writable, or say why not."""
     from gguf_tui.store.shared_root import prepare_shared_root
 
-    notes, problem = prepare_shared_root(root)
-    for note in notes:
-        print(f"gguf-tui: {note}", file=sys.stderr)
+    problem = prepare_shared_root(root)
     if problem:
         print(f"gguf-tui: warning: {problem}", file=sys.stderr)
 

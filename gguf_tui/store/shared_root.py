@@ -26,35 +26,24 @@ def group_name(gid: int) -> str:
         return str(gid)
 
 
-def prepare_shared_root(root: Path) -> tuple[list[str], str | None]:
-    """Create `root` if missing and make it setgid and group-writable.
+def prepare_shared_root(root: Path) -> str | None:
+    """Create `root` if missing and make it setgid and group-writable where it is ours.
 
-    Returns (notes, problem): notes say what was done (a new shared store, its group);
-    problem is one line saying why the root is not group-shared and what to do, or None.
+    None when it is group-shared; else one line saying why not and what to do.
     """
-    notes: list[str] = []
-    created = not root.exists()
     try:
         make_folders(root)
         current = os.stat(root)
         if not group_shared(root) and current.st_uid == os.geteuid():
             os.chmod(root, (current.st_mode & 0o7777) | SHARED_ROOT_BITS)
             current = os.stat(root)
-            if not created:
-                notes.append(f"made the store {root} group-shared (mode {current.st_mode & 0o7777:o})")
     except OSError as exc:
-        return notes, f"store.shared: cannot make {root} group-shared: {exc.strerror or exc}"
-    group = group_name(current.st_gid)
-    if created:
-        notes.append(
-            f"created the shared store {root} (group {group}, mode {current.st_mode & 0o7777:o}); "
-            f"users of group {group} share it"
-        )
+        return f"store.shared: cannot make {root} group-shared: {exc.strerror or exc}"
     if group_shared(root):
-        return notes, None
-    owner = user_name(current.st_uid)
-    return notes, (
-        f"store.shared is on but {root} is not setgid and group-writable (owner {owner}, group "
-        f"{group}, mode {current.st_mode & 0o7777:o}): files made here stay private to their "
-        f"user; its owner can run 'chmod 2775 {root}'"
+        return None
+    return (
+        f"store.shared is on but {root} is not setgid and group-writable (owner "
+        f"{user_name(current.st_uid)}, group {group_name(current.st_gid)}, mode "
+        f"{current.st_mode & 0o7777:o}): files made here stay private to their user; its "
+        f"owner can run 'chmod 2775 {root}'"
     )
