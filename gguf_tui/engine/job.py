@@ -68,8 +68,7 @@ def elsewhere_phase(owner: LockOwner) -> str:
 
 
 def owner_words(owner: LockOwner) -> str:
-    who = f"user {owner.user_name}, " if owner.other_user else ""
-    return f"{who}pid {owner.pid} on {owner.host}"
+    return owner.who()
 
 
 def owner_label(owner: LockOwner) -> str:

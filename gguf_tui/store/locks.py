@@ -59,6 +59,11 @@ class LockOwner:
         age = max(0, int(time.time() - self.heartbeat))
         return f"pid {self.pid} on {self.host}, alive {age} s ago"
 
+    def who(self) -> str:
+        """'pid N on HOST', with 'user NAME, ' first when another user owns it."""
+        user = f"user {self.user_name}, " if self.other_user else ""
+        return f"{user}pid {self.pid} on {self.host}"
+
     @property
     def label(self) -> str:
         """How its job is shown to other processes: 'downloading (user alice)' when another user

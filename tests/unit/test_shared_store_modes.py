@@ -214,3 +214,38 @@ def test_the_dashboard_queue_names_the_other_user():
     assert state_word(view, 30) == "downloading (user alice)"
     assert state_word(view, 13) == "user alice"  # the narrow queue keeps the name
     assert state_word(view, 8) == "elsewhere"
+
+
+def test_ls_names_the_other_user_whose_download_a_model_still_is(tmp_path, capsys, gguf_bytes):
+    """A two-file model with one file placed, paused in another user's live queue (its owner
+    lock: a live process here, recorded with another uid): `ls` says whose download it is."""
+    import socket
+
+    from gguf_tui.cli import main
+    from gguf_tui.engine.records import owner_lock_path, save_record
+    from gguf_tui.engine.spec import JobSpec
+    from gguf_tui.store.locks import process_start_id
+    from gguf_tui.store.manifest import Manifest, ManifestFile
+
+    store = tmp_path / "team"
+    layout = StoreLayout(store)
+    layout.ensure()
+    name = "acme/Two-GGUF:Q4_K_M"
+    files = ["acme/Two-GGUF/Two-00001-of-00002.gguf", "acme/Two-GGUF/Two-00002-of-00002.gguf"]
+    spec = JobSpec(name, [FileRequest(url=f"http://127.0.0.1:9/{f}", dest=f) for f in files])
+    save_record(layout, spec, 1.0)
+    (store / files[0]).parent.mkdir(parents=True)
+    (store / files[0]).write_bytes(gguf_bytes)
+    manifest = Manifest(name=name, files=[ManifestFile(path=files[0], size=len(gguf_bytes), sha256="0" * 64)])
+    manifest.save(layout.manifest_path(name))
+    owner_lock_path(layout, name).write_text(json.dumps({
+        "pid": os.getpid(), "host": socket.gethostname(), "heartbeat": 1e12, "started": 1.0,
+        "proc_start": process_start_id(os.getpid()), "what": name, "state": "paused",
+        "keys": [request.key_hash for request in spec.files], "uid": os.geteuid() + 4242,
+        "user": "alice",
+    }))  # fmt: skip
+    assert main(["--store", str(store), "ls"]) == 0
+    assert f"{name}: download paused (user alice)" in capsys.readouterr().out
+    assert main(["--store", str(store), "ls", "--json"]) == 0
+    listed = {m["name"]: m for m in json.loads(capsys.readouterr().out)["models"]}
+    assert listed[name]["owner_user"] == "alice"
