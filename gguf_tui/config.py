@@ -129,6 +129,9 @@ class Config:
     other_stores: OtherStoresConfig = field(default_factory=OtherStoresConfig)
     fit: FitConfig = field(default_factory=FitConfig)
     network: NetworkConfig = field(default_factory=NetworkConfig)
+    # store.shared: the root is made setgid and group-writable for a team's group (README
+    # "A shared store on one box"); a root that already is one is shared whatever this says.
+    store_shared: bool = False
     source: Path | None = None
 
     @property
@@ -312,7 +315,30 @@ _SECTIONS: dict[str, dict[str, Callable[[Any], Any]]] = {
         "cache_type": lambda v: _cache_type(v),
     },
 }
-_TOP_LEVEL = {"store": _path}
+_STORE_KEYS = ("path", "shared")
+
+
+def _store_setting(value: Any) -> tuple[Path | None, bool | None]:
+    """`store: DIR`, or `store: {path: DIR, shared: BOOL}` (either key may be left out)."""
+    if not isinstance(value, dict):
+        return _path(value), None
+    for key in value:
+        if key not in _STORE_KEYS:
+            raise KeyError(f"unknown key 'store.{key}'{did_you_mean(str(key), list(_STORE_KEYS))}")
+    path = _path(value["path"]) if value.get("path") is not None else None
+    shared = _bool(value["shared"]) if "shared" in value else None
+    return path, shared
+
+
+def _set_store(config: Config, value: Any) -> None:
+    path, shared = _store_setting(value)
+    if path is not None:
+        config.store = path
+    if shared is not None:
+        config.store_shared = shared
+
+
+_TOP_LEVEL = {"store": _set_store}
 
 
 def _stated_gpus(value: Any) -> str:
@@ -344,7 +370,9 @@ def _apply(config: Config, raw: dict[str, Any], origin: str) -> None:
             raise ConfigError(f"{origin}: key {key!r} is not a string")
         if key in _TOP_LEVEL:
             try:
-                setattr(config, key, _TOP_LEVEL[key](value))
+                _TOP_LEVEL[key](config, value)
+            except KeyError as exc:
+                raise ConfigError(f"{origin}: {exc.args[0]}") from None
             except ValueError as exc:
                 raise ConfigError(f"{origin}: '{key}': {exc}") from None
             continue
@@ -418,7 +446,7 @@ def _check_proxy_environment(config: Config, env: Any) -> None:
 
 def config_field_names() -> dict[str, list[str]]:
     """Every documented key, for tests that check config.example.yaml covers them all."""
-    names = {"": list(_TOP_LEVEL)}
+    names = {"": list(_TOP_LEVEL), "store": list(_STORE_KEYS)}
     for section_name, cls in (("downloads", DownloadsConfig), ("hub", HubConfig), ("ui", UIConfig),
                               ("engine", EngineConfig), ("other_stores", OtherStoresConfig),
                               ("fit", FitConfig), ("network", NetworkConfig)):

@@ -10,37 +10,122 @@ from pathlib import Path
 from typing import Any
 
 
+# ---- modes in a store shared by a group ------------------------------------------------------
+#
+# One rule for everything gguf-tui creates in a store: an entry created inside a group-shared
+# folder (setgid and group-writable, as `chmod 2775` makes it) gives its group what its owner
+# has. Directories inherit the group and the setgid bit from such a parent (the kernel does
+# that); the group's write bit needs an explicit chmod because the usual umask (022) strips it.
+# Elsewhere nothing changes: modes are what they were, less the umask.
+
+
+def group_shared(folder: str | os.PathLike[str]) -> bool:
+    """Whether new entries in `folder` belong to its group too: a setgid, group-writable folder."""
+    try:
+        mode = os.stat(folder).st_mode
+    except OSError:
+        return False
+    return bool(mode & stat.S_ISGID and mode & stat.S_IWGRP)
+
+
+def _group_bits(requested: int) -> int:
+    """The owner's bits of `requested`, given to the group."""
+    return (requested & 0o700) >> 3
+
+
+def share_new_file(fd: int, folder: str | os.PathLike[str], requested: int) -> None:
+    """Give the group the owner's bits of a file just opened in `folder`, if that folder is
+    group-shared and the file is ours (another user's file is left as its owner made it)."""
+    if not group_shared(folder):
+        return
+    opened = os.fstat(fd)
+    if opened.st_uid != os.geteuid():
+        return
+    wanted = (opened.st_mode & 0o7777) | _group_bits(requested)
+    if wanted != opened.st_mode & 0o7777:
+        os.fchmod(fd, wanted)
+
+
+def share_new_folder(folder: str | os.PathLike[str]) -> None:
+    """Make a folder of ours group-shared (setgid, group rwx) if its parent is."""
+    path = Path(folder)
+    if not group_shared(path.parent):
+        return
+    current = os.stat(path, follow_symlinks=False)
+    if current.st_uid != os.geteuid() or not stat.S_ISDIR(current.st_mode):
+        return
+    wanted = (current.st_mode & 0o7777) | stat.S_ISGID | stat.S_IRWXG
+    if wanted != current.st_mode & 0o7777:
+        os.chmod(path, wanted)
+
+
+def make_folders(path: str | os.PathLike[str]) -> None:
+    """`mkdir -p`, where each folder created inside a group-shared folder is group-shared too."""
+    path = Path(path)
+    missing: list[Path] = []
+    probe = path
+    while not probe.exists() and probe != probe.parent:
+        missing.append(probe)
+        probe = probe.parent
+    for folder in reversed(missing):
+        try:
+            os.mkdir(folder)
+        except FileExistsError:
+            continue  # made meanwhile by another process: its maker set its mode
+        share_new_folder(folder)
+    if not missing and not path.is_dir():
+        os.mkdir(path)  # raises FileExistsError (a file, a dangling link) as mkdir -p does
+
+
+def create_file(path: str | os.PathLike[str], flags: int, mode: int = 0o644) -> int:
+    """`os.open(path, flags | O_CREAT, mode)` under the store's sharing rule (`share_new_file`)."""
+    fd = os.open(path, flags | os.O_CREAT, mode)
+    try:
+        share_new_file(fd, Path(path).parent, mode)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
 def state_file_mode(root: Path) -> int:
     """Mode of private state files (resume state, queue records): 0600, or 0660 in a shared
     store (a setgid, group-writable root), whose group must be able to resume them."""
-    try:
-        root_mode = os.stat(root).st_mode
-    except OSError:
-        return 0o600
-    shared = root_mode & stat.S_ISGID and root_mode & stat.S_IWGRP
-    return 0o660 if shared else 0o600
+    return 0o660 if group_shared(root) else 0o600
 
 
-def write_json_atomic(path: Path, data: dict, mode: int | None = None) -> None:
-    """Write JSON so readers see the old or the new file, never half of one; `mode` set exactly
-    (whatever the umask) when given, else 0644 less the umask."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+def write_bytes_atomic(
+    path: Path, payload: bytes, mode: int | None = None, *, durable: bool = True
+) -> None:
+    """Write a small file so readers see the old or the new one, never half of one.
+
+    `mode` is set exactly (whatever the umask) when given, else 0644 less the umask; in a
+    group-shared folder the group also gets the owner's bits. `durable` fsyncs before the rename.
+    """
+    make_folders(path.parent)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    payload = json.dumps(data, indent=1, sort_keys=True).encode()
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644 if mode is None else mode & 0o600)
+    flags = os.O_WRONLY | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0)
+    fd = os.open(tmp, flags | os.O_CREAT, 0o644 if mode is None else mode & 0o600)
     try:
         if mode is not None:
             os.fchmod(fd, mode)
+        share_new_file(fd, path.parent, 0o644 if mode is None else mode)
         written = os.write(fd, payload)
         if written != len(payload):
             raise OSError(28, "No space left on device", str(tmp))
-        os.fsync(fd)
+        if durable:
+            os.fsync(fd)
     except BaseException:
         os.close(fd)
         tmp.unlink(missing_ok=True)
         raise
     os.close(fd)
     os.replace(tmp, path)
+
+
+def write_json_atomic(path: Path, data: dict, mode: int | None = None) -> None:
+    """Write JSON atomically and durably (`write_bytes_atomic`: its modes, its sharing rule)."""
+    write_bytes_atomic(path, json.dumps(data, indent=1, sort_keys=True).encode(), mode)
 
 
 def fsync_dir(path: Path) -> None:
@@ -148,7 +233,14 @@ def open_regular_for_writing(path: str | os.PathLike[str], mode: int = 0o644) ->
         if exc.errno == errno.ELOOP:
             raise NotRegularFileError(path, stat.S_IFLNK) from None
         raise
-    return _regular_and_blocking(fd, path)
+    fd = _regular_and_blocking(fd, path)
+    try:
+        # In a shared store another user may resume this partial, and it becomes the model file.
+        share_new_file(fd, Path(path).parent, mode)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
 
 def read_regular_bytes(

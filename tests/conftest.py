@@ -22,8 +22,13 @@ from tests.helpers.ggufgen import make_gguf
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
-TEST_CONFIG = """\
-store: {store}
+# GGUF_TUI_TEST_SHARED=1 runs the suite with shared stores (README "A shared store on one
+# box"): each test's folder is setgid and group-writable, so every store made in it is shared
+# too, and the test config says `store.shared: true`.
+SHARED_STORES = os.environ.get("GGUF_TUI_TEST_SHARED") == "1"
+_STORE_SETTING = "store:\n  path: {store}\n  shared: true\n" if SHARED_STORES else "store: {store}\n"
+
+TEST_CONFIG = _STORE_SETTING + """\
 downloads:
   stall_timeout: 1
   connect_timeout: 5
@@ -52,6 +57,8 @@ def _isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     # Short and under /tmp: a Unix socket's path must fit in 108 bytes.
     runtime = Path(tempfile.mkdtemp(prefix="gtr", dir="/tmp"))
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
+    if SHARED_STORES:
+        tmp_path.chmod(0o2775)  # a store created in here inherits the group rule
     yield
     stop_services(runtime)
 

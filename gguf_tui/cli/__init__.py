@@ -138,6 +138,8 @@ def check_store(args: argparse.Namespace, config) -> None:
     if root.exists() or root.is_symlink():
         if not root.is_dir():
             raise UsageError(f"the store {root} (from {origin}) is not a folder: name a folder")
+        if use == "write" and config.store_shared:
+            _prepare_shared(root)
         return
     if use == "read":
         from gguf_tui.config import Config
@@ -154,6 +156,17 @@ def check_store(args: argparse.Namespace, config) -> None:
     if not ancestor.is_dir():
         raise UsageError(f"the store {root} (from {origin}) cannot be created: {ancestor} "
                          "is not a folder")
+    if config.store_shared:
+        _prepare_shared(root)
+
+
+def _prepare_shared(root) -> None:
+    """`store.shared: true`: make the root setgid and group-writable, or say why not."""
+    from gguf_tui.store.shared_root import prepare_shared_root
+
+    problem = prepare_shared_root(root)
+    if problem:
+        print(f"gguf-tui: warning: {problem}", file=sys.stderr)
 
 
 def _quiet_broken_pipe() -> int:

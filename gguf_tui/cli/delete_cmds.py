@@ -87,6 +87,10 @@ def run_rm(args: argparse.Namespace, config: Config) -> int:
             print(f"gguf-tui: kept {plain(path)}: {plain(why)}", file=sys.stderr)
         if result.kept:
             code = EXIT_FAILED
+            if not (result.removed or result.links_removed):
+                why = result.kept[0][1]
+                print(f"gguf-tui: cannot delete {plain(model.name)}: {plain(why)}; nothing was "
+                      "deleted", file=sys.stderr)  # fmt: skip
         if not args.json:
             print(_deleted_line(result))
     if args.json:

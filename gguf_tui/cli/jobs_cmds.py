@@ -105,7 +105,7 @@ def _job_line(view: JobView) -> str:
     total = format_size(view.total) if view.total else "?"
     percent = f" {100 * view.bytes_done / view.total:.1f}%" if view.total else ""
     line = (
-        f"{view.id:>4}  {plain(view.name)}: {view.state.value}, "
+        f"{view.id:>4}  {plain(view.name)}: {plain(view.state_label)}, "
         f"{format_size(view.bytes_done)} of {total}{percent}"
     )
     if view.state.is_active:
@@ -128,7 +128,10 @@ def _partial_line(row: dict) -> str:
         return f"{row['key']}: {row['error']}"
     total = format_size(row["total"]) if row["total"] else "?"
     percent = f" {100 * row['bytes_done'] / row['total']:.1f}%" if row["total"] else ""
-    where = f", downloading elsewhere ({row['owner']})" if row["owner"] else ""
+    where = ""
+    if row["owner"]:
+        who = f"(user {plain(row['owner_user'])})" if row.get("owner_user") else "elsewhere"
+        where = f", downloading {who} ({row['owner']})"
     age = int(time.time() - row["saved_at"]) if row["saved_at"] else None
     return (
         f"{plain(row['dest'])}: {format_size(row['bytes_done'])} of {total}{percent}, "

@@ -204,6 +204,9 @@ def run_ls(args: argparse.Namespace, config: Config) -> int:
                 f"{name:<{width}}  {quant:<8} {arch:<8} {format_size(model.size):>9} "
                 f"{len(model.files):>5}  {_cut(state, 15):<15} {_ago(model.last_used_at)}"
             )
+        for model in snapshot.models:
+            if model.owner_user:  # a shared store: another user's download, never touched
+                print(f"{plain(model.name)}: {model.state} (user {plain(model.owner_user)})")
     else:
         print("no models in the store")
     print(_footer(snapshot))

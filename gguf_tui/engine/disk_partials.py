@@ -30,6 +30,8 @@ def partial_rows(store_root: Path) -> list[dict]:
             "partial_exists": partial.exists(),
             "allocated_bytes": _allocated(partial),  # preallocated: more than bytes_done
             "owner": owner.describe() if owner else None,
+            # another user whose process writes it (shown as "downloading (user NAME)")
+            "owner_user": owner.user_name if owner is not None and owner.other_user else None,
         }
         try:
             state = ResumeState.load(state_path)

@@ -68,7 +68,14 @@ def elsewhere_phase(owner: LockOwner) -> str:
 
 
 def owner_words(owner: LockOwner) -> str:
-    return f"pid {owner.pid} on {owner.host}"
+    return owner.who()
+
+
+def owner_label(owner: LockOwner) -> str:
+    """'downloading (user alice)' for another user's job, else `elsewhere_phase`."""
+    if owner.other_user:
+        return f"{owner.state or 'queued'} (user {owner.user_name})"
+    return elsewhere_phase(owner)
 
 
 class OwnedElsewhere(DownloadError):
@@ -78,7 +85,7 @@ class OwnedElsewhere(DownloadError):
         owner = job.owner
         who = f"another process ({owner_words(owner)})" if owner else "another process"
         super().__init__(
-            f"{job.name} is {elsewhere_phase(owner) if owner else 'owned elsewhere'}: only "
+            f"{job.name} is {owner_label(owner) if owner else 'owned elsewhere'}: only "
             f"{who} can {command} it; it comes to this queue when that process exits"
         )
 

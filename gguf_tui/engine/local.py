@@ -116,6 +116,7 @@ def job_view(job: Job, root: str, resume: dict[str, ResumeView] | None = None) -
         created_at=job.created_at,
         files=files,
         source=dict(job.spec.source),
+        owner_user=job.owner.user_name if job.owner is not None and job.owner.other_user else "",
     )
 
 
@@ -234,7 +235,9 @@ class LocalEngine:
         asked = self._reasons.pop(event.job_id, None)
         if event.state == JobState.COMPLETED and event.message == ALREADY_IN_STORE:
             return StateReason.ALREADY_IN_STORE
-        if event.state == JobState.ELSEWHERE or event.message.startswith("downloading elsewhere"):
+        if event.state == JobState.ELSEWHERE or event.message.startswith(
+            ("downloading elsewhere", "downloading (user ")  # another user's: LockOwner.label
+        ):
             return StateReason.ELSEWHERE
         if event.state == JobState.PAUSED and "free some space" in event.message:
             return StateReason.DISK_FULL

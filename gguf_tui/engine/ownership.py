@@ -15,7 +15,14 @@ import time
 from typing import TYPE_CHECKING
 
 from gguf_tui.engine.events import Notice, Progress
-from gguf_tui.engine.job import CancelPreview, Job, OwnedElsewhere, elsewhere_phase, owner_words
+from gguf_tui.engine.job import (
+    CancelPreview,
+    Job,
+    OwnedElsewhere,
+    elsewhere_phase,
+    owner_label,
+    owner_words,
+)
 from gguf_tui.engine.landing import already_placed, load_manifest, os_message
 from gguf_tui.engine.records import owner_lock_path, record_exists
 from gguf_tui.engine.spec import JobState
@@ -125,7 +132,8 @@ class OwnershipMixin:
         from the resume state that process keeps saving."""
         owner = job.owner or LockOwner(0, "?", time.time(), time.time())
         phase = elsewhere_phase(owner)
-        said = f"{phase} ({owner_words(owner)}, "  # said again only when this part changes
+        # said again only when this part changes (not for each heartbeat's age)
+        said = f"{owner_label(owner)} (pid {owner.pid} on {owner.host}, "
         done = self._bytes_on_disk(job)
         now = time.monotonic()
         if job.seen_bytes_at is not None and now > job.seen_bytes_at[1]:
@@ -139,7 +147,7 @@ class OwnershipMixin:
         job.bytes_done = done
         if job.state != JobState.ELSEWHERE or not job.message.startswith(said):
             job.phase = phase
-            message = f"{phase} ({owner.describe()})"
+            message = f"{owner_label(owner)} ({owner.describe()})"
             if job.running_here and owner.state in ("paused", "failed"):
                 message += ": waiting here until it is resumed there or that process exits"
             self._set_state(job, JobState.ELSEWHERE, message)

@@ -10,7 +10,7 @@ import shutil
 from pathlib import Path
 
 from gguf_tui.engine.errors import DiskFullError
-from gguf_tui.fsutil import fsync_dir, open_regular
+from gguf_tui.fsutil import fsync_dir, make_folders, open_regular
 
 WILLNEED_BYTES = 64 * 1024 * 1024
 
@@ -88,7 +88,7 @@ def sync_file(path: Path) -> None:
 
 def rename_into_place(partial: Path, dest: Path) -> None:
     """Rename an already-synced partial to dest atomically (replacing a corrupt copy), durably."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    make_folders(dest.parent)  # owner/repo/: group-shared in a shared store, as the root
     os.replace(partial, dest)
     fsync_dir(dest.parent)
     if partial.parent != dest.parent:

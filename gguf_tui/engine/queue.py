@@ -661,7 +661,7 @@ class Engine(OwnershipMixin):
             for request in spec.files:
                 owner = active_lock_owner(self.layout.lock_path(request.key_hash))
                 if owner is not None and not self._is_ours(owner):
-                    job.message = f"downloading elsewhere ({owner.describe()})"
+                    job.message = f"{owner.label} ({owner.describe()})"
                     self._emit(StateChanged(job.id, job.name, job.state, job.message))
                     break
             restored.append(job_id)

@@ -95,6 +95,18 @@ class JobView:
     created_at: float = 0.0
     files: tuple[FileView, ...] = field(default_factory=tuple)
     source: dict = field(default_factory=dict)  # where it comes from (repo, revision): no secrets
+    owner_user: str = ""  # another user who owns this job (ELSEWHERE), by name; "" otherwise
+
+    @property
+    def state_label(self) -> str:
+        """The state in words: another process's job as its owner's word ('downloading
+        elsewhere'), and another user's as 'downloading (user alice)'."""
+        if self.state != JobState.ELSEWHERE:
+            return self.state.value
+        word = self.phase.removesuffix(" elsewhere") if self.phase.endswith(" elsewhere") else ""
+        if self.owner_user:
+            return f"{word or 'downloading'} (user {self.owner_user})"
+        return self.phase if word else self.state.value
 
     @property
     def remaining(self) -> int:
@@ -132,6 +144,7 @@ class JobView:
             "created_at": self.created_at,
             "files": [item.to_json() for item in self.files],
             "source": dict(self.source),
+            "owner_user": self.owner_user,
         }
 
     @classmethod
@@ -153,6 +166,7 @@ class JobView:
             created_at=float(data.get("created_at") or 0.0),
             files=tuple(FileView.from_json(item) for item in data.get("files") or ()),
             source=dict(data.get("source") or {}),
+            owner_user=str(data.get("owner_user") or ""),
         )
 
 

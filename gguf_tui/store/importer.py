@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from gguf_tui.fsutil import fsync_dir
+from gguf_tui.fsutil import create_file, fsync_dir, make_folders, share_new_file
 from gguf_tui.gguf import GGUFError, GGUFInfo, model_facts
 from gguf_tui.store.fileio import HASH_BLOCK, open_noatime, read_header, sha256_file
 from gguf_tui.store.layout import HIDDEN_DIR_NAME, StoreLayout, safe_file_name
@@ -207,6 +207,7 @@ class _Importer:
     def _place_locked(self, source: _Source, target: Path, key: str, notes: list[str]) -> str:
         same_fs = _same_filesystem(source.path, self.layout.root)
         mode = self.mode
+        make_folders(target.parent)
         if mode == "link" or (mode == "auto" and same_fs):
             try:
                 os.link(source.path, target)
@@ -224,6 +225,7 @@ class _Importer:
             if source.sha256 is None:
                 source.sha256 = self.hash(source.path, f"hashing {source.path.name}")
             os.rename(source.path, target)
+            _share_moved(target)
             fsync_dir(target.parent)
             return "move"
         used = self._copy(source, target, key)
@@ -246,7 +248,7 @@ class _Importer:
         label = f"copying {source.path.name}"
         src = open_noatime(source.path)
         try:
-            out = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            out = create_file(temp, os.O_WRONLY | os.O_TRUNC, 0o644)
             try:
                 done, last = 0, 0.0
                 while True:
@@ -275,10 +277,25 @@ class _Importer:
             temp.unlink(missing_ok=True)
             raise StoreImportError(f"{source.path}: changed while it was being copied")
         source.sha256 = sha
-        target.parent.mkdir(parents=True, exist_ok=True)
+        make_folders(target.parent)
         os.replace(temp, target)
         fsync_dir(target.parent)
         return "copy"
+
+
+def _share_moved(target: Path) -> None:
+    """A file moved into a shared store is the group's as well (a hard link is left alone: its
+    mode is also the mode of the original outside the store)."""
+    try:
+        fd = os.open(target, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return
+    try:
+        share_new_file(fd, target.parent, 0o644)
+    except OSError:
+        pass  # the file is in place; only its group's rights could not be widened
+    finally:
+        os.close(fd)
 
 
 def _same_filesystem(path: Path, root: Path) -> bool:

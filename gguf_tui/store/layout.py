@@ -10,7 +10,7 @@ import stat as stat_module
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from gguf_tui.fsutil import LinkInTheWay, open_folder_nofollow
+from gguf_tui.fsutil import LinkInTheWay, make_folders, open_folder_nofollow, share_new_folder
 from gguf_tui.textsafe import plain
 
 HIDDEN_DIR_NAME = ".gguf-tui"
@@ -97,14 +97,19 @@ class StoreLayout:
         Every writer (downloads, import, locks, manifests) calls this first, so a link planted
         at `.gguf-tui` or below can never lead a write or a delete out of the store.
         """
-        self.root.mkdir(parents=True, exist_ok=True)
+        make_folders(self.root)
         for folder in (self.hidden, self.manifests_dir, self.partials_dir, self.locks_dir):
             try:
                 folder.mkdir(exist_ok=True)
             except FileExistsError:
                 pass  # a file or a dangling link: the check below says so
             _check_real_folder(folder)
+            # In a shared store (README "A shared store on one box") the group writes here too;
+            # this also mends a folder of ours made before the store was shared.
+            share_new_folder(folder)
         _check_real_folder(self.jobs_dir, missing_ok=True)  # the engine creates it when needed
+        if self.jobs_dir.is_dir():
+            share_new_folder(self.jobs_dir)
 
     def check_hidden(self) -> None:
         """Raise UnsafeStoreError if the hidden folder or one below it is not a real folder."""

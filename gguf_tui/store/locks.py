@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from gguf_tui.fsutil import load_json_file
+from gguf_tui.fsutil import create_file, load_json_file, make_folders, write_bytes_atomic
 
 STALE_AFTER = 180.0
 HEARTBEAT_EVERY = 15.0
@@ -51,21 +52,53 @@ class LockOwner:
     state: str = ""  # a job owner's word for its job: queued, downloading, paused, ...
     keys: tuple[str, ...] = ()  # a job owner lock's resume keys (its files' partials)
     token: str = ""  # which engine in the owner process holds it
+    uid: int | None = None  # the owning process's user (None: a lock written before uids were)
+    user: str = ""  # that user's name, as the owner's host knew it
 
     def describe(self) -> str:
         age = max(0, int(time.time() - self.heartbeat))
         return f"pid {self.pid} on {self.host}, alive {age} s ago"
 
+    def who(self) -> str:
+        """'pid N on HOST', with 'user NAME, ' first when another user owns it."""
+        user = f"user {self.user_name}, " if self.other_user else ""
+        return f"{user}pid {self.pid} on {self.host}"
+
+    @property
+    def label(self) -> str:
+        """How its job is shown to other processes: 'downloading (user alice)' when another user
+        owns it, else 'downloading elsewhere' (the owner's word for its job first)."""
+        word = self.state or "downloading"
+        return f"{word} (user {self.user_name})" if self.other_user else f"{word} elsewhere"
+
     @property
     def in_this_process(self) -> bool:
         return self.pid == os.getpid() and self.host == socket.gethostname()
+
+    @property
+    def other_user(self) -> bool:
+        """Owned by another user of this box (or of the shared filesystem) than this process's."""
+        return self.uid is not None and self.uid != os.geteuid()
+
+    @property
+    def user_name(self) -> str:
+        """The owner's user name (its uid where no name is known)."""
+        return self.user or (user_name(self.uid) if self.uid is not None else "?")
+
+
+def user_name(uid: int) -> str:
+    """The name of user `uid` on this box, or the number itself where it has none."""
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except (KeyError, OverflowError):
+        return str(uid)
 
 
 class LockHeld(Exception):
     """Another live process owns the download."""
 
     def __init__(self, owner: LockOwner) -> None:
-        super().__init__(f"downloading elsewhere ({owner.describe()})")
+        super().__init__(f"{owner.label} ({owner.describe()})")
         self.owner = owner
 
 
@@ -82,6 +115,7 @@ def _pid_alive(pid: int) -> bool:
 def read_owner(path: Path) -> LockOwner | None:
     try:
         raw = load_json_file(path)
+        uid = raw.get("uid")
         return LockOwner(
             pid=int(raw["pid"]),
             host=str(raw["host"]),
@@ -92,6 +126,8 @@ def read_owner(path: Path) -> LockOwner | None:
             state=str(raw.get("state", "")),
             keys=tuple(str(key) for key in raw.get("keys") or ()),
             token=str(raw.get("token", "")),
+            uid=None if uid is None else int(uid),
+            user=str(raw.get("user") or ""),
         )
     except (OSError, ValueError, KeyError, TypeError):
         return None
@@ -153,6 +189,8 @@ class DownloadLock:
             "heartbeat": time.time(),
             "started": self.started,
             "what": self.what,
+            "uid": os.geteuid(),
+            "user": _own_user_name(),
         }
         if self.keys:
             payload["keys"] = list(self.keys)
@@ -170,10 +208,10 @@ class DownloadLock:
 
     def acquire(self) -> None:
         """Take the lock or raise LockHeld; stale locks are taken over."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        make_folders(self.path.parent)
         for _ in range(3):
             try:
-                fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+                fd = create_file(self.path, os.O_WRONLY | os.O_EXCL, 0o644)
             except FileExistsError:
                 owner = read_owner(self.path)
                 if owner and owner.in_this_process and _owner_process_alive(owner):
@@ -225,10 +263,8 @@ class DownloadLock:
         if current is not None and not (current.in_this_process and current.token == self.token):
             self.held = False  # taken over meanwhile: never write over the new owner's lock
             return
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
         try:
-            tmp.write_bytes(self._payload())
-            os.replace(tmp, self.path)
+            write_bytes_atomic(self.path, self._payload(), durable=False)
             self.last_beat = now
         except OSError:
             pass
@@ -303,6 +339,15 @@ def deletion_blocker(path: Path) -> LockOwner | None:
 
 
 _START_IDS: dict[int, str | None] = {}
+_USER_NAMES: dict[int, str] = {}
+
+
+def _own_user_name() -> str:
+    """This process's user name, looked up once per uid."""
+    uid = os.geteuid()
+    if uid not in _USER_NAMES:
+        _USER_NAMES[uid] = user_name(uid)
+    return _USER_NAMES[uid]
 
 
 def _own_start_id() -> str | None:

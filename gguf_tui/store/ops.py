@@ -19,8 +19,10 @@ from typing import Callable
 from gguf_tui.fsutil import LinkInTheWay, open_folder_nofollow
 from gguf_tui.store.fileio import HashCancelled, HashProgress, sha256_file
 from gguf_tui.store.layout import StoreLayout, UnsafePathError, check_relative_path
+from gguf_tui.store.locks import user_name
 from gguf_tui.store.manifest import Manifest, ManifestError
 from gguf_tui.store.scan import StoreModel, StoreSnapshot
+from gguf_tui.store.shared_root import group_name
 from gguf_tui.store.usage import ActiveDownloads, active_downloads
 
 
@@ -153,7 +155,7 @@ def deletion_obstacle(root: Path, relative: str) -> str | None:
         # not stop
         if not os.access(".", os.W_OK, dir_fd=fd):
             return _unwritable_reason(fd)
-        return None
+        return _sticky_reason(fd, stat)
     finally:
         os.close(fd)
 
@@ -165,7 +167,31 @@ def _unwritable_reason(folder_fd: int) -> str:
         flags = 0
     if flags & getattr(os, "ST_RDONLY", 1):
         return "the store is on a read-only filesystem"
+    try:
+        folder = os.fstat(folder_fd)
+    except OSError:
+        return "no permission to change its folder"
+    if folder.st_uid != os.geteuid():
+        # A store shared by several users: the folder is someone else's and its group (if any)
+        # may not write to it (README "A shared store on one box").
+        return (
+            f"owned by user {user_name(folder.st_uid)} and the store is not group-writable for "
+            f"you (its folder: group {group_name(folder.st_gid)}, mode "
+            f"{folder.st_mode & 0o7777:o})"
+        )
     return "no permission to change its folder"
+
+
+def _sticky_reason(folder_fd: int, entry: os.stat_result) -> str | None:
+    """In a sticky folder (mode +t) only a file's owner, the folder's owner or root deletes it."""
+    folder = os.fstat(folder_fd)
+    me = os.geteuid()
+    if not folder.st_mode & stat_module.S_ISVTX or me in (0, entry.st_uid, folder.st_uid):
+        return None
+    return (
+        f"owned by user {user_name(entry.st_uid)} in a sticky folder (only a file's owner may "
+        "delete it there)"
+    )
 
 
 def delete_model(

@@ -128,6 +128,7 @@ class StoreModel:
     license: str | None = None
     gguf: dict[str, Any] = field(default_factory=dict)
     error: str | None = None  # why the header could not be read (unmanaged files)
+    owner_user: str = ""  # another user whose download this still is (shared stores)
 
     @property
     def size(self) -> int:
@@ -171,6 +172,7 @@ class StoreModel:
             "name": self.name,
             "managed": self.managed,
             "state": self.state,
+            "owner_user": self.owner_user,
             "files": [f.to_json() for f in self.files],
             "size": self.size,
             "quant": self.quant,
@@ -443,11 +445,15 @@ def scan_store(root: Path | StoreLayout) -> StoreSnapshot:
     active = active_downloads(layout, records)
     owned_by_job: dict[str, str] = {}
     running: set[str] = set()
+    other_users: dict[str, str] = {}  # job name -> the other user whose download it is
     for record in records:
         for dest in record.dests:
             owned_by_job.setdefault(dest, record.name)
             if dest in active.jobs or dest in active.owners:
                 running.add(record.name)
+            owner = active.owners.get(dest) or active.queued.get(dest)
+            if owner is not None and owner.other_user:
+                other_users.setdefault(record.name, owner.user_name)
     folder = layout.manifests_dir
     manifest_paths = sorted(folder.glob("*.json")) if folder.is_dir() else []
     for path in manifest_paths:
@@ -465,6 +471,7 @@ def scan_store(root: Path | StoreLayout) -> StoreSnapshot:
         if model.name in {record.name for record in records}:
             # The engine writes the manifest after each placed file of a multi-file model.
             model.state = STATE_DOWNLOADING if model.name in running else STATE_PAUSED
+            model.owner_user = other_users.get(model.name, "")
         claimed.update(f.relative for f in model.files)
         models.append(model)
 
@@ -475,6 +482,8 @@ def scan_store(root: Path | StoreLayout) -> StoreSnapshot:
         else:
             state = STATE_UNMANAGED
         models.append(_unmanaged_model(root, name, relatives, state))
+        if relatives[0] in owned_by_job:
+            models[-1].owner_user = other_users.get(owned_by_job[relatives[0]], "")
 
     models.sort(key=lambda m: m.name.lower())
     seen: set[tuple[int, int]] = set()

@@ -249,14 +249,15 @@ class ActiveDownloads:
     def busy_reason(self, relative: str) -> str | None:
         owner = self.owners.get(relative)
         if owner is not None:
-            return f"a download in progress is writing it ({owner.describe()})"
+            user = f"user {owner.user_name}, " if owner.other_user else ""
+            return f"a download in progress is writing it ({user}{owner.describe()})"
         if relative in self.jobs:
             return f"it belongs to '{self.jobs[relative]}', which is downloading"
         queued = self.queued.get(relative)
         if queued is not None:
             return (
                 f"it belongs to '{queued.what}', which is {queued.state or 'queued'} in the queue "
-                f"of pid {queued.pid} on {queued.host}: cancel that download first"
+                f"of {queued.who()}: cancel that download first"
             )
         return None
 

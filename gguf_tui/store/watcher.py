@@ -20,6 +20,7 @@ from typing import AsyncIterator
 
 from watchfiles import Change, awatch
 
+from gguf_tui.fsutil import make_folders
 from gguf_tui.store.fileio import is_complete_gguf
 from gguf_tui.store.layout import HIDDEN_DIR_NAME
 from gguf_tui.store.scan import walk_gguf
@@ -203,7 +204,7 @@ async def watch_store(
     downloads folder (a download of any process started, progressed, paused or was removed).
     """
     root = Path(os.path.abspath(root))
-    root.mkdir(parents=True, exist_ok=True)
+    make_folders(root)
     stop_event = stop_event or asyncio.Event()
     manifests = root / HIDDEN_DIR_NAME / "manifests"
     partials = root / HIDDEN_DIR_NAME / "partials"

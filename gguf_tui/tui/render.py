@@ -67,10 +67,11 @@ def state_word(job: JobView, width: int = 30) -> str:
         return "re-checking"
     word = job.state.value
     if job.state == JobState.ELSEWHERE:
-        # Someone else's job: the engine puts its owner's word in the phase ("queued elsewhere").
-        word = job.phase if job.phase.endswith("elsewhere") else word
+        # Someone else's job: its owner's word ("queued elsewhere", "downloading (user alice)").
+        word = job.state_label
         if len(word) > width:
-            return "elsewhere"
+            short = f"user {job.owner_user}" if job.owner_user else ""
+            return short if short and len(short) <= width else "elsewhere"
     return word
 
 

@@ -155,11 +155,13 @@ def basic_auth_server(data: bytes, seen: list[str], *, rate: int | None = None) 
 
 
 def assert_private_state_files(store: Path) -> None:
+    """0600; in a shared store (GGUF_TUI_TEST_SHARED=1) the group's as well: 0660, no more."""
     hidden = store / ".gguf-tui"
     state_files = list((hidden / "partials").glob("*.state.json")) + list((hidden / "jobs").glob("*.json"))
     assert state_files
+    expected = 0o660 if state_file_mode(store) == 0o660 else 0o600
     for path in state_files:
-        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+        assert stat.S_IMODE(path.stat().st_mode) == expected, path
 
 
 async def test_credentials_in_url_authenticate_but_never_reach_disk_or_status(
