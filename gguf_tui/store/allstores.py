@@ -17,6 +17,9 @@ from gguf_tui.store.others import scan_configured
 from gguf_tui.store.scan import StoreModel, StoreSnapshot, scan_store
 
 SOURCE_ALL = "all"
+# What a confirmation calls each tool's store (a delete there names it).
+TOOL_TITLES = {"hf": "the Hugging Face cache", "llama.cpp": "llama.cpp's cache",
+               "lmstudio": "LM Studio's models folder", "ollama": "Ollama's store"}
 # The catalog's filter, in the order a key cycles through it.
 SOURCE_FILTERS = (TOOL_OURS, SOURCE_ALL, *OTHER_TOOLS)
 
@@ -46,11 +49,26 @@ class AllStores:
         return rows
 
 
+    def groups_of(self, paths: list[str]) -> list[DuplicateGroup]:
+        """The duplicate groups holding any of `paths` (data paths: an HF blob, not its link)."""
+        wanted = set(paths)
+        return [g for g in self.duplicates if any(str(c.path) in wanted for c in g.copies)]
+
+    @property
+    def duplicate_paths(self) -> set[str]:
+        """Every path that some other distinct file duplicates (the catalog's 'dup' mark)."""
+        return {str(c.path) for g in self.duplicates for c in g.copies}
+
+
 def scan_all(config: Any) -> AllStores:
     """Our store and the configured other stores, with the duplicates known without hashing."""
-    layout = StoreLayout(config.store)
-    ours = scan_store(layout)
+    return scan_others_with(config, scan_store(StoreLayout(config.store)))
+
+
+def scan_others_with(config: Any, ours: StoreSnapshot) -> AllStores:
+    """The other stores and the duplicates across them and `ours` (a scan the caller already
+    has: the dashboard's store watcher keeps one), without hashing anything."""
     others = scan_configured(config)
-    cache = hash_cache_for(layout)
+    cache = hash_cache_for(StoreLayout(config.store))
     groups = find_duplicates(collect_copies(ours, others), cache, hash_missing=False)
     return AllStores(ours, others, groups)

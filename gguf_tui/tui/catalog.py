@@ -19,7 +19,9 @@ from gguf_tui.tui import keys
 from gguf_tui.tui.fitstate import FitState
 from gguf_tui.tui.rowtable import RowTable
 from gguf_tui.tui.render import BOLD, DIM, clean, count, ellipsize, short_age
+from gguf_tui.store.others import OtherModel
 from gguf_tui.store.scan import StoreModel, StoreSnapshot
+from gguf_tui.tui.sources import SOURCE_WIDTH, SourceFilter, info_parts, other_key, source_label
 from gguf_tui.units import format_size
 
 
@@ -58,6 +60,8 @@ class CatalogRow:
     hub_file: HubFile | None = None
     files: RepoFiles | None = None
     model: StoreModel | None = None
+    source: str = ""  # the source column (ours, hf, ...): set once other tools' models exist
+    other: OtherModel | None = None  # another tool's model (kind "other")
 
 
 def _info(*parts: tuple[str, Style | None]) -> Text:
@@ -168,8 +172,10 @@ def build_rows(
     job_states: dict[str, JobState],
     now: float,
     fit: FitState | None = None,
+    sources: SourceFilter | None = None,
 ) -> list[CatalogRow]:
-    """Every catalog row: the Hub section (after a search) first, then the local models."""
+    """Every catalog row: the Hub section (after a search) first, then the local models
+    (ours, then the other tools' under the source filter)."""
     rows: list[CatalogRow] = []
     local_paths = {f.relative for m in (snapshot.models if snapshot else ()) if m.managed for f in m.files if f.exists}
     if search is not None:
@@ -203,6 +209,15 @@ def build_rows(
             )
             if opened:
                 rows.extend(_repo_rows(opened, local_paths, job_states, fit))
+    if sources is None or sources.shows_ours:
+        rows.extend(_our_rows(snapshot, now, sources))
+    if sources is not None:
+        rows.extend(_other_rows(sources))
+    return rows
+
+
+def _our_rows(snapshot: StoreSnapshot | None, now: float, sources: SourceFilter | None) -> list[CatalogRow]:
+    rows: list[CatalogRow] = []
     models = snapshot.models if snapshot else ()
     if snapshot is None:
         rows.append(CatalogRow("h:local", "heading", Text("Local models · scanning…", style=BOLD)))
@@ -216,12 +231,15 @@ def build_rows(
         )
         if not models:
             rows.append(CatalogRow("note:local", "note", Text("  none yet: press / to search the Hub", style=DIM)))
+    column = sources is not None and sources.found
+    dups = sources.stores.duplicate_paths if column and sources.stores else set()
     for model in models:
         state = model.state if model.state not in ("verified", "unverified") else ""
         info = _info(
             (clean(model.quant, 20) if model.quant else "", None),
             (clean(state, 20), BOLD if state in ("corrupt", "modified", "incomplete") else DIM),
             (f"used {short_age(model.last_used_at, now)}" if model.last_used_at else "", DIM),
+            ("dup" if dups and any(str(f.path) in dups for f in model.files) else "", DIM),
         )
         rows.append(
             CatalogRow(
@@ -231,13 +249,51 @@ def build_rows(
                 format_size(model.size),
                 info,
                 model=model,
+                source="ours" if column else "",
             )
         )
     return rows
 
 
-def compose_line(row: CatalogRow, width: int, info_width: int, fit_width: int = 0) -> Text:
-    """One catalog line: the label, then size right-aligned, the fit column, the info column.
+def _other_rows(sources: SourceFilter) -> list[CatalogRow]:
+    """The other tools' models under the filter: one heading, then a row per model."""
+    if sources.stores is None or not sources.found:
+        return []
+    others = sources.shown_models()
+    if sources.current == "gguf-tui":  # ours only: one line says what else is on the box
+        total = format_size(sources.stores.other_stores_bytes)
+        count_all = len(sources.stores.others.models)
+        note = f"  + other tools: {count_all} model{'s' if count_all != 1 else ''} · {total} (s shows them)"
+        return [CatalogRow("note:others", "note", Text(note, style=DIM))]
+    title = "Other tools" if sources.current == "all" else source_label(sources.current)
+    size = format_size(sum(m.size for m in others))
+    rows = [CatalogRow("h:others", "heading", Text(f"{title} · {len(others)} · {size}", style=BOLD))]
+    dups = sources.stores.duplicate_paths
+    seen: set[str] = set()
+    for model in others:
+        key = other_key(model)
+        while key in seen:  # two broken entries may share a name: keys stay unique
+            key += "+"
+        seen.add(key)
+        duplicate = any(str(f.data_path) in dups for f in model.files)
+        rows.append(
+            CatalogRow(
+                key,
+                "other",
+                Text(f"  {clean(model.name, 200)}", no_wrap=True),
+                format_size(model.size),
+                _info(*info_parts(model, duplicate)),
+                source=source_label(model.tool),
+                other=model,
+            )
+        )
+    return rows
+
+
+def compose_line(row: CatalogRow, width: int, info_width: int, fit_width: int = 0,
+                 source_width: int = 0) -> Text:
+    """One catalog line: the label, the source column, then size right-aligned, the fit
+    column, the info column.
 
     Info starts at the same column on every line so sizes line up; a line without a size
     lets a long name (a repo id) run into the size column, and a line without info (a heading)
@@ -249,13 +305,16 @@ def compose_line(row: CatalogRow, width: int, info_width: int, fit_width: int = 
     size_width = 9
     info_room = info_width + 1 if len(info) or row.size else 0
     fit_room = fit_width + 1 if fit_width and row.size else 0  # sized rows keep one column
-    label_width = width - info_room - fit_room - (size_width + 1 if row.size else 0)
+    source_room = source_width + 1 if source_width and row.size else 0
+    label_width = width - info_room - fit_room - source_room - (size_width + 1 if row.size else 0)
     label = row.label.copy()
     if len(label) > label_width:
         label = Text(ellipsize(label.plain, label_width), style=label.style, no_wrap=True)
     line = Text(no_wrap=True, overflow="ellipsis")
     line.append_text(label)
     line.append(" " * (label_width - len(label) + 1))
+    if source_room:
+        line.append(row.source[:source_width].ljust(source_width) + " ", style=DIM)
     if row.size:
         line.append(row.size.rjust(size_width) + " ")
     if fit_room:
@@ -314,11 +373,14 @@ class CatalogTable(RowTable):
         self._by_key = {row.key: row for row in rows}
         width = self._line_width()
         fit_width = min(max((len(row.fit) for row in rows), default=0), FIT_WIDTH)
-        info_width = min(max((len(row.info) for row in rows), default=0), width // 2 - fit_width)
+        source_width = SOURCE_WIDTH if any(row.source for row in rows) else 0
+        info_width = min(max((len(row.info) for row in rows), default=0),
+                         width // 2 - fit_width - source_width)
         with self.app.batch_update():
             self.clear()
             for row in rows:
-                self.add_row(Text(" ") + compose_line(row, width - 1, info_width, fit_width), key=row.key)
+                line = compose_line(row, width - 1, info_width, fit_width, source_width)
+                self.add_row(Text(" ") + line, key=row.key)
         target = 0
         if previous is not None and previous.key in self._by_key:
             target = next(i for i, row in enumerate(rows) if row.key == previous.key)

@@ -132,3 +132,11 @@ class FitJudged(Message):
 
     repo: str
     results: list[tuple[str, Any]]
+
+
+@dataclass
+class OthersScanned(Message):
+    """The other tools' stores read again (a worker thread), or why they could not be."""
+
+    stores: Any  # gguf_tui.store.allstores.AllStores, None on error
+    error: str | None = None

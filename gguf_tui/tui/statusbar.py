@@ -1,4 +1,5 @@
-"""The status bar: store size, free space, what the queue still needs, active downloads."""
+"""The status bar: store size (ours, then the other tools'), free space, what the queue still
+needs, active downloads."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ class StoreStatus:
     counts: dict[str, int] = field(default_factory=dict)  # views.queue_counts: shared with the queue
     engine: str = ""  # "service" (the per-user engine service) or "local" (in this process)
     engine_state: str = "attached"  # "starting", "attached", "gone"
+    other_stores: int | None = None  # bytes the other tools' stores hold, once any is found
 
     @property
     def active(self) -> int:
@@ -39,6 +41,10 @@ def status_text(status: StoreStatus, short_style: Style) -> Text:
     text.append("store ", DIM)
     text.append(format_size(status.store_size) if status.store_size is not None else "…")
     text.append(*sep)
+    if status.other_stores is not None:  # the store figure stays ours; this one is theirs
+        text.append("other tools ", DIM)
+        text.append(format_size(status.other_stores))
+        text.append(*sep)
     text.append("free ", DIM)
     text.append(format_size(status.free_space) if status.free_space is not None else "?")
     text.append(*sep)

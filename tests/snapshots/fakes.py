@@ -18,6 +18,9 @@ from gguf_tui.engine.spec import FileRequest, JobSpec, JobState
 from gguf_tui.gguf import GGUFInfo
 from gguf_tui.hub.models import RepoFiles, SearchResult
 from gguf_tui.hub.quants import annotate, assign_local_names, group_files
+from gguf_tui.store.allstores import AllStores
+from gguf_tui.store.dedupe import DuplicateGroup
+from gguf_tui.store.others import OtherStoresSnapshot
 from gguf_tui.store.scan import StoreFile, StoreModel, StoreSnapshot
 from gguf_tui.store.usage import PartialDownload
 
@@ -249,11 +252,17 @@ def demo_snapshot() -> StoreSnapshot:
 
 
 class FakeStore:
-    def __init__(self, snapshot: StoreSnapshot | None = None) -> None:
+    def __init__(self, snapshot: StoreSnapshot | None = None, others: OtherStoresSnapshot | None = None,
+                 duplicates: list[DuplicateGroup] | None = None) -> None:
         self.snapshot = snapshot or demo_snapshot()
+        self.others = others or OtherStoresSnapshot()
+        self.duplicates = duplicates or []
 
     def scan(self) -> StoreSnapshot:
         return self.snapshot
+
+    def scan_others(self, ours: StoreSnapshot) -> AllStores:
+        return AllStores(ours, self.others, list(self.duplicates))
 
     def free_space(self) -> int:
         return self.snapshot.free_space
