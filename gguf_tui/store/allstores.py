@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from gguf_tui.store.dedupe import DuplicateGroup, collect_copies, find_duplicates, hash_cache_for
+from gguf_tui.store.dedupe import Copy, DuplicateGroup, collect_copies, find_duplicates, hash_cache_for
 from gguf_tui.store.layout import StoreLayout
 from gguf_tui.store.others import OTHER_TOOLS, TOOL_OURS, OtherModel, OtherStoresSnapshot
 from gguf_tui.store.others import scan_configured
@@ -29,6 +29,9 @@ class AllStores:
     ours: StoreSnapshot
     others: OtherStoresSnapshot
     duplicates: list[DuplicateGroup] = field(default_factory=list)
+    # Files that share their size with another file but whose SHA-256 nobody knows yet:
+    # only hashing (`gguf-tui dedupe`) can tell whether they are duplicates.
+    unchecked: list[Copy] = field(default_factory=list)
 
     @property
     def other_stores_bytes(self) -> int:
@@ -70,5 +73,19 @@ def scan_others_with(config: Any, ours: StoreSnapshot) -> AllStores:
     has: the dashboard's store watcher keeps one), without hashing anything."""
     others = scan_configured(config)
     cache = hash_cache_for(StoreLayout(config.store))
-    groups = find_duplicates(collect_copies(ours, others), cache, hash_missing=False)
-    return AllStores(ours, others, groups)
+    copies = collect_copies(ours, others)
+    groups = find_duplicates(copies, cache, hash_missing=False)
+    return AllStores(ours, others, groups, unchecked_copies(copies, cache))
+
+
+def unchecked_copies(copies: list[Copy], cache: Any) -> list[Copy]:
+    """One copy per inode that has a same-size partner but no known SHA-256."""
+    by_size: dict[int, dict[tuple[int, int], Copy]] = {}
+    for copy in copies:
+        if copy.size > 0:
+            by_size.setdefault(copy.size, {}).setdefault((copy.device, copy.inode), copy)
+    return [
+        copy
+        for inodes in by_size.values() if len(inodes) > 1
+        for copy in inodes.values() if not copy.sha256 and cache.get(copy) is None
+    ]

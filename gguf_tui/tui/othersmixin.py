@@ -105,6 +105,7 @@ class OtherStoresMixin:
     def confirm_delete_other(self: GgufApp, model: OtherModel) -> None:
         """D on another tool's model: a confirmation naming the tool, then its own delete."""
         body = others_summary([model])
+        body.append("\n")
         for entry in model.files[:6]:
             body.append(f"\n  {ellipsize(clean(str(entry.path)), 64)}")
 

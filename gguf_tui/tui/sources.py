@@ -8,6 +8,7 @@ and the other copies of its bytes on the box).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from rich.style import Style
@@ -102,6 +103,19 @@ def copies_rows(groups: list[DuplicateGroup], own_paths: list[str]) -> list[str]
     return rows
 
 
+def short_path(path: Path, root: Path) -> str:
+    """`path` under its store root, a hash-named part cut short (the sha256 row has it whole)."""
+    try:
+        parts = list(path.relative_to(root).parts)
+    except ValueError:
+        parts = list(path.parts)
+    for index, part in enumerate(parts):
+        bare = part.removeprefix("sha256-")
+        if len(bare) >= 40 and all(c in "0123456789abcdef" for c in bare):
+            parts[index] = part[: len(part) - len(bare) + 12] + "…"
+    return clean("/".join(parts), 300)
+
+
 def other_detail(model: OtherModel, stores: AllStores | None) -> Doc:
     """Another tool's model as the detail pane shows it: read-only facts, and D deletes it."""
     lines = Lines().title(clean(model.name))
@@ -110,6 +124,7 @@ def other_detail(model: OtherModel, stores: AllStores | None) -> Doc:
     if facts:
         lines.note(facts, style=Style())
     lines.row("tool", f"{source_label(model.tool)} · {TOOL_TITLES.get(model.tool, model.tool)}")
+    lines.row("root", clean(str(model.root), 300))
     if model.problem:
         lines.row("state", f"broken: {clean(model.problem, 300)}", style=BOLD)
     size = format_size(model.size) + (f" in {len(model.files)} files" if len(model.files) > 1 else "")
@@ -117,9 +132,9 @@ def other_detail(model: OtherModel, stores: AllStores | None) -> Doc:
     file_rows: list[str] = []
     for entry in model.files:
         role = "" if entry.role in ("model", "part") else f"  ({entry.role})"
-        file_rows.append(f"{clean(str(entry.path), 300)}  {format_size(entry.size)}{role}")
+        file_rows.append(f"{short_path(entry.path, model.root)}  {format_size(entry.size)}{role}")
         if entry.data_path != entry.path:
-            file_rows.append(f"  → {clean(str(entry.data_path), 300)}")
+            file_rows.append(f"  → {short_path(entry.data_path, model.root)}")
         if entry.links > 1:
             file_rows.append(f"  {entry.links} hard links to these bytes (one copy on disk)")
     lines.rows("files", file_rows or ["none usable"])
@@ -131,10 +146,9 @@ def other_detail(model: OtherModel, stores: AllStores | None) -> Doc:
     if sha_rows:
         lines.rows("sha256", sha_rows)
     if model.revision:
-        lines.row("revision", clean(model.revision, 60))
+        lines.row("revision", clean(model.revision, 60)[:12])
     if model.manifest is not None:
         lines.row("manifest", clean(str(model.manifest), 300))
-    lines.row("root", clean(str(model.root), 300))
     if stores is not None:
         copies = copies_rows(stores.groups_of(model_paths(model)), model_paths(model))
         if copies:
@@ -193,12 +207,12 @@ def info_parts(model: OtherModel, duplicate: bool) -> list[tuple[str, Any]]:
 def delete_rule(model: OtherModel) -> str:
     """What deleting from that tool's store removes, in that tool's own terms."""
     if model.tool == TOOL_OLLAMA:
-        return ("Its manifest is removed, and a blob only when no other Ollama model uses it "
+        return ("its manifest is removed, and a blob only when no other Ollama model uses it "
                 "(what `ollama rm` does).")
     if model.revision is not None:
-        return ("Its snapshot link is removed, and a blob only when no other snapshot uses it "
+        return ("its snapshot link is removed, and a blob only when no other snapshot uses it "
                 "(what `hf cache delete` does).")
-    return "Its files are removed; a projector only when no other model in the folder uses it."
+    return "its files are removed; a projector only when no other model in the folder uses it."
 
 
 def others_summary(models: list[OtherModel]) -> Text:

@@ -19,7 +19,7 @@ from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Footer, Static
 
-from gguf_tui.store.allstores import AllStores
+from gguf_tui.store.allstores import TOOL_TITLES, AllStores
 from gguf_tui.store.others import OtherModel
 from gguf_tui.store.scan import STATE_DOWNLOADING, STATE_PAUSED, StoreModel, StoreSnapshot
 from gguf_tui.tui.render import DIM, clean, ellipsize, format_pair, partial_sizes, partials_summary, short_age
@@ -263,8 +263,10 @@ class PruneScreen(ModalScreen[None]):
             line.append(" reclaimable by linking (gguf-tui dedupe)", style=DIM)
         else:
             line.append("none known", style=DIM)
-        if not self.include_others:
-            line.append(" · o lists their models", style=DIM)
+        unchecked = len(self.others.unchecked)
+        if unchecked:  # same size, no SHA-256 known: only hashing them tells
+            line.append(f" · {unchecked} same-size file{'s' if unchecked != 1 else ''} not compared "
+                        "(gguf-tui dedupe hashes them)", style=DIM)
         return line
 
     # ---- actions -----------------------------------------------------------------------------
@@ -386,7 +388,11 @@ class PruneScreen(ModalScreen[None]):
                 self.marked.clear()
                 self.post_message(self.DeleteMarked(models, partials, others))
 
-        self.app.push_screen(ConfirmScreen("Delete for good?", body, yes_label="Delete"), answer)
+        title = "Delete for good?"
+        if others:  # the question names every other tool's store it deletes from
+            stores = " and ".join(dict.fromkeys(TOOL_TITLES.get(m.tool, m.tool) for m in others))
+            title = f"Delete for good, also from {stores}?"
+        self.app.push_screen(ConfirmScreen(title, body, yes_label="Delete"), answer)
 
     def action_close(self) -> None:
         self.dismiss(None)
