@@ -280,7 +280,7 @@ def _other_rows(sources: SourceFilter) -> list[CatalogRow]:
             CatalogRow(
                 key,
                 "other",
-                Text(f"  {clean(model.name, 200)}", no_wrap=True),
+                Text(f"  {clean(_without_gguf(model.name), 200)}", no_wrap=True),
                 format_size(model.size),
                 _info(*info_parts(model, duplicate)),
                 source=source_label(model.tool),
@@ -288,6 +288,19 @@ def _other_rows(sources: SourceFilter) -> list[CatalogRow]:
             )
         )
     return rows
+
+
+def _without_gguf(name: str) -> str:
+    """A tool's name for a file without '.gguf' (every line would end so): room for the quant."""
+    return name[:-5] if name.lower().endswith(".gguf") else name
+
+
+def middle_cut(text: str, width: int) -> str:
+    """`text` cut in the middle to `width`: an owner's start and a file name's end both stay."""
+    if len(text) <= width or width < 8:
+        return ellipsize(text, width)
+    head = (width - 1) // 3
+    return text[:head] + "…" + text[len(text) - (width - 1 - head):]
 
 
 def compose_line(row: CatalogRow, width: int, info_width: int, fit_width: int = 0,
@@ -308,7 +321,9 @@ def compose_line(row: CatalogRow, width: int, info_width: int, fit_width: int = 
     source_room = source_width + 1 if source_width and row.size else 0
     label_width = width - info_room - fit_room - source_room - (size_width + 1 if row.size else 0)
     label = row.label.copy()
-    if len(label) > label_width:
+    if len(label) > label_width and row.kind == "other":  # keep the file name's end: its quant
+        label = Text(middle_cut(label.plain, label_width), style=label.style, no_wrap=True)
+    elif len(label) > label_width:
         label = Text(ellipsize(label.plain, label_width), style=label.style, no_wrap=True)
     line = Text(no_wrap=True, overflow="ellipsis")
     line.append_text(label)
@@ -323,6 +338,7 @@ def compose_line(row: CatalogRow, width: int, info_width: int, fit_width: int = 
     return line
 
 
+OTHER_INFO_WIDTH = 16  # 'Q4_K_M broken dup'
 FIT_WIDTH = 12  # the longest fit label: '? 20/32, KV?'
 
 
@@ -376,6 +392,8 @@ class CatalogTable(RowTable):
         source_width = SOURCE_WIDTH if any(row.source for row in rows) else 0
         info_width = min(max((len(row.info) for row in rows), default=0),
                          width // 2 - fit_width - source_width)
+        if source_width:  # names matter more than the info column once sources share the line
+            info_width = min(info_width, OTHER_INFO_WIDTH)
         with self.app.batch_update():
             self.clear()
             for row in rows:

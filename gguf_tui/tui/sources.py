@@ -94,7 +94,8 @@ def copies_rows(groups: list[DuplicateGroup], own_paths: list[str]) -> list[str]
         for copy in group.copies:
             if str(copy.path) in own:
                 continue
-            rows.append(f"[{source_label(copy.tool)}] {clean(copy.model, 80)}: {clean(str(copy.path), 200)}")
+            rows.append(f"[{source_label(copy.tool)}] {clean(copy.model, 80)}")
+            rows.append(f"  {clean(str(copy.path), 300)}")
         if group.reclaimable_bytes:
             rows.append(f"  same SHA-256 {group.sha256[:12]}…: linking frees {format_size(group.reclaimable_bytes)}"
                         " (gguf-tui dedupe)")

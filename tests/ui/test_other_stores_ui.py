@@ -193,7 +193,7 @@ async def test_prune_screen_shows_reclaimable_space_and_other_tools_on_o(box):
         await wait_for(pilot, lambda: isinstance(app.screen, PruneScreen), what="prune screen")
         screen = app.screen
         summary = str(screen.query_one("#prune-summary").render())
-        assert f"duplicates: {format_size(len(box['gguf']))} reclaimable by linking" in summary
+        assert f"{format_size(len(box['gguf']))} in duplicates: gguf-tui dedupe links them" in summary
         # LM Studio's and llama.cpp's copies share a size but no layout names their hash.
         assert "2 same-size files not compared" in summary
         table = screen.query_one("#prune-models")

@@ -253,20 +253,23 @@ class PruneScreen(ModalScreen[None]):
         self.query_one("#prune-summary", Static).update(text)
 
     def _others_line(self) -> Text:
-        """What the other tools hold and what linking the duplicates would free."""
+        """What the other tools hold and what linking the duplicates would free (one line)."""
         assert self.others is not None
         line = Text(no_wrap=True, overflow="ellipsis")
-        line.append(f"other tools {format_size(self.others.other_stores_bytes)}", style=DIM)
-        line.append(" · duplicates: ", style=DIM)
+        line.append(f"other tools {format_size(self.others.other_stores_bytes)} · ", style=DIM)
         if self.others.reclaimable_bytes:
             line.append(format_size(self.others.reclaimable_bytes), style="bold")
-            line.append(" reclaimable by linking (gguf-tui dedupe)", style=DIM)
+            line.append(" in duplicates: gguf-tui dedupe links them", style=DIM)
         else:
-            line.append("none known", style=DIM)
+            line.append("no duplicates known", style=DIM)
         unchecked = len(self.others.unchecked)
         if unchecked:  # same size, no SHA-256 known: only hashing them tells
-            line.append(f" · {unchecked} same-size file{'s' if unchecked != 1 else ''} not compared "
-                        "(gguf-tui dedupe hashes them)", style=DIM)
+            line.append(f" · {unchecked} same-size file{'s' if unchecked != 1 else ''} not compared",
+                        style=DIM)
+        width = (self.size.width or self.app.size.width) - 2  # the summary's padding
+        if len(line) > width:
+            line.truncate(width - 1)
+            line.append("…", style=DIM)
         return line
 
     # ---- actions -----------------------------------------------------------------------------
