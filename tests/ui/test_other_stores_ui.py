@@ -57,7 +57,7 @@ async def started(app, pilot) -> None:
 
 async def test_catalog_lists_every_tool_with_a_source_column(box):
     app = GgufApp(load_config(box["config_file"]))
-    async with app.run_test() as pilot:
+    async with app.run_test(size=(120, 40)) as pilot:
         await started(app, pilot)
         listed = other_rows(app)
         assert {name: row.source for name, row in listed.items()} == {
@@ -79,6 +79,10 @@ async def test_catalog_lists_every_tool_with_a_source_column(box):
         ours_size = format_size(app.snapshot.total_size)
         theirs = format_size(app.sources.stores.other_stores_bytes)
         assert f"store {ours_size} · other tools {theirs} · free" in status
+        await pilot.resize_terminal(80, 24)  # short labels keep every number on the line
+        await pilot.pause()
+        status = app.query_one("#status").render().plain
+        assert f"store {ours_size} · others {theirs} · free" in status and status.endswith("0 active")
         assert app.sources.stores.other_stores_bytes == (
             2 * len(box["gguf"]) + 2 * len(box["other"]) + len(box["projector"])
         )
