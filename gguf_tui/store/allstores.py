@@ -8,6 +8,7 @@ stays fast; duplicates it reports are those the layouts' names and the hash cach
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from gguf_tui.store.dedupe import Copy, DuplicateGroup, collect_copies, find_duplicates, hash_cache_for
@@ -57,7 +58,7 @@ class AllStores:
         wanted = set(paths)
         return [g for g in self.duplicates if any(str(c.path) in wanted for c in g.copies)]
 
-    @property
+    @cached_property
     def duplicate_paths(self) -> set[str]:
         """Every path that some other distinct file duplicates (the catalog's 'dup' mark)."""
         return {str(c.path) for g in self.duplicates for c in g.copies}

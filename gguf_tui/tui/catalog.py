@@ -259,6 +259,23 @@ def _other_rows(sources: SourceFilter) -> list[CatalogRow]:
     """The other tools' models under the filter: one heading, then a row per model."""
     if sources.stores is None or not sources.found:
         return []
+    cache_key = (id(sources.stores), sources.current)
+    if sources.row_cache is not None and sources.row_cache[0] == cache_key:
+        return sources.row_cache[1]  # the same scan under the same filter: the same rows
+    rows = _build_other_rows(sources)
+    sources.row_cache = (cache_key, rows)
+    return rows
+
+
+def other_rows_for(stores: Any, current: str) -> tuple[tuple[int, str], list[CatalogRow]]:
+    """(cache key, rows) for the other tools' models of `stores` under filter `current`:
+    plain data, so the scan's worker thread builds them and the event loop only shows them."""
+    sources = SourceFilter(current=current, stores=stores)
+    return (id(stores), current), _other_rows(sources)
+
+
+def _build_other_rows(sources: SourceFilter) -> list[CatalogRow]:
+    assert sources.stores is not None
     others = sources.shown_models()
     if sources.current == "gguf-tui":  # ours only: one line says what else is on the box
         total = format_size(sources.stores.other_stores_bytes)
@@ -342,6 +359,12 @@ OTHER_INFO_WIDTH = 16  # 'Q4_K_M broken dup'
 FIT_WIDTH = 12  # the longest fit label: '? 20/32, KV?'
 
 
+def _signature(row: CatalogRow) -> tuple:
+    """What a row's line shows: equal signatures draw equal lines."""
+    return (row.key, row.label.plain, row.size, row.info.plain, row.fit, row.source,
+            tuple(row.label.spans), tuple(row.info.spans))
+
+
 class CatalogTable(RowTable):
     """The catalog's table: one composed line per row, re-fitted to its width."""
 
@@ -353,6 +376,8 @@ class CatalogTable(RowTable):
         self.catalog_rows: list[CatalogRow] = []
         self._by_key: dict[str, CatalogRow] = {}
         self._fitted_width = 0
+        self._layout: tuple[int, ...] = ()  # widths the shown lines were composed for
+        self._signatures: list[tuple] = []  # what each shown line says (see `_signature`)
 
     def on_mount(self) -> None:
         self._add_columns()
@@ -368,6 +393,7 @@ class CatalogTable(RowTable):
         if self.size.width != self._fitted_width:
             current = self.current  # clearing the columns puts the cursor back on row 0
             self.clear(columns=True)
+            self._layout = ()  # every line is composed again for the new width
             self._add_columns()
             self.show_rows(self.catalog_rows)
             if current is not None:
@@ -382,11 +408,12 @@ class CatalogTable(RowTable):
         return self.catalog_rows[index] if index >= 0 else None
 
     def show_rows(self, rows: list[CatalogRow]) -> None:
-        """Replace the rows, keeping the cursor on the same key (or the same place)."""
+        """Replace the rows, keeping the cursor on the same key (or the same place).
+
+        Lines that did not change are left alone: with thousands of other tools' models
+        listed, rebuilding the table on every queue change would stall the event loop."""
         previous = self.current
         previous_index = self.cursor_row
-        self.catalog_rows = list(rows)
-        self._by_key = {row.key: row for row in rows}
         width = self._line_width()
         fit_width = min(max((len(row.fit) for row in rows), default=0), FIT_WIDTH)
         source_width = SOURCE_WIDTH if any(row.source for row in rows) else 0
@@ -394,6 +421,21 @@ class CatalogTable(RowTable):
                          width // 2 - fit_width - source_width)
         if source_width:  # names matter more than the info column once sources share the line
             info_width = min(info_width, OTHER_INFO_WIDTH)
+        layout = (width, fit_width, source_width, info_width)
+        signatures = [_signature(row) for row in rows]
+        same_keys = (layout == self._layout and len(rows) == len(self._signatures)
+                     and all(new[0] == old[0] for new, old in zip(signatures, self._signatures)))
+        changed = [i for i, (new, old) in enumerate(zip(signatures, self._signatures)) if new != old] \
+            if same_keys else []
+        self.catalog_rows = list(rows)
+        self._by_key = {row.key: row for row in rows}
+        self._layout, self._signatures = layout, signatures
+        if same_keys:
+            for index in changed:  # the cursor and scroll stay where they are
+                row = rows[index]
+                line = compose_line(row, width - 1, info_width, fit_width, source_width)
+                self.update_cell(row.key, "row", Text(" ") + line)
+            return
         with self.app.batch_update():
             self.clear()
             for row in rows:

@@ -140,3 +140,4 @@ class OthersScanned(Message):
 
     stores: Any  # gguf_tui.store.allstores.AllStores, None on error
     error: str | None = None
+    rows: Any = None  # (cache key, catalog rows) built in the worker for the filter then shown

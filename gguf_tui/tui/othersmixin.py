@@ -51,12 +51,16 @@ class OtherStoresMixin:
 
     @work(thread=True, group="others", exit_on_error=False)
     def _scan_others(self: GgufApp, ours: Any) -> None:
+        from gguf_tui.tui.catalog import other_rows_for
+
         try:
             stores = self.store.scan_others(ours)
+            # The rows too: thousands of them would hold the event loop for a tenth of a second.
+            rows = other_rows_for(stores, self.sources.current)
         except Exception as exc:  # noqa: BLE001 - a tool's odd store must not stop the dashboard
             self.post_message(msg.OthersScanned(None, f"{type(exc).__name__}: {exc}"))
             return
-        self.post_message(msg.OthersScanned(stores))
+        self.post_message(msg.OthersScanned(stores, rows=rows))
 
     @while_running
     def on_others_scanned(self: GgufApp, message: msg.OthersScanned) -> None:
@@ -68,6 +72,7 @@ class OtherStoresMixin:
             self.sources.error = message.error
         else:
             self.sources.stores, self.sources.error = message.stores, None
+            self.sources.row_cache = message.rows  # used only if the filter is still the same
         if self.sources.current not in self.sources.choices():
             self.sources.current = DEFAULT_SOURCE  # that tool's models are gone
         self.refresh_catalog()

@@ -7,7 +7,7 @@ and the other copies of its bytes on the box).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,8 @@ class SourceFilter:
     current: str = DEFAULT_SOURCE
     stores: AllStores | None = None
     error: str | None = None  # why the last scan of the other stores failed
+    # The catalog's rows for (this scan, this filter): built once, not on every refresh.
+    row_cache: Any = field(default=None, repr=False, compare=False)
 
     @property
     def found(self) -> bool:
