@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_tui import drain, env_for, parse_size, percentile, serve, spawn_on_pty  # noqa: E402
+from bench_tui import drain, env_for, parse_size, percentile, spawn_on_pty  # noqa: E402
 
 SAMPLE_EVERY = 0.005
 RSS_EVERY = 0.1
@@ -26,6 +26,56 @@ PAGE = os.sysconf("SC_PAGE_SIZE")
 def read_rss() -> int:
     with open("/proc/self/statm") as handle:
         return int(handle.read().split()[1]) * PAGE
+
+
+def serve(port_pipe, size: int, head: bytes) -> None:
+    """Serve /a.gguf and /b.gguf: a real GGUF header (`head`), then `size` bytes in all of a
+    repeated random block, with Range support (the engine refuses bytes that are not GGUF)."""
+    import asyncio
+
+    from aiohttp import web
+
+    block = os.urandom(4 << 20)
+
+    def data(start: int, end: int):
+        position = start
+        while position < end:
+            if position < len(head):
+                chunk = head[position:min(end, len(head))]
+            else:
+                offset = (position - len(head)) % len(block)
+                chunk = block[offset: offset + min(1 << 20, end - position, len(block) - offset)]
+            yield chunk
+            position += len(chunk)
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        start, end, status = 0, size, 200
+        header = request.headers.get("Range", "")
+        if header.startswith("bytes="):
+            first, _, last = header[6:].partition("-")
+            start, status = int(first or 0), 206
+            end = min(size, int(last) + 1) if last else size
+        response = web.StreamResponse(status=status)
+        response.headers.update({"Accept-Ranges": "bytes", "ETag": '"bench-1"',
+                                 "Content-Length": str(end - start)})
+        if status == 206:
+            response.headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
+        await response.prepare(request)
+        for chunk in data(start, end):
+            await response.write(chunk)
+        return response
+
+    async def main() -> None:
+        app = web.Application()
+        app.router.add_get("/{name}", handler)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port_pipe.send(site._server.sockets[0].getsockname()[1])  # type: ignore[union-attr]
+        await asyncio.Event().wait()
+
+    asyncio.run(main())
 
 
 # ---- the app process -----------------------------------------------------------------------------
@@ -77,6 +127,8 @@ def run_child(args) -> int:
             await self.action_quit()
 
         async def phases(self) -> None:
+            while self.snapshot is None:  # our store is listed: the other stores' scan starts
+                await asyncio.sleep(0.005)
             started = time.perf_counter()
             await self.sample("scan", lambda: BenchApp.others_scans >= 1)
             result["cold_scan_to_catalog_s"] = time.perf_counter() - started
@@ -100,14 +152,12 @@ def run_child(args) -> int:
             finished = lambda: all(self.jobs.get(i) and self.jobs[i].state.is_final for i in ids)  # noqa: E731
             scans_before = BenchApp.others_scans
 
-            async def rescan_back_to_back() -> None:
+            async def rescan_every(seconds: float) -> None:
                 while not finished() and time.perf_counter() < deadline:
-                    count = BenchApp.others_scans
-                    self.action_rescan_all()
-                    while BenchApp.others_scans == count and time.perf_counter() < deadline:
-                        await asyncio.sleep(0.02)
+                    self.action_rescan_all()  # ctrl+r: far more often than the app's own rescans
+                    await asyncio.sleep(seconds)
 
-            rescans = asyncio.ensure_future(rescan_back_to_back())
+            rescans = asyncio.ensure_future(rescan_every(args.rescan_every))
             await self.sample("downloads", lambda: finished() or time.perf_counter() > deadline)
             rescans.cancel()
             views = [self.jobs[i] for i in ids]
@@ -140,27 +190,34 @@ def dashboard_run(work: Path, config: Path, args) -> dict:
     """Serve two files, run the app on a pty over the built box, and report per phase."""
     size = parse_size(args.size)
     dash_config = work / "dashboard.yaml"
-    dash_config.write_text(config.read_text() + "engine:\n  mode: local\n"
+    dash_config.write_text(config.read_text() + f"engine:\n  mode: {args.engine}\n  idle_exit: 5\n"
                            "downloads:\n  free_space_margin: 64M\n")
     context = multiprocessing.get_context("spawn")
     receive, send = context.Pipe(duplex=False)
-    server = context.Process(target=serve, args=(send, size), daemon=True)
+    head = (work / "template.gguf").read_bytes()  # written by build(): a small real GGUF
+    server = context.Process(target=serve, args=(send, size, head), daemon=True)
     server.start()
     out = work / "dashboard.json"
+    env = env_for(work / "store")
+    env.pop("GGUF_TUI_STORE", None)  # the config names the store
+    env["XDG_RUNTIME_DIR"] = str(work / "runtime")  # a private engine service, stopped after
+    env["XDG_STATE_HOME"] = str(work / "state")
+    (work / "runtime").mkdir(mode=0o700, exist_ok=True)
     try:
         url = f"http://127.0.0.1:{receive.recv()}"
         argv = [sys.executable, str(Path(__file__).with_name("bench_other_stores.py")), "--child",
                 "--config", str(dash_config), "--url", url, "--out", str(out),
-                "--seconds", str(args.seconds)]
-        env = env_for(work / "store")
-        env.pop("GGUF_TUI_STORE", None)  # the config names the store
-        env["XDG_RUNTIME_DIR"] = str(work / "runtime")
-        env["XDG_STATE_HOME"] = str(work / "state")
+                "--seconds", str(args.seconds), "--rescan-every", str(args.rescan_every)]
         process, master = spawn_on_pty(argv, env)
         seen, _ = drain(master, timeout=args.seconds + 180, process=process)
         process.wait(timeout=30)
         os.close(master)
     finally:
+        if args.engine == "service":  # the service the app started: stop it now
+            import subprocess
+
+            subprocess.run([sys.executable, "-m", "gguf_tui", "--config", str(dash_config), "engine", "stop"],
+                           env=env, capture_output=True, timeout=60)
         server.terminate()
     if not out.exists():
         tail = seen[-3000:].decode(errors="replace")
@@ -170,6 +227,7 @@ def dashboard_run(work: Path, config: Path, args) -> dict:
         raise SystemExit(f"the dashboard run failed:\n{data['error']}")
     mib = 1 << 20
     report = {
+        "engine": args.engine,
         "other_models_listed": data["other_models"],
         "catalog_rows": data["catalog_rows"],
         "cold_scan_to_catalog_s": round(data["cold_scan_to_catalog_s"], 2),
@@ -184,6 +242,7 @@ def dashboard_run(work: Path, config: Path, args) -> dict:
             "MB_per_s": round(data["download_bytes"] / max(data["download_seconds"], 1e-9) / 1e6, 1),
             "states": data["download_states"],
             "rescans_meanwhile": data["rescans_during_downloads"],
+            "rescan_asked_every_s": args.rescan_every,
         },
     }
     worst_p99 = max(report["lag_ms_while_scanning"]["p99"], report["lag_ms_during_downloads_and_rescans"]["p99"])

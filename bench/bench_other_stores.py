@@ -14,8 +14,11 @@ as a terminal would) opens on that box with a sampler on its event loop (sleep 5
 overshoot) and its RSS read from /proc every 100 ms, in two phases:
 - scan: from start until the other stores' cold scan has reached the catalog, then a warm rescan
   (ctrl+r's path) has too;
-- downloads: two downloads of `--size` each from a local HTTP server (bench_tui's, with Range
-  support) while the other stores are rescanned back to back, until both finish or `--seconds`.
+- downloads: two downloads of `--size` each from a local HTTP server (a real GGUF header, then
+  random bytes, with Range support) while ctrl+r rescans every store every `--rescan-every`
+  seconds (the app itself rescans after each of our store's changes and every 2 minutes), until
+  both finish or `--seconds`. `--engine service` (the default mode: downloads run in the engine
+  service, started on demand and stopped after) or `--engine local` (inside the dashboard).
 Goal (issue 14): warm scan under 1 s, lag p99 under 50 ms, memory under 150 MiB.
 """
 
@@ -92,6 +95,11 @@ def main() -> int:
     parser.add_argument("--size", default="512M", help="size of each of the two downloads")
     parser.add_argument("--seconds", type=float, default=15.0, help="longest download phase")
     parser.add_argument("--scan-only", action="store_true", help="skip the dashboard run")
+    parser.add_argument("--engine", choices=("service", "local"), default="service",
+                        help="where the downloads run: the engine service (the default mode) or "
+                             "inside the dashboard (--local)")
+    parser.add_argument("--rescan-every", type=float, default=2.0,
+                        help="seconds between ctrl+r rescans during the downloads")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--config", help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)

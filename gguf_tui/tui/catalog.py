@@ -8,6 +8,7 @@ across refreshes, and re-fits its columns to its width.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from rich.style import Style
@@ -62,6 +63,12 @@ class CatalogRow:
     model: StoreModel | None = None
     source: str = ""  # the source column (ours, hf, ...): set once other tools' models exist
     other: OtherModel | None = None  # another tool's model (kind "other")
+
+    @cached_property
+    def signature(self) -> tuple:
+        """What the row's line shows: equal signatures draw equal lines (computed once)."""
+        return (self.key, self.label.plain, self.size, self.info.plain, self.fit, self.source,
+                tuple(self.label.spans), tuple(self.info.spans))
 
 
 def _info(*parts: tuple[str, Style | None]) -> Text:
@@ -271,7 +278,10 @@ def other_rows_for(stores: Any, current: str) -> tuple[tuple[int, str], list[Cat
     """(cache key, rows) for the other tools' models of `stores` under filter `current`:
     plain data, so the scan's worker thread builds them and the event loop only shows them."""
     sources = SourceFilter(current=current, stores=stores)
-    return (id(stores), current), _other_rows(sources)
+    rows = _other_rows(sources)
+    for row in rows:
+        row.signature  # noqa: B018 - computed here, in the worker, not on the event loop
+    return (id(stores), current), rows
 
 
 def _build_other_rows(sources: SourceFilter) -> list[CatalogRow]:
@@ -355,14 +365,9 @@ def compose_line(row: CatalogRow, width: int, info_width: int, fit_width: int = 
     return line
 
 
+FILL_SLICE = 250  # rows added per turn of the event loop when the table is rebuilt
 OTHER_INFO_WIDTH = 16  # 'Q4_K_M broken dup'
 FIT_WIDTH = 12  # the longest fit label: '? 20/32, KV?'
-
-
-def _signature(row: CatalogRow) -> tuple:
-    """What a row's line shows: equal signatures draw equal lines."""
-    return (row.key, row.label.plain, row.size, row.info.plain, row.fit, row.source,
-            tuple(row.label.spans), tuple(row.info.spans))
 
 
 class CatalogTable(RowTable):
@@ -377,7 +382,7 @@ class CatalogTable(RowTable):
         self._by_key: dict[str, CatalogRow] = {}
         self._fitted_width = 0
         self._layout: tuple[int, ...] = ()  # widths the shown lines were composed for
-        self._signatures: list[tuple] = []  # what each shown line says (see `_signature`)
+        self._generation = 0  # bumped by each full rebuild: slices of an older one stop
 
     def on_mount(self) -> None:
         self._add_columns()
@@ -422,35 +427,54 @@ class CatalogTable(RowTable):
         if source_width:  # names matter more than the info column once sources share the line
             info_width = min(info_width, OTHER_INFO_WIDTH)
         layout = (width, fit_width, source_width, info_width)
-        signatures = [_signature(row) for row in rows]
-        same_keys = (layout == self._layout and len(rows) == len(self._signatures)
-                     and all(new[0] == old[0] for new, old in zip(signatures, self._signatures)))
-        changed = [i for i, (new, old) in enumerate(zip(signatures, self._signatures)) if new != old] \
-            if same_keys else []
+        old_rows = self.catalog_rows
+        # Rows of the same scan are the same objects: `is` settles most of them at no cost.
+        same_keys = (layout == self._layout and len(rows) == len(old_rows) == self.row_count
+                     and all(new is old or new.key == old.key for new, old in zip(rows, old_rows)))
+        changed = [i for i, (new, old) in enumerate(zip(rows, old_rows))
+                   if new is not old and new.signature != old.signature] if same_keys else []
         self.catalog_rows = list(rows)
         self._by_key = {row.key: row for row in rows}
-        self._layout, self._signatures = layout, signatures
+        self._layout = layout
         if same_keys:
             for index in changed:  # the cursor and scroll stay where they are
                 row = rows[index]
                 line = compose_line(row, width - 1, info_width, fit_width, source_width)
                 self.update_cell(row.key, "row", Text(" ") + line)
             return
-        with self.app.batch_update():
-            self.clear()
-            for row in rows:
-                line = compose_line(row, width - 1, info_width, fit_width, source_width)
-                self.add_row(Text(" ") + line, key=row.key)
         target = 0
         if previous is not None and previous.key in self._by_key:
             target = next(i for i, row in enumerate(rows) if row.key == previous.key)
         elif rows:
             target = min(max(previous_index, 0), len(rows) - 1)
+        self._generation += 1
+        with self.app.batch_update():
+            self.clear()
+            # Thousands of lines go in over several turns of the event loop (a slice per turn,
+            # the cursor's first), so no single turn holds the loop for long.
+            first = max(FILL_SLICE, target + FILL_SLICE // 2)
+            self._fill(self._generation, first)
         if rows:
             self.move_cursor(row=target, scroll=True)
+
+    def _fill(self, generation: int, count: int, schedule: bool = True) -> None:
+        """Add the next `count` rows (composed for the current layout); with `schedule`, the
+        slice after them on the next turn of the loop."""
+        if generation != self._generation:
+            return  # a newer show_rows cleared the table: its own slices fill it
+        width, fit_width, source_width, info_width = self._layout
+        rows = self.catalog_rows
+        start = self.row_count
+        for row in rows[start:start + count]:
+            line = compose_line(row, width - 1, info_width, fit_width, source_width)
+            self.add_row(Text(" ") + line, key=row.key)
+        if schedule and self.row_count < len(rows):
+            self.set_timer(0.001, lambda: self._fill(generation, FILL_SLICE))  # a real turn of the loop
 
     def select_key(self, key: str) -> None:
         for index, row in enumerate(self.catalog_rows):
             if row.key == key:
+                if index >= self.row_count:  # not added yet (a big table fills in slices)
+                    self._fill(self._generation, index + 1 - self.row_count, schedule=False)
                 self.move_cursor(row=index)
                 return

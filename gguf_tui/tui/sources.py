@@ -22,7 +22,11 @@ from gguf_tui.units import format_size
 
 # The source column's words: ours, then each tool as `ls --all` names it.
 SOURCE_WIDTH = 9  # 'llama.cpp'
-DEFAULT_SOURCE = SOURCE_ALL
+# The catalog opens on our models: it is where one acts (download, verify, delete), the other
+# tools' models are read-only there, and a box's HF cache can hold thousands of files. What the
+# others hold is in view anyway (the status bar's second figure, a line under our models, the
+# prune screen); `s` lists them: all, then one tool at a time.
+DEFAULT_SOURCE = TOOL_OURS
 
 
 def source_label(tool: str) -> str:

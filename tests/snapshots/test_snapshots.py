@@ -196,6 +196,8 @@ def test_catalog_every_store(snap_compare, config, size):
 
     async def run_before(pilot) -> None:
         await _box_ready(pilot)
+        await pilot.press("s")  # from ours (the default) to every store
+        await pilot.pause()
         pilot.app.query_one("#catalog").select_key(
             "other:hf:/home/ada/.cache/huggingface/hub/models--bartowski--Llama-3.1-8B-Instruct-GGUF:"
             "bartowski/Llama-3.1-8B-Instruct-GGUF/Llama-3.1-8B-Instruct-Q4_K_M.gguf")
@@ -206,11 +208,12 @@ def test_catalog_every_store(snap_compare, config, size):
 
 @pytest.mark.parametrize("size", SIZES)
 def test_catalog_source_filter(snap_compare, config, size):
-    """Issue 14: `s` twice from all: hf, then llama.cpp only (the title says which)."""
+    """Issue 14: `s` from ours (the default) through all, hf and llama.cpp to LM Studio's
+    models only (the title says which)."""
 
     async def run_before(pilot) -> None:
         await _box_ready(pilot)
-        await pilot.press("s", "s", "s")  # all -> hf -> llama.cpp -> lmstudio
+        await pilot.press("s", "s", "s", "s")  # ours -> all -> hf -> llama.cpp -> lmstudio
         await pilot.pause()
 
     assert snap_compare(box_app(config), terminal_size=size, run_before=run_before)

@@ -49,10 +49,15 @@ def other_rows(app) -> dict[str, object]:
     return {row.other.name: row for row in rows(app) if row.kind == "other"}
 
 
-async def started(app, pilot) -> None:
+async def started(app, pilot, show_all: bool = True) -> None:
+    """Both scans shown; with `show_all`, `s` once: from ours (the default) to every store."""
     await wait_for(pilot, lambda: app.snapshot is not None and app.sources.stores is not None,
                    what="both scans")
     await pilot.pause()
+    if show_all:
+        await pilot.press("s")
+        await pilot.pause()
+        assert app.sources.current == "all"
 
 
 async def test_catalog_lists_every_tool_with_a_source_column(box):
@@ -91,15 +96,19 @@ async def test_catalog_lists_every_tool_with_a_source_column(box):
 async def test_source_key_cycles_ours_all_then_each_tool(box):
     app = GgufApp(load_config(box["config_file"]))
     async with app.run_test() as pilot:
-        await started(app, pilot)
-        assert app.sources.current == "all"  # the default: every model on the box
+        await started(app, pilot, show_all=False)
+        assert app.sources.current == "gguf-tui"  # the default: ours, and a line about the rest
+        note = next(row for row in rows(app) if row.key == "note:others")
+        assert "other tools: 4 models" in note.label.plain
+        assert not other_rows(app)
         seen = []
-        for _ in range(6):
+        for _ in range(7):
             await pilot.press("s")
             await pilot.pause()
             sources = {row.source for row in rows(app) if row.kind in ("local", "other")}
             seen.append((app.sources.current, sorted(sources)))
         assert seen == [
+            ("all", ["hf", "llama.cpp", "lmstudio", "ollama", "ours"]),
             ("hf", ["hf"]),
             ("llama.cpp", ["llama.cpp"]),
             ("lmstudio", ["lmstudio"]),
@@ -107,10 +116,8 @@ async def test_source_key_cycles_ours_all_then_each_tool(box):
             ("gguf-tui", ["ours"]),
             ("all", ["hf", "llama.cpp", "lmstudio", "ollama", "ours"]),
         ]
-        await pilot.press("s", "s", "s", "s", "s")  # ours only: a line says what else is there
+        await pilot.press("s", "s", "s", "s", "s")  # ours only again
         await pilot.pause()
-        note = next(row for row in rows(app) if row.key == "note:others")
-        assert "other tools: 4 models" in note.label.plain
         assert "ours only" in str(app.query_one("#catalog").border_title)
 
 
@@ -118,13 +125,13 @@ async def test_the_source_key_follows_ui_keymap(box):
     box["config_file"].write_text(box["config_file"].read_text() + "ui:\n  keymap:\n    source_filter: F\n")
     app = GgufApp(load_config(box["config_file"]))
     async with app.run_test() as pilot:
-        await started(app, pilot)
+        await started(app, pilot, show_all=False)
         await pilot.press("s")
         await pilot.pause()
-        assert app.sources.current == "all"
+        assert app.sources.current == "gguf-tui"
         await pilot.press("F")
         await pilot.pause()
-        assert app.sources.current == "hf"
+        assert app.sources.current == "all"
         assert "F" in app.key_shown("source_filter")
 
 
@@ -258,11 +265,13 @@ async def test_our_models_show_at_once_and_the_loop_runs_while_other_stores_are_
             assert app.query_one("#catalog").current.key == "unmanaged:mine-Q4_0"
             await pilot.press("s")  # not offered until other tools' models are found
             await pilot.pause()
-            assert app.sources.current == "all"
+            assert app.sources.current == "gguf-tui"
             app.action_source_filter()  # as the palette's entry does: says why, never waits
             await pilot.pause()
             assert any("still reading" in n.message for n in app._notifications)
             port.release.set()
+            await wait_for(pilot, lambda: app.sources.found, what="others found")
+            await pilot.press("s")
             await wait_for(pilot, lambda: len(other_rows(app)) == 4, what="others added")
             assert app.query_one("#catalog").current.key == "unmanaged:mine-Q4_0"  # the cursor stayed
     finally:
