@@ -14,7 +14,8 @@ as a terminal would) opens on that box with a sampler on its event loop (sleep 5
 overshoot) and its RSS read from /proc every 100 ms, in two phases:
 - scan: from start until the other stores' cold scan has reached the catalog, then a warm rescan
   (ctrl+r's path) has too;
-- downloads: two downloads of `--size` each from a local HTTP server (a real GGUF header, then
+- all rows: `s` (from ours, the default, to every store: about 2,000 rows), and one second after;
+- downloads (in that view): two downloads of `--size` each from a local HTTP server (a real GGUF header, then
   random bytes, with Range support) while ctrl+r rescans every store every `--rescan-every`
   seconds (the app itself rescans after each of our store's changes and every 2 minutes), until
   both finish or `--seconds`. `--engine service` (the default mode: downloads run in the engine
@@ -128,7 +129,8 @@ def main() -> int:
             from bench_dashboard_child import dashboard_run
 
             report = dashboard_run(Path(folder), config, args)
-            print(json.dumps(report, indent=1))
+            print(json.dumps({k: v for k, v in report.items() if k != "lag_spikes_over_50ms"}, indent=1))
+            print("lag spikes over 50 ms (phase, s, ms):", report["lag_spikes_over_50ms"])
             ok = ok and report["ok"]
     print(f"targets (warm scan < 1 s, lag p99 < 50 ms, RSS < 150 MiB): {'met' if ok else 'NOT met'}")
     return 0 if ok else 1

@@ -69,10 +69,14 @@ def scan_all(config: Any) -> AllStores:
     return scan_others_with(config, scan_store(StoreLayout(config.store)))
 
 
-def scan_others_with(config: Any, ours: StoreSnapshot) -> AllStores:
+def scan_others_with(config: Any, ours: StoreSnapshot,
+                     others: OtherStoresSnapshot | None = None) -> AllStores:
     """The other stores and the duplicates across them and `ours` (a scan the caller already
-    has: the dashboard's store watcher keeps one), without hashing anything."""
-    others = scan_configured(config)
+    has: the dashboard's store watcher keeps one), without hashing anything. With `others`
+    (an earlier scan of them), only the duplicates are found again: what our store's changes
+    need, without reading every other store again."""
+    if others is None:
+        others = scan_configured(config)
     cache = hash_cache_for(StoreLayout(config.store))
     copies = collect_copies(ours, others)
     groups = find_duplicates(copies, cache, hash_missing=False)

@@ -333,7 +333,7 @@ class GgufApp(PanesMixin, ActionsMixin, EngineEventsMixin, OtherStoresMixin, Fit
         if self._rescan_again:
             self._rescan_again = False
             self.rescan()
-        self.rescan_others()  # after ours: their duplicates are found against this scan
+        self.rescan_others(read_stores=False)  # the duplicates, against this scan of ours
 
     @while_running
     def on_store_changed(self, message: msg.StoreChanged) -> None:
@@ -375,6 +375,7 @@ class GgufApp(PanesMixin, ActionsMixin, EngineEventsMixin, OtherStoresMixin, Fit
     @while_running
     def on_store_op_done(self, message: msg.StoreOpDone) -> None:
         self.notify(message.text, severity=message.severity, timeout=10, markup=False)  # type: ignore[arg-type]
+        self._others_read_wanted |= message.others_changed
         self.rescan()
 
     def queued_partial_keys(self) -> set[str]:

@@ -266,7 +266,7 @@ def _other_rows(sources: SourceFilter) -> list[CatalogRow]:
     """The other tools' models under the filter: one heading, then a row per model."""
     if sources.stores is None or not sources.found:
         return []
-    cache_key = (id(sources.stores), sources.current)
+    cache_key = rows_key(sources.stores, sources.current)
     if sources.row_cache is not None and sources.row_cache[0] == cache_key:
         return sources.row_cache[1]  # the same scan under the same filter: the same rows
     rows = _build_other_rows(sources)
@@ -274,14 +274,21 @@ def _other_rows(sources: SourceFilter) -> list[CatalogRow]:
     return rows
 
 
-def other_rows_for(stores: Any, current: str) -> tuple[tuple[int, str], list[CatalogRow]]:
+def rows_key(stores: Any, current: str) -> tuple:
+    """What the other tools' rows depend on: that scan of their stores (an object the rows
+    keep alive, so its id is not reused meanwhile), the duplicates and the filter."""
+    return (id(stores.others), frozenset(stores.duplicate_paths), current)
+
+
+def other_rows_for(stores: Any, current: str, shown: Any = None, key_hint: str = "s") -> tuple[tuple, list[CatalogRow]]:
     """(cache key, rows) for the other tools' models of `stores` under filter `current`:
-    plain data, so the scan's worker thread builds them and the event loop only shows them."""
-    sources = SourceFilter(current=current, stores=stores)
+    plain data, so the scan's worker thread builds them and the event loop only shows them.
+    The rows on screen (`shown`, with their key) come back as they are when nothing changed."""
+    sources = SourceFilter(current=current, stores=stores, row_cache=shown, key_hint=key_hint)
     rows = _other_rows(sources)
     for row in rows:
         row.signature  # noqa: B018 - computed here, in the worker, not on the event loop
-    return (id(stores), current), rows
+    return sources.row_cache or (rows_key(stores, current), rows)
 
 
 def _build_other_rows(sources: SourceFilter) -> list[CatalogRow]:
@@ -290,7 +297,8 @@ def _build_other_rows(sources: SourceFilter) -> list[CatalogRow]:
     if sources.current == "gguf-tui":  # ours only: one line says what else is on the box
         total = format_size(sources.stores.other_stores_bytes)
         count_all = len(sources.stores.others.models)
-        note = f"  + other tools: {count_all} model{'s' if count_all != 1 else ''} · {total} (s shows them)"
+        models = f"{count_all} model{'s' if count_all != 1 else ''}"
+        note = f"  + other tools: {models} · {total} ({sources.key_hint} shows them)"
         return [CatalogRow("note:others", "note", Text(note, style=DIM))]
     title = "Other tools" if sources.current == "all" else source_label(sources.current)
     size = format_size(sum(m.size for m in others))

@@ -116,6 +116,7 @@ class StoreOpDone(Message):
 
     text: str
     severity: str = "information"
+    others_changed: bool = False  # another tool's store changed: read those stores again too
 
 
 @dataclass

@@ -35,28 +35,39 @@ class OtherStoresMixin:
 
     _scanning_others = False
     _rescan_others_again = False
+    _others_read_wanted = False  # a rescan asked to read the other stores again, not only ours
 
     def watch_other_stores(self: GgufApp) -> None:
+        self.sources.key_hint = self.key_shown("source_filter")
         self.set_interval(OTHER_STORES_EVERY, self.rescan_others)
 
-    def rescan_others(self: GgufApp) -> None:
-        """Scan the other stores (in a thread) against our latest scan; asks meanwhile coalesce."""
+    def rescan_others(self: GgufApp, read_stores: bool = True) -> None:
+        """Scan the other stores (in a thread) against our latest scan; asks meanwhile coalesce.
+
+        After a change in our store only the duplicates are found again (`read_stores` False):
+        the other stores are read on ctrl+r, every OTHER_STORES_EVERY seconds and at start."""
+        self._others_read_wanted |= read_stores
         if self.snapshot is None:
             return  # our scan comes first; its message asks again
         if self._scanning_others:
             self._rescan_others_again = True
             return
         self._scanning_others = True
-        self._scan_others(self.snapshot)
+        earlier = None
+        if not self._others_read_wanted and self.sources.stores is not None:
+            earlier = self.sources.stores.others
+        self._others_read_wanted = False
+        self._scan_others(self.snapshot, earlier, self.sources.row_cache)
 
     @work(thread=True, group="others", exit_on_error=False)
-    def _scan_others(self: GgufApp, ours: Any) -> None:
+    def _scan_others(self: GgufApp, ours: Any, earlier: Any, shown_rows: Any) -> None:
         from gguf_tui.tui.catalog import other_rows_for
 
         try:
-            stores = self.store.scan_others(ours)
-            # The rows too: thousands of them would hold the event loop for a tenth of a second.
-            rows = other_rows_for(stores, self.sources.current)
+            stores = self.store.scan_others(ours, earlier)
+            # The rows too: thousands of them would hold the event loop for a tenth of a second
+            # (and the rows shown are kept when nothing they show changed).
+            rows = other_rows_for(stores, self.sources.current, shown_rows, self.sources.key_hint)
         except Exception as exc:  # noqa: BLE001 - a tool's odd store must not stop the dashboard
             self.post_message(msg.OthersScanned(None, f"{type(exc).__name__}: {exc}"))
             return
@@ -82,7 +93,7 @@ class OtherStoresMixin:
             self.screen.set_others(self.sources.stores)
         if self._rescan_others_again:
             self._rescan_others_again = False
-            self.rescan_others()
+            self.rescan_others(read_stores=False)  # a wish to read them again is remembered
 
     def check_action(self: GgufApp, action: str, parameters: tuple[object, ...]) -> bool | None:
         """The source key is offered (footer, key) once other tools' models are found: a box
@@ -105,6 +116,7 @@ class OtherStoresMixin:
 
     def action_rescan_all(self: GgufApp) -> None:
         """ctrl+r: our store, then the other tools' stores (they follow our scan)."""
+        self._others_read_wanted = True
         self.rescan()
 
     def confirm_delete_other(self: GgufApp, model: OtherModel) -> None:
@@ -138,4 +150,5 @@ class OtherStoresMixin:
         text = "; ".join(([f"deleted {', '.join(done[:3])}"] if done else []) + kept[:3])
         if len(done) > 3:
             text += f" and {len(done) - 3} more"
-        self.post_message(msg.StoreOpDone(text or "nothing deleted", "warning" if kept else "information"))
+        self.post_message(msg.StoreOpDone(text or "nothing deleted", "warning" if kept else "information",
+                                          others_changed=True))

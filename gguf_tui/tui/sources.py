@@ -43,6 +43,7 @@ class SourceFilter:
     current: str = DEFAULT_SOURCE
     stores: AllStores | None = None
     error: str | None = None  # why the last scan of the other stores failed
+    key_hint: str = "s"  # the filter key as the help shows it (a ui.keymap remap included)
     # The catalog's rows for (this scan, this filter): built once, not on every refresh.
     row_cache: Any = field(default=None, repr=False, compare=False)
 

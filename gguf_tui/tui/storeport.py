@@ -13,7 +13,7 @@ from typing import Any
 
 from gguf_tui.config import Config
 from gguf_tui.store.allstores import AllStores, scan_others_with
-from gguf_tui.store.others import OtherModel
+from gguf_tui.store.others import OtherModel, OtherStoresSnapshot
 from gguf_tui.store.others_delete import remove_other_model
 from gguf_tui.store.layout import StoreLayout
 from gguf_tui.store.ops import DeleteResult, VerifyResult, delete_model, verify_model
@@ -57,10 +57,11 @@ class StorePort:
         )
         return carry_out(self.layout, plan, snapshot)
 
-    def scan_others(self, ours: StoreSnapshot) -> AllStores:
+    def scan_others(self, ours: StoreSnapshot, others: OtherStoresSnapshot | None = None) -> AllStores:
         """Blocking: the other tools' stores (GGUF headers cached per file, so a warm scan is
-        quick) and the duplicates across them and `ours`; nothing is hashed."""
-        return scan_others_with(self.config, ours)
+        quick) and the duplicates across them and `ours`; nothing is hashed. With `others`,
+        that earlier scan is kept and only the duplicates are found again."""
+        return scan_others_with(self.config, ours, others)
 
     def delete_other(self, model: OtherModel) -> list[Path]:
         """Remove another tool's model the way that tool would (its own rules for shared blobs)."""

@@ -261,7 +261,7 @@ class FakeStore:
     def scan(self) -> StoreSnapshot:
         return self.snapshot
 
-    def scan_others(self, ours: StoreSnapshot) -> AllStores:
+    def scan_others(self, ours: StoreSnapshot, others: OtherStoresSnapshot | None = None) -> AllStores:
         return AllStores(ours, self.others, list(self.duplicates))
 
     def free_space(self) -> int:

@@ -243,10 +243,10 @@ class HeldStorePort(StorePort):
         self.release = threading.Event()
         self.entered = threading.Event()
 
-    def scan_others(self, ours):
+    def scan_others(self, ours, others=None):
         self.entered.set()
         self.release.wait(30)
-        return super().scan_others(ours)
+        return super().scan_others(ours, others)
 
 
 async def test_our_models_show_at_once_and_the_loop_runs_while_other_stores_are_read(box):
@@ -276,3 +276,53 @@ async def test_our_models_show_at_once_and_the_loop_runs_while_other_stores_are_
             assert app.query_one("#catalog").current.key == "unmanaged:mine-Q4_0"  # the cursor stayed
     finally:
         port.release.set()
+
+
+async def test_a_change_in_our_store_finds_its_duplicates_in_the_other_stores(box):
+    """Our store changes (an import by another process, seen by the watcher): the duplicates
+    are found again against it, without ctrl+r."""
+    import asyncio
+
+    from tests.helpers.otherstores import run_cli
+
+    source = box["config_file"].parent / "src" / "a.gguf"  # the HF cache's and Ollama's bytes
+    app = GgufApp(load_config(box["config_file"]))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await started(app, pilot)
+        assert not any(row.kind == "local" and "dup" in row.info.plain for row in rows(app))
+        result = await asyncio.to_thread(run_cli, box["config_file"], "import", str(source), "--copy",
+                                         "--name", "adopted")
+        assert result.returncode == 0, result.stderr
+        await wait_for(pilot, lambda: any(row.key == "local:adopted" and "dup" in row.info.plain
+                                          for row in rows(app)), what="our copy marked as a duplicate")
+        app.query_one("#catalog").select_key("local:adopted")
+        await pilot.pause()
+        text = detail_text(app)
+        assert "[hf] acme/Tiny-GGUF/Tiny-Q4_0.gguf" in text and "[ollama] tiny:latest" in text
+        assert f"linking frees {format_size(2 * len(box['gguf']))}" in text
+
+
+async def test_thousands_of_rows_fill_the_table_in_slices(tmp_path: Path):
+    """600 LM Studio models: the table fills over several turns of the loop, every row ends up
+    in it once, and a row past the first slice can be selected at once."""
+    from gguf_tui.tui.catalog import FILL_SLICE
+
+    tiny = make_gguf(tmp_path / "src" / "t.gguf", tensor_bytes=64).read_bytes()
+    lmstudio = tmp_path / "lms"
+    for index in range(600):
+        write_lmstudio_model(lmstudio, f"pub{index // 100}", f"M{index:03d}-GGUF", {f"M{index:03d}-Q4_0.gguf": tiny})
+    config_file = tmp_path / "config.yaml"
+    config_file.write_text(other_stores_config(tmp_path / "store", {"lmstudio": lmstudio}) + LOCAL_ENGINE)
+    app = GgufApp(load_config(config_file))
+    async with app.run_test() as pilot:
+        await started(app, pilot, show_all=False)
+        table = app.query_one("#catalog")
+        await pilot.press("s")
+        assert FILL_SLICE < len(table.catalog_rows)
+        last = table.catalog_rows[-1].key
+        table.select_key(last)
+        assert table.current.key == last
+        await wait_for(pilot, lambda: table.row_count == len(table.catalog_rows), what="filled")
+        keys = [row.key.value for row in table.ordered_rows]
+        assert keys == [row.key for row in table.catalog_rows]
+        assert sum(1 for row in table.catalog_rows if row.kind == "other") == 600
