@@ -95,6 +95,20 @@ def run_child(args) -> int:
     result: dict = {}
     spikes: list[tuple[str, float, int]] = []  # (phase, seconds since start, ms) over 50 ms
     t0 = time.perf_counter()
+    gc_pauses: list[tuple[float, int, int]] = []  # (seconds since start, generation, ms) over 20 ms
+    gc_started = [0.0]
+
+    def on_gc(stage: str, info: dict) -> None:
+        if stage == "start":
+            gc_started[0] = time.perf_counter()
+        elif (took := time.perf_counter() - gc_started[0]) > 0.02:
+            gc_pauses.append((round(gc_started[0] - t0, 2), info["generation"], round(took * 1000)))
+
+    import gc
+
+    gc.callbacks.append(on_gc)
+    if os.environ.get("BENCH_GC_THRESHOLD"):
+        gc.set_threshold(700, 10, int(os.environ["BENCH_GC_THRESHOLD"]))
 
     class BenchApp(GgufApp):
         others_scans = 0
@@ -102,6 +116,9 @@ def run_child(args) -> int:
         def on_others_scanned(self, message) -> None:
             super().on_others_scanned(message)  # the catalog and status bar are updated here
             BenchApp.others_scans += 1
+            if os.environ.get("BENCH_GC_FREEZE"):
+                gc.collect(1)
+                gc.freeze()
 
         def on_mount(self) -> None:
             super().on_mount()
@@ -178,7 +195,8 @@ def run_child(args) -> int:
                     self.action_rescan_all()  # ctrl+r: far more often than the app's own rescans
                     await asyncio.sleep(seconds)
 
-            rescans = asyncio.ensure_future(rescan_every(args.rescan_every))
+            rescans = asyncio.ensure_future(rescan_every(args.rescan_every) if args.rescan_every > 0
+                                            else asyncio.sleep(0))
             await self.sample("downloads", lambda: finished() or time.perf_counter() > deadline)
             rescans.cancel()
             views = [self.jobs[i] for i in ids]
@@ -194,6 +212,7 @@ def run_child(args) -> int:
     app.run()
     result["lag"] = lag
     result["spikes"] = spikes[:30]
+    result["gc_pauses"] = gc_pauses[:30]
     result["rss"] = rss
     Path(args.out).write_text(json.dumps(result))
     return 0
@@ -273,6 +292,7 @@ def dashboard_run(work: Path, config: Path, args) -> dict:
         },
     }
     report["lag_spikes_over_50ms"] = data["spikes"]
+    report["gc_pauses_over_20ms"] = data["gc_pauses"]
     worst_p99 = max(report["lag_ms_while_scanning"]["p99"], report["lag_ms_showing_all_rows"]["p99"],
                     report["lag_ms_during_downloads_and_rescans"]["p99"])
     peak = max(report["rss_mib_peak_scanning"], report["rss_mib_peak_all_rows"],

@@ -16,9 +16,9 @@ overshoot) and its RSS read from /proc every 100 ms, in two phases:
   (ctrl+r's path) has too;
 - all rows: `s` (from ours, the default, to every store: about 2,000 rows), and one second after;
 - downloads (in that view): two downloads of `--size` each from a local HTTP server (a real GGUF header, then
-  random bytes, with Range support) while ctrl+r rescans every store every `--rescan-every`
-  seconds (the app itself rescans after each of our store's changes and every 2 minutes), until
-  both finish or `--seconds`. `--engine service` (the default mode: downloads run in the engine
+  random bytes, with Range support), with the app's own rescans (after each change in our store,
+  every 2 minutes) and, with `--rescan-every S`, a ctrl+r every S seconds on top (a stress
+  test: 60 times the app's own pace at S=2), until both finish or `--seconds`. `--engine service` (the default mode: downloads run in the engine
   service, started on demand and stopped after) or `--engine local` (inside the dashboard).
 Goal (issue 14): warm scan under 1 s, lag p99 under 50 ms, memory under 150 MiB.
 """
@@ -99,8 +99,9 @@ def main() -> int:
     parser.add_argument("--engine", choices=("service", "local"), default="service",
                         help="where the downloads run: the engine service (the default mode) or "
                              "inside the dashboard (--local)")
-    parser.add_argument("--rescan-every", type=float, default=2.0,
-                        help="seconds between ctrl+r rescans during the downloads")
+    parser.add_argument("--rescan-every", type=float, default=0.0,
+                        help="seconds between extra ctrl+r rescans during the downloads (a stress "
+                             "test; 0, the default: only the app's own rescans)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--config", help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
@@ -129,8 +130,10 @@ def main() -> int:
             from bench_dashboard_child import dashboard_run
 
             report = dashboard_run(Path(folder), config, args)
-            print(json.dumps({k: v for k, v in report.items() if k != "lag_spikes_over_50ms"}, indent=1))
+            lists = ("lag_spikes_over_50ms", "gc_pauses_over_20ms")
+            print(json.dumps({k: v for k, v in report.items() if k not in lists}, indent=1))
             print("lag spikes over 50 ms (phase, s, ms):", report["lag_spikes_over_50ms"])
+            print("garbage-collector pauses over 20 ms (s, generation, ms):", report["gc_pauses_over_20ms"])
             ok = ok and report["ok"]
     print(f"targets (warm scan < 1 s, lag p99 < 50 ms, RSS < 150 MiB): {'met' if ok else 'NOT met'}")
     return 0 if ok else 1

@@ -18,6 +18,7 @@ from gguf_tui.engine.api import JobState
 from gguf_tui.hub.models import HubFile, QuantGroup, RepoFiles, SearchResult
 from gguf_tui.tui import keys
 from gguf_tui.tui.fitstate import FitState
+from gguf_tui.tui.gcpolicy import settle_collector
 from gguf_tui.tui.rowtable import RowTable
 from gguf_tui.tui.render import BOLD, DIM, clean, count, ellipsize, short_age
 from gguf_tui.store.others import OtherModel
@@ -478,6 +479,8 @@ class CatalogTable(RowTable):
             self.add_row(Text(" ") + line, key=row.key)
         if schedule and self.row_count < len(rows):
             self.set_timer(0.001, lambda: self._fill(generation, FILL_SLICE))  # a real turn of the loop
+        elif schedule and start and self.row_count == len(rows):
+            settle_collector()  # a big table is in: its rows join what full passes skip
 
     def select_key(self, key: str) -> None:
         for index, row in enumerate(self.catalog_rows):

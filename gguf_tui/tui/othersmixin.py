@@ -16,6 +16,7 @@ from textual import work
 from gguf_tui.store.allstores import TOOL_TITLES
 from gguf_tui.store.others import OtherModel
 from gguf_tui.tui import messages as msg
+from gguf_tui.tui.gcpolicy import settle_collector
 from gguf_tui.tui.lifecycle import while_running
 from gguf_tui.tui.render import clean, ellipsize
 from gguf_tui.tui.screens.confirm import ConfirmScreen
@@ -91,6 +92,8 @@ class OtherStoresMixin:
         self.refresh_bindings()  # the source key appears once other tools' models are found
         if isinstance(self.screen, PruneScreen):
             self.screen.set_others(self.sources.stores)
+        if message.stores is not None:
+            settle_collector()  # one full pass now; later ones walk only what is newer
         if self._rescan_others_again:
             self._rescan_others_again = False
             self.rescan_others(read_stores=False)  # a wish to read them again is remembered

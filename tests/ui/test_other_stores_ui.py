@@ -326,3 +326,33 @@ async def test_thousands_of_rows_fill_the_table_in_slices(tmp_path: Path):
         keys = [row.key.value for row in table.ordered_rows]
         assert keys == [row.key for row in table.catalog_rows]
         assert sum(1 for row in table.catalog_rows if row.kind == "other") == 600
+
+
+def test_the_collector_is_settled_with_a_full_pass_now_and_then():
+    """Young passes and a freeze after each scan; a full pass (frozen garbage cycles freed)
+    on the first call and once FULL_PASS_EVERY has gone by."""
+    import gc
+
+    from gguf_tui.tui import gcpolicy
+
+    class Cycle:
+        pass
+
+    try:
+        gcpolicy._last_full_pass = None
+        assert gcpolicy.settle_collector(now=1000.0) is True
+        cycle = Cycle()
+        cycle.me = cycle  # a garbage cycle once dropped; frozen by the next settle
+        gc.collect()  # it survives into the oldest generation while still referenced
+        assert gcpolicy.settle_collector(now=1000.0 + gcpolicy.FULL_PASS_EVERY / 2) is False
+        assert gc.get_freeze_count() > 0
+        import weakref
+
+        ref = weakref.ref(cycle)
+        del cycle
+        gc.collect()
+        assert ref() is not None  # frozen: no pass sees it
+        assert gcpolicy.settle_collector(now=1000.0 + gcpolicy.FULL_PASS_EVERY) is True
+        assert ref() is None  # the full pass freed it
+    finally:
+        gc.unfreeze()
