@@ -266,7 +266,7 @@ class PruneScreen(ModalScreen[None]):
         if unchecked:  # same size, no SHA-256 known: only hashing them tells
             line.append(f" · {unchecked} same-size file{'s' if unchecked != 1 else ''} not compared",
                         style=DIM)
-        width = (self.size.width or self.app.size.width) - 2  # the summary's padding
+        width = (self.size.width or self.app.size.width) - 3  # padding, and a cell to spare
         if len(line) > width:
             line.truncate(width - 1)
             line.append("…", style=DIM)
