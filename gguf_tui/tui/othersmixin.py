@@ -93,7 +93,7 @@ class OtherStoresMixin:
         if isinstance(self.screen, PruneScreen):
             self.screen.set_others(self.sources.stores)
         if message.stores is not None:
-            settle_collector()  # one full pass now; later ones walk only what is newer
+            settle_collector()  # the new scan is long-lived: later full passes skip it
         if self._rescan_others_again:
             self._rescan_others_again = False
             self.rescan_others(read_stores=False)  # a wish to read them again is remembered
@@ -108,7 +108,9 @@ class OtherStoresMixin:
     def action_source_filter(self: GgufApp) -> None:
         """s: which stores the catalog lists: ours, all, then each other tool found."""
         if self.sources.stores is None:
-            self.notify("still reading the other tools' stores: try again in a moment", markup=False)
+            why = f"reading them failed: {clean(self.sources.error, 200)}" if self.sources.error \
+                else "still reading them: try again in a moment"
+            self.notify(f"the other tools' stores: {why}", markup=False)
             return
         if not self.sources.found:
             self.notify(f"no other tool's models found (other_stores in the config names the places; "

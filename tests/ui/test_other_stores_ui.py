@@ -268,7 +268,7 @@ async def test_our_models_show_at_once_and_the_loop_runs_while_other_stores_are_
             assert app.sources.current == "gguf-tui"
             app.action_source_filter()  # as the palette's entry does: says why, never waits
             await pilot.pause()
-            assert any("still reading" in n.message for n in app._notifications)
+            assert any("still reading them" in n.message for n in app._notifications)
             port.release.set()
             await wait_for(pilot, lambda: app.sources.found, what="others found")
             await pilot.press("s")
