@@ -374,7 +374,7 @@ def compose_line(row: CatalogRow, width: int, info_width: int, fit_width: int = 
     return line
 
 
-FILL_SLICE = 250  # rows added per turn of the event loop when the table is rebuilt
+FILL_SLICE = 150  # rows added per turn of the event loop when the table is rebuilt
 OTHER_INFO_WIDTH = 16  # 'Q4_K_M broken dup'
 FIT_WIDTH = 12  # the longest fit label: '? 20/32, KV?'
 
