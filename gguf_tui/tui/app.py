@@ -460,7 +460,7 @@ class GgufApp(PanesMixin, ActionsMixin, EngineEventsMixin, OtherStoresMixin, Fit
             ("Pause / resume download", "pause", "The highlighted download in the queue", self.action_toggle_pause),
             ("Cancel download", "cancel", "The highlighted download; asks first", self.action_cancel),
             ("Retry download", "retry", "A failed or cancelled download", self.action_retry),
-            ("Delete model", "delete", "The highlighted model, ours or another tool's; asks first", self.action_delete),
+            ("Delete local model", "delete", "The highlighted model, ours or another tool's; asks first", self.action_delete),
             ("Show quants that fit", "fit_filter", "Only the opened repo's quants that fit the GPUs; again: all", self.action_fit_filter),
             ("Cycle fit context", "ctx_cycle", "Judge the fit at 4k, 8k, 32k or the trained maximum", self.action_ctx_cycle),
             ("Verify local model", "verify", "Re-hash the highlighted local model", self.action_verify),
