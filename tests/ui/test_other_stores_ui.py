@@ -356,3 +356,27 @@ def test_the_collector_is_settled_with_a_full_pass_now_and_then():
         assert ref() is None  # the full pass freed it
     finally:
         gc.unfreeze()
+
+
+async def test_a_broken_entry_is_listed_and_never_deleted(box):
+    """A dangling snapshot link in the HF cache: listed as broken with the reason; D asks, and
+    the store layer refuses (nothing is removed), which the notification says."""
+    import os
+
+    snapshot = box["places"]["hf_cache"] / "models--acme--Tiny-GGUF" / "snapshots" / ("a" * 40)
+    os.symlink("../../blobs/" + "7" * 64, snapshot / "Gone-Q8_0.gguf")
+    app = GgufApp(load_config(box["config_file"]))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await started(app, pilot)
+        row = other_rows(app)["acme/Tiny-GGUF/Gone-Q8_0.gguf"]
+        assert "broken" in row.info.plain
+        app.query_one("#catalog").select_key(row.key)
+        await pilot.pause()
+        assert "broken: dangling symlink" in detail_text(app)
+        await pilot.press("D")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="confirm")
+        await pilot.press("y")
+        await wait_for(pilot, lambda: any("kept [hf]" in n.message for n in app._notifications),
+                       what="refusal")
+        assert os.path.islink(snapshot / "Gone-Q8_0.gguf")
+        assert (snapshot / "Tiny-Q4_0.gguf").read_bytes() == box["gguf"]
