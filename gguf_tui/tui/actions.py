@@ -114,7 +114,7 @@ class ActionsMixin:
                 self.load_repo(row.repo)
             self.refresh_catalog()
             return
-        if row.kind in ("quant", "mmproj", "local"):
+        if row.kind in ("quant", "mmproj", "local", "other"):
             self.query_one(DetailPane).focus()
             return
         if row.key == "h:hub" or row.key == "note:local":
@@ -140,6 +140,10 @@ class ActionsMixin:
         if ref is None:
             if row is not None and row.kind == "local":
                 self.notify("already in the store", markup=False)
+            elif row is not None and row.kind == "other" and row.other is not None:
+                tool = row.other.tool
+                self.notify(f"already on this box in {tool}'s store: gguf-tui import --from {tool} "
+                            "adopts it without copying", markup=False)
             else:
                 self.notify("highlight a repo or a quantisation (/ searches the Hub)", markup=False)
             return
@@ -260,12 +264,19 @@ class ActionsMixin:
 
     def _current_local(self: GgufApp) -> Any:
         row = self.current_row()
+        if row is not None and row.kind == "other":
+            self.notify("another tool's model: read-only here (D deletes it, asking first)", markup=False)
+            return None
         if row is None or row.kind != "local" or row.model is None:
             self.notify("highlight a local model (under Local models)", markup=False)
             return None
         return row.model
 
     def action_delete(self: GgufApp) -> None:
+        row = self.current_row()
+        if row is not None and row.kind == "other" and row.other is not None:
+            self.confirm_delete_other(row.other)
+            return
         model = self._current_local()
         if model is None:
             return
@@ -330,10 +341,14 @@ class ActionsMixin:
         if self.snapshot is None:
             self.notify("still reading the store: try again in a moment", markup=False)
             return
-        self.push_screen(PruneScreen(self.snapshot, self.queued_partial_keys(), clock=self.clock))
+        self.push_screen(PruneScreen(self.snapshot, self.queued_partial_keys(), clock=self.clock,
+                                     others=self.sources.stores))
 
     def on_prune_screen_delete_marked(self: GgufApp, message: PruneScreen.DeleteMarked) -> None:
-        self.prune(message.models, message.partials)
+        if message.models or message.partials:
+            self.prune(message.models, message.partials)
+        if message.others:
+            self.delete_others(message.others)
 
     @work(thread=True, group="store-ops", exit_on_error=False)
     def prune(self: GgufApp, models: list[Any], partials: list[Any]) -> None:

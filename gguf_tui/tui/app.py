@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any, Callable
 
 from rich.style import Style
-from rich.text import Text
 from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.screen import Screen
@@ -25,44 +24,33 @@ from textual.widgets import Footer
 from textual.worker import Worker, WorkerState
 
 from gguf_tui.config import Config
-from gguf_tui.engine.api import (
-    CommandError,
-    EngineAPI,
-    JobAdded,
-    JobError,
-    JobRemoved,
-    JobState,
-    Notice,
-    OrderChanged,
-    Progress,
-    StateChanged,
-    StateReason,
-    apply_event,
-)
+from gguf_tui.engine.api import CommandError, EngineAPI, JobState, Progress
 from gguf_tui.store.watcher import PARTIALS
 from gguf_tui.textsafe import plain
 from gguf_tui.tui import keys, messages as msg
 from gguf_tui.tui.actions import ActionsMixin
 from gguf_tui.tui.catalog import CatalogTable, SearchState
 from gguf_tui.tui.detail import DetailPane
+from gguf_tui.tui.engineevents import EngineEventsMixin
 from gguf_tui.tui.fitactions import FitMixin
 from gguf_tui.tui.fitstate import FitState
 from gguf_tui.tui.lifecycle import EXIT_INTERRUPTED, EXIT_OK, SHUTDOWN_TIMEOUT, SignalsMixin, while_running
 from gguf_tui.tui.panelayout import PaneArea
+from gguf_tui.tui.othersmixin import OtherStoresMixin
 from gguf_tui.tui.panes import PanesMixin
 from gguf_tui.tui.queue import QueueTable
 from gguf_tui.tui.render import clean
 from gguf_tui.tui.screens.prune import PruneScreen
+from gguf_tui.tui.sources import SourceFilter
 from gguf_tui.tui.statusbar import StatusBar
 from gguf_tui.tui.storeport import StorePort
 from gguf_tui.tui.theming import STATE_VARIABLE_DEFAULTS, pane_border
 from gguf_tui.tui.uisetup import ui_setup
 from gguf_tui.tui.uistate import remember_theme
-from gguf_tui.tui.views import JobView, queue_counts
+from gguf_tui.tui.views import JobView
 
 __all__ = ["EXIT_INTERRUPTED", "EXIT_OK", "GgufApp", "run_app"]
 
-DETAIL_REFRESH_EVERY = 1.0  # seconds between detail repaints of a downloading job
 FREE_SPACE_EVERY = 3.0
 
 
@@ -75,7 +63,7 @@ class MainScreen(Screen):
 PANES = ("#catalog", "#queue", "#detail")  # tab order: also the stacked layout's, top down
 
 
-class GgufApp(PanesMixin, ActionsMixin, FitMixin, SignalsMixin, App[int]):
+class GgufApp(PanesMixin, ActionsMixin, EngineEventsMixin, OtherStoresMixin, FitMixin, SignalsMixin, App[int]):
     CSS_PATH = Path(__file__).with_name("app.tcss")  # absolute: subclasses live elsewhere
     TITLE = "gguf-tui"
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide")]
@@ -117,6 +105,7 @@ class GgufApp(PanesMixin, ActionsMixin, FitMixin, SignalsMixin, App[int]):
         self.search: SearchState | None = None
         self.facts: dict[str, Any] = {}
         self.fit = FitState(context=config.fit.context, cache_type=config.fit.cache_type)
+        self.sources = SourceFilter()  # the catalog's source filter and the other stores' scan
         self.detail_source = "catalog"
         self.exit_code = EXIT_OK
         self._quitting = False
@@ -207,6 +196,7 @@ class GgufApp(PanesMixin, ActionsMixin, FitMixin, SignalsMixin, App[int]):
         self.rescan()
         self.watch_store()
         self.set_interval(FREE_SPACE_EVERY, self._refresh_free_space)
+        self.watch_other_stores()
         if self.handle_signals:
             self._install_signal_handlers()
 
@@ -326,132 +316,6 @@ class GgufApp(PanesMixin, ActionsMixin, FitMixin, SignalsMixin, App[int]):
         text = clean(f"{type(error).__name__}: {error}" if error else "unknown error", 400)
         self.notify(f"{worker.group or 'task'} failed: {text}", severity="error", timeout=10, markup=False)
 
-    # ---- engine events -----------------------------------------------------------------------
-
-    @while_running
-    def on_engine_ready(self, message: msg.EngineReady) -> None:
-        self._engine_ready = True
-        self.engine_state = "attached"
-        self.jobs = {view.id: view for view in message.snapshot.jobs}
-        self.job_order = [view.id for view in message.snapshot.jobs]
-        self.sync_jobs()
-        pending, self.pending_refs = self.pending_refs, []
-        for ref in dict.fromkeys(pending):
-            self.enqueue_ref(ref)
-        if message.restored:
-            count = message.restored
-            self.notify(
-                f"{count} unfinished download{'s' if count != 1 else ''} from earlier: paused, "
-                f"space in the queue resumes",
-                markup=False,
-            )
-
-    @while_running
-    def on_engine_failed(self, message: msg.EngineFailed) -> None:
-        self.engine_state = "gone"
-        self.update_status()
-        self.notify(message.error, severity="error", timeout=15, markup=False)
-        self.show_detail(Text(message.error))
-
-    @while_running
-    def on_engine_gone(self, message: msg.EngineGone) -> None:
-        self._engine_ready = False
-        self.engine_state = "gone"
-        self.update_status()
-        key = self.key_shown("restart_engine")
-        self.notify(
-            f"{message.error}: {key} (or the palette's Restart the engine) starts it again; "
-            f"its downloads resume",
-            severity="error",
-            timeout=30,
-            markup=False,
-        )
-
-    def sync_jobs(self, cursor_job: int | None = None) -> None:
-        """Show the queue as this app's copy of it has it (start, reorder)."""
-        self.jobs = {job_id: self.jobs[job_id] for job_id in self.job_order if job_id in self.jobs}
-        self.query_one(QueueTable).set_jobs([self.jobs[i] for i in self.job_order], cursor_job=cursor_job)
-        self._queue_changed()
-
-    @while_running
-    def on_job_progress(self, message: msg.JobProgress) -> None:
-        event = message.event
-        if event.job_id not in self.jobs:
-            return
-        apply_event(self.jobs, self.job_order, event)
-        view = self.jobs[event.job_id]
-        self.query_one(QueueTable).update_job(view)
-        self.update_status()
-        if self.detail_source == "queue" and self.current_job_id() == event.job_id:
-            now = time.monotonic()
-            if now - self._detail_painted_at >= DETAIL_REFRESH_EVERY:
-                self.show_job_detail()
-                self.read_job_files(event.job_id)
-
-    @while_running
-    def on_job_files(self, message: msg.JobFiles) -> None:
-        view = self.jobs.get(message.view.id)
-        if view is None:
-            return
-        self.jobs[view.id] = dataclasses.replace(view, files=message.view.files)
-        if self.detail_source == "queue" and self.current_job_id() == view.id:
-            self.show_job_detail()
-
-    @while_running
-    def on_engine_event_posted(self, message: msg.EngineEventPosted) -> None:
-        event = message.event
-        if isinstance(event, JobError):
-            self.notify(f"{clean(event.name, 80)}: {clean(event.message, 300)}", severity="error", timeout=10, markup=False)
-            return
-        if isinstance(event, Notice):
-            self.notify(f"{clean(event.name, 80)}: {clean(event.message, 300)}", timeout=8, markup=False)
-            return
-        apply_event(self.jobs, self.job_order, event)
-        if isinstance(event, (JobAdded, OrderChanged)):
-            self.sync_jobs(cursor_job=event.job_id if isinstance(event, OrderChanged) else None)
-            return
-        if isinstance(event, JobRemoved):
-            self.query_one(QueueTable).remove_job(event.job_id)
-            self._queue_changed()
-            return
-        view = self.jobs.get(event.job_id)
-        if view is None:
-            return
-        self.query_one(QueueTable).update_job(view)
-        if isinstance(event, StateChanged):
-            if event.state == JobState.COMPLETED:
-                if event.reason == StateReason.ALREADY_IN_STORE:
-                    note = "already in the store"
-                elif event.message.startswith("SHA-256 recorded"):
-                    note = "downloaded; SHA-256 recorded (no published hash to verify against)"
-                else:
-                    note = "downloaded and verified"
-                self.notify(f"{clean(view.name, 80)}: {note}", markup=False)
-                self.rescan()
-            self._queue_changed()
-        if self.detail_source == "queue" and self.current_job_id() == event.job_id:
-            self.show_job_detail()
-            if isinstance(event, StateChanged):
-                self.read_job_files(event.job_id)
-
-    @while_running
-    def on_job_removed(self, message: msg.JobRemoved) -> None:
-        if self.jobs.pop(message.job_id, None) is None:
-            return
-        self.job_order = [i for i in self.job_order if i != message.job_id]
-        self.query_one(QueueTable).remove_job(message.job_id)
-        self._queue_changed()
-
-    def _queue_changed(self) -> None:
-        self.update_status()
-        self.refresh_catalog()
-        queue = self.query_one(QueueTable)
-        counts = queue_counts(list(self.jobs.values()))
-        parts = [f"{number} {word}" for word, number in counts.items() if number]
-        queue.border_subtitle = " · ".join(parts) if self.jobs else "empty: d on a quantisation downloads it"
-        if self.detail_source == "queue":
-            self.show_job_detail()
-
     # ---- store -------------------------------------------------------------------------------
 
     @while_running
@@ -469,6 +333,7 @@ class GgufApp(PanesMixin, ActionsMixin, FitMixin, SignalsMixin, App[int]):
         if self._rescan_again:
             self._rescan_again = False
             self.rescan()
+        self.rescan_others(read_stores=False)  # the duplicates, against this scan of ours
 
     @while_running
     def on_store_changed(self, message: msg.StoreChanged) -> None:
@@ -510,6 +375,7 @@ class GgufApp(PanesMixin, ActionsMixin, FitMixin, SignalsMixin, App[int]):
     @while_running
     def on_store_op_done(self, message: msg.StoreOpDone) -> None:
         self.notify(message.text, severity=message.severity, timeout=10, markup=False)  # type: ignore[arg-type]
+        self._others_read_wanted |= message.others_changed
         self.rescan()
 
     def queued_partial_keys(self) -> set[str]:
@@ -594,12 +460,13 @@ class GgufApp(PanesMixin, ActionsMixin, FitMixin, SignalsMixin, App[int]):
             ("Pause / resume download", "pause", "The highlighted download in the queue", self.action_toggle_pause),
             ("Cancel download", "cancel", "The highlighted download; asks first", self.action_cancel),
             ("Retry download", "retry", "A failed or cancelled download", self.action_retry),
-            ("Delete local model", "delete", "The highlighted local model; asks first", self.action_delete),
+            ("Delete local model", "delete", "The highlighted model, ours or another tool's; asks first", self.action_delete),
             ("Show quants that fit", "fit_filter", "Only the opened repo's quants that fit the GPUs; again: all", self.action_fit_filter),
             ("Cycle fit context", "ctx_cycle", "Judge the fit at 4k, 8k, 32k or the trained maximum", self.action_ctx_cycle),
             ("Verify local model", "verify", "Re-hash the highlighted local model", self.action_verify),
             ("Prune the store", "prune", "Mark models and partials to delete", self.action_prune),
-            ("Rescan the store", "", "Read the store folder again", self.rescan),
+            ("Rescan every store", "rescan", "Read our store and the other tools' stores again", self.action_rescan_all),
+            ("Cycle the catalog's source", "source_filter", "Ours, all, then each other tool's store", self.action_source_filter),
             ("Restart the engine", "restart_engine", "Start the engine service again after it stopped", self.action_restart_engine),
             ("Help: every key", "help", "Keys and their ids for ui.keymap", self.action_help),
             ("Quit", "quit", quit_text, self.action_quit),

@@ -8,6 +8,7 @@ across refreshes, and re-fits its columns to its width.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from rich.style import Style
@@ -17,9 +18,12 @@ from gguf_tui.engine.api import JobState
 from gguf_tui.hub.models import HubFile, QuantGroup, RepoFiles, SearchResult
 from gguf_tui.tui import keys
 from gguf_tui.tui.fitstate import FitState
+from gguf_tui.tui.gcpolicy import settle_collector
 from gguf_tui.tui.rowtable import RowTable
 from gguf_tui.tui.render import BOLD, DIM, clean, count, ellipsize, short_age
+from gguf_tui.store.others import OtherModel
 from gguf_tui.store.scan import StoreModel, StoreSnapshot
+from gguf_tui.tui.sources import SOURCE_WIDTH, SourceFilter, info_parts, other_key, source_label
 from gguf_tui.units import format_size
 
 
@@ -58,6 +62,14 @@ class CatalogRow:
     hub_file: HubFile | None = None
     files: RepoFiles | None = None
     model: StoreModel | None = None
+    source: str = ""  # the source column (ours, hf, ...): set once other tools' models exist
+    other: OtherModel | None = None  # another tool's model (kind "other")
+
+    @cached_property
+    def signature(self) -> tuple:
+        """What the row's line shows: equal signatures draw equal lines (computed once)."""
+        return (self.key, self.label.plain, self.size, self.info.plain, self.fit, self.source,
+                tuple(self.label.spans), tuple(self.info.spans))
 
 
 def _info(*parts: tuple[str, Style | None]) -> Text:
@@ -168,8 +180,10 @@ def build_rows(
     job_states: dict[str, JobState],
     now: float,
     fit: FitState | None = None,
+    sources: SourceFilter | None = None,
 ) -> list[CatalogRow]:
-    """Every catalog row: the Hub section (after a search) first, then the local models."""
+    """Every catalog row: the Hub section (after a search) first, then the local models
+    (ours, then the other tools' under the source filter)."""
     rows: list[CatalogRow] = []
     local_paths = {f.relative for m in (snapshot.models if snapshot else ()) if m.managed for f in m.files if f.exists}
     if search is not None:
@@ -203,6 +217,15 @@ def build_rows(
             )
             if opened:
                 rows.extend(_repo_rows(opened, local_paths, job_states, fit))
+    if sources is None or sources.shows_ours:
+        rows.extend(_our_rows(snapshot, now, sources))
+    if sources is not None:
+        rows.extend(_other_rows(sources))
+    return rows
+
+
+def _our_rows(snapshot: StoreSnapshot | None, now: float, sources: SourceFilter | None) -> list[CatalogRow]:
+    rows: list[CatalogRow] = []
     models = snapshot.models if snapshot else ()
     if snapshot is None:
         rows.append(CatalogRow("h:local", "heading", Text("Local models · scanning…", style=BOLD)))
@@ -216,12 +239,15 @@ def build_rows(
         )
         if not models:
             rows.append(CatalogRow("note:local", "note", Text("  none yet: press / to search the Hub", style=DIM)))
+    column = sources is not None and sources.found
+    dups = sources.stores.duplicate_paths if column and sources.stores else set()
     for model in models:
         state = model.state if model.state not in ("verified", "unverified") else ""
         info = _info(
             (clean(model.quant, 20) if model.quant else "", None),
             (clean(state, 20), BOLD if state in ("corrupt", "modified", "incomplete") else DIM),
             (f"used {short_age(model.last_used_at, now)}" if model.last_used_at else "", DIM),
+            ("dup" if dups and any(str(f.path) in dups for f in model.files) else "", DIM),
         )
         rows.append(
             CatalogRow(
@@ -231,13 +257,92 @@ def build_rows(
                 format_size(model.size),
                 info,
                 model=model,
+                source="ours" if column else "",
             )
         )
     return rows
 
 
-def compose_line(row: CatalogRow, width: int, info_width: int, fit_width: int = 0) -> Text:
-    """One catalog line: the label, then size right-aligned, the fit column, the info column.
+def _other_rows(sources: SourceFilter) -> list[CatalogRow]:
+    """The other tools' models under the filter: one heading, then a row per model."""
+    if sources.stores is None or not sources.found:
+        return []
+    cache_key = rows_key(sources.stores, sources.current)
+    if sources.row_cache is not None and sources.row_cache[0] == cache_key:
+        return sources.row_cache[1]  # the same scan under the same filter: the same rows
+    rows = _build_other_rows(sources)
+    sources.row_cache = (cache_key, rows)
+    return rows
+
+
+def rows_key(stores: Any, current: str) -> tuple:
+    """What the other tools' rows depend on: that scan of their stores (an object the rows
+    keep alive, so its id is not reused meanwhile), the duplicates and the filter."""
+    return (id(stores.others), frozenset(stores.duplicate_paths), current)
+
+
+def other_rows_for(stores: Any, current: str, shown: Any = None, key_hint: str = "s") -> tuple[tuple, list[CatalogRow]]:
+    """(cache key, rows) for the other tools' models of `stores` under filter `current`:
+    plain data, so the scan's worker thread builds them and the event loop only shows them.
+    The rows on screen (`shown`, with their key) come back as they are when nothing changed."""
+    sources = SourceFilter(current=current, stores=stores, row_cache=shown, key_hint=key_hint)
+    rows = _other_rows(sources)
+    for row in rows:
+        row.signature  # noqa: B018 - computed here, in the worker, not on the event loop
+    return sources.row_cache or (rows_key(stores, current), rows)
+
+
+def _build_other_rows(sources: SourceFilter) -> list[CatalogRow]:
+    assert sources.stores is not None
+    others = sources.shown_models()
+    if sources.current == "gguf-tui":  # ours only: one line says what else is on the box
+        total = format_size(sources.stores.other_stores_bytes)
+        count_all = len(sources.stores.others.models)
+        models = f"{count_all} model{'s' if count_all != 1 else ''}"
+        note = f"  + other tools: {models} · {total} ({sources.key_hint} shows them)"
+        return [CatalogRow("note:others", "note", Text(note, style=DIM))]
+    title = "Other tools" if sources.current == "all" else source_label(sources.current)
+    size = format_size(sum(m.size for m in others))
+    rows = [CatalogRow("h:others", "heading", Text(f"{title} · {len(others)} · {size}", style=BOLD))]
+    dups = sources.stores.duplicate_paths
+    seen: set[str] = set()
+    for model in others:
+        key = other_key(model)
+        while key in seen:  # two broken entries may share a name: keys stay unique
+            key += "+"
+        seen.add(key)
+        duplicate = any(str(f.data_path) in dups for f in model.files)
+        rows.append(
+            CatalogRow(
+                key,
+                "other",
+                Text(f"  {clean(_without_gguf(model.name), 200)}", no_wrap=True),
+                format_size(model.size),
+                _info(*info_parts(model, duplicate)),
+                source=source_label(model.tool),
+                other=model,
+            )
+        )
+    return rows
+
+
+def _without_gguf(name: str) -> str:
+    """A tool's name for a file without '.gguf' (every line would end so): room for the quant."""
+    return name[:-5] if name.lower().endswith(".gguf") else name
+
+
+def middle_cut(text: str, width: int) -> str:
+    """`text` cut in the middle to `width`: an owner's start and a file name's end both stay."""
+    if len(text) <= width or width < 8:
+        return ellipsize(text, width)
+    head = (width - 1) // 3
+    return text[:head] + "…" + text[len(text) - (width - 1 - head):]
+
+
+def compose_line(row: CatalogRow, width: int, info_width: int, fit_width: int = 0,
+                 source_width: int = 0) -> Text:
+    """One catalog line: the label, the source column, then size right-aligned, the fit
+    column, the info column.
 
     Info starts at the same column on every line so sizes line up; a line without a size
     lets a long name (a repo id) run into the size column, and a line without info (a heading)
@@ -249,13 +354,18 @@ def compose_line(row: CatalogRow, width: int, info_width: int, fit_width: int = 
     size_width = 9
     info_room = info_width + 1 if len(info) or row.size else 0
     fit_room = fit_width + 1 if fit_width and row.size else 0  # sized rows keep one column
-    label_width = width - info_room - fit_room - (size_width + 1 if row.size else 0)
+    source_room = source_width + 1 if source_width and row.size else 0
+    label_width = width - info_room - fit_room - source_room - (size_width + 1 if row.size else 0)
     label = row.label.copy()
-    if len(label) > label_width:
+    if len(label) > label_width and row.kind == "other":  # keep the file name's end: its quant
+        label = Text(middle_cut(label.plain, label_width), style=label.style, no_wrap=True)
+    elif len(label) > label_width:
         label = Text(ellipsize(label.plain, label_width), style=label.style, no_wrap=True)
     line = Text(no_wrap=True, overflow="ellipsis")
     line.append_text(label)
     line.append(" " * (label_width - len(label) + 1))
+    if source_room:
+        line.append(row.source[:source_width].ljust(source_width) + " ", style=DIM)
     if row.size:
         line.append(row.size.rjust(size_width) + " ")
     if fit_room:
@@ -264,6 +374,8 @@ def compose_line(row: CatalogRow, width: int, info_width: int, fit_width: int = 
     return line
 
 
+FILL_SLICE = 150  # rows added per turn of the event loop when the table is rebuilt
+OTHER_INFO_WIDTH = 16  # 'Q4_K_M broken dup'
 FIT_WIDTH = 12  # the longest fit label: '? 20/32, KV?'
 
 
@@ -278,6 +390,8 @@ class CatalogTable(RowTable):
         self.catalog_rows: list[CatalogRow] = []
         self._by_key: dict[str, CatalogRow] = {}
         self._fitted_width = 0
+        self._layout: tuple[int, ...] = ()  # widths the shown lines were composed for
+        self._generation = 0  # bumped by each full rebuild: slices of an older one stop
 
     def on_mount(self) -> None:
         self._add_columns()
@@ -293,6 +407,7 @@ class CatalogTable(RowTable):
         if self.size.width != self._fitted_width:
             current = self.current  # clearing the columns puts the cursor back on row 0
             self.clear(columns=True)
+            self._layout = ()  # every line is composed again for the new width
             self._add_columns()
             self.show_rows(self.catalog_rows)
             if current is not None:
@@ -307,28 +422,70 @@ class CatalogTable(RowTable):
         return self.catalog_rows[index] if index >= 0 else None
 
     def show_rows(self, rows: list[CatalogRow]) -> None:
-        """Replace the rows, keeping the cursor on the same key (or the same place)."""
+        """Replace the rows, keeping the cursor on the same key (or the same place).
+
+        Lines that did not change are left alone: with thousands of other tools' models
+        listed, rebuilding the table on every queue change would stall the event loop."""
         previous = self.current
         previous_index = self.cursor_row
-        self.catalog_rows = list(rows)
-        self._by_key = {row.key: row for row in rows}
         width = self._line_width()
         fit_width = min(max((len(row.fit) for row in rows), default=0), FIT_WIDTH)
-        info_width = min(max((len(row.info) for row in rows), default=0), width // 2 - fit_width)
-        with self.app.batch_update():
-            self.clear()
-            for row in rows:
-                self.add_row(Text(" ") + compose_line(row, width - 1, info_width, fit_width), key=row.key)
+        source_width = SOURCE_WIDTH if any(row.source for row in rows) else 0
+        info_width = min(max((len(row.info) for row in rows), default=0),
+                         width // 2 - fit_width - source_width)
+        if source_width:  # names matter more than the info column once sources share the line
+            info_width = min(info_width, OTHER_INFO_WIDTH)
+        layout = (width, fit_width, source_width, info_width)
+        old_rows = self.catalog_rows
+        # Rows of the same scan are the same objects: `is` settles most of them at no cost.
+        same_keys = (layout == self._layout and len(rows) == len(old_rows) == self.row_count
+                     and all(new is old or new.key == old.key for new, old in zip(rows, old_rows)))
+        changed = [i for i, (new, old) in enumerate(zip(rows, old_rows))
+                   if new is not old and new.signature != old.signature] if same_keys else []
+        self.catalog_rows = list(rows)
+        self._by_key = {row.key: row for row in rows}
+        self._layout = layout
+        if same_keys:
+            for index in changed:  # the cursor and scroll stay where they are
+                row = rows[index]
+                line = compose_line(row, width - 1, info_width, fit_width, source_width)
+                self.update_cell(row.key, "row", Text(" ") + line)
+            return
         target = 0
         if previous is not None and previous.key in self._by_key:
             target = next(i for i, row in enumerate(rows) if row.key == previous.key)
         elif rows:
             target = min(max(previous_index, 0), len(rows) - 1)
+        self._generation += 1
+        with self.app.batch_update():
+            self.clear()
+            # Thousands of lines go in over several turns of the event loop (a slice per turn,
+            # the cursor's first), so no single turn holds the loop for long.
+            first = max(FILL_SLICE, target + FILL_SLICE // 2)
+            self._fill(self._generation, first)
         if rows:
             self.move_cursor(row=target, scroll=True)
+
+    def _fill(self, generation: int, count: int, schedule: bool = True) -> None:
+        """Add the next `count` rows (composed for the current layout); with `schedule`, the
+        slice after them on the next turn of the loop."""
+        if generation != self._generation:
+            return  # a newer show_rows cleared the table: its own slices fill it
+        width, fit_width, source_width, info_width = self._layout
+        rows = self.catalog_rows
+        start = self.row_count
+        for row in rows[start:start + count]:
+            line = compose_line(row, width - 1, info_width, fit_width, source_width)
+            self.add_row(Text(" ") + line, key=row.key)
+        if schedule and self.row_count < len(rows):
+            self.set_timer(0.001, lambda: self._fill(generation, FILL_SLICE))  # a real turn of the loop
+        elif schedule and start and self.row_count == len(rows):
+            settle_collector()  # a big table is in: its rows join what full passes skip
 
     def select_key(self, key: str) -> None:
         for index, row in enumerate(self.catalog_rows):
             if row.key == key:
+                if index >= self.row_count:  # not added yet (a big table fills in slices)
+                    self._fill(self._generation, index + 1 - self.row_count, schedule=False)
                 self.move_cursor(row=index)
                 return

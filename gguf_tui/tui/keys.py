@@ -34,9 +34,10 @@ KEYS: tuple[KeySpec, ...] = (
     KeySpec("search", "slash", "search", "search", "Search the Hub for GGUF repos", APP),
     KeySpec("open", "enter", "app.open", "open", "Open the highlighted repo (its quantisations) or file", CATALOG),
     KeySpec("download", "d", "app.download", "get", "Download the highlighted quantisation or file", CATALOG),
-    KeySpec("delete", "D", "app.delete", "delete", "Delete the highlighted local model (asks first)", CATALOG),
+    KeySpec("delete", "D", "app.delete", "delete", "Delete the highlighted local model, or another tool's as that tool would (asks first)", CATALOG),
     KeySpec("fit_filter", "f", "app.fit_filter", "fits", "Show only the opened repo's quants that fit the GPUs (again: all)", CATALOG, show=False),
     KeySpec("ctx_cycle", "x", "app.ctx_cycle", "context", "Cycle the fit column's context: 4k, 8k, 32k, the trained maximum", CATALOG, show=False),
+    KeySpec("source_filter", "s", "app.source_filter", "source", "Cycle the catalog's source: ours, all, then each other tool found (hf, llama.cpp, lmstudio, ollama)", CATALOG),
     KeySpec("verify", "V", "app.verify", "verify", "Re-hash the highlighted local model", CATALOG, show=False),
     KeySpec("pause", "space", "app.toggle_pause", "pause", "Pause / resume the highlighted download", QUEUE),
     KeySpec("cancel", "c", "app.cancel", "cancel", "Cancel the highlighted download (asks first); clear a finished one", QUEUE),
@@ -48,6 +49,7 @@ KEYS: tuple[KeySpec, ...] = (
     KeySpec("quit", "q", "quit", "quit", "Leave; downloads go on in the engine service (with --local they pause)", APP),
     KeySpec("quit_pause", "Q", "quit_pause", "quit+pause", "Quit and pause every download (their state is saved)", APP, show=False),
     KeySpec("restart_engine", "R", "restart_engine", "restart engine", "Start the engine service again after it stopped", APP, show=False),
+    KeySpec("rescan", "ctrl+r", "rescan_all", "rescan", "Read our store and the other tools' stores again", APP, show=False),
     KeySpec("command_palette", "ctrl+p", "command_palette", "commands", "Command palette", APP, show=False),
 )
 

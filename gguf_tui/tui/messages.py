@@ -116,6 +116,7 @@ class StoreOpDone(Message):
 
     text: str
     severity: str = "information"
+    others_changed: bool = False  # another tool's store changed: read those stores again too
 
 
 @dataclass
@@ -132,3 +133,12 @@ class FitJudged(Message):
 
     repo: str
     results: list[tuple[str, Any]]
+
+
+@dataclass
+class OthersScanned(Message):
+    """The other tools' stores read again (a worker thread), or why they could not be."""
+
+    stores: Any  # gguf_tui.store.allstores.AllStores, None on error
+    error: str | None = None
+    rows: Any = None  # (cache key, catalog rows) built in the worker for the filter then shown

@@ -19,6 +19,7 @@ from gguf_tui.tui.lifecycle import while_running
 from gguf_tui.tui.queue import QueueTable
 from gguf_tui.store.sharing import shared_files
 from gguf_tui.tui.render import DIM, Doc, clean, job_detail, local_detail
+from gguf_tui.tui.sources import add_copies, other_detail, others_heading_detail
 from gguf_tui.tui.statusbar import StatusBar, StoreStatus
 from gguf_tui.tui.theming import STATE_VARIABLE_DEFAULTS
 from gguf_tui.tui.views import queue_counts
@@ -36,10 +37,12 @@ class PanesMixin:
 
     def refresh_catalog(self: GgufApp) -> None:
         job_states = {view.name: view.state for view in self.jobs.values()}
-        rows = build_rows(self.snapshot, self.search, job_states, self.clock(), self.fit)
+        rows = build_rows(self.snapshot, self.search, job_states, self.clock(), self.fit, self.sources)
         catalog = self.query_one(CatalogTable)
         catalog.show_rows(rows)
         title = Text("Catalog")
+        if self.sources.found:
+            title.append(f" · {self.sources.describe()}")
         if self.search is not None:
             title.append(f" · hub: \"{clean(self.search.query, 40)}\"")
             if self.search.opened:
@@ -87,7 +90,12 @@ class PanesMixin:
         now = self.clock()
         if row.kind == "local" and row.model is not None:
             shared = shared_files(self.snapshot, row.model) if self.snapshot is not None else {}
-            return local_detail(row.model, now, shared)
+            paths = [str(f.path) for f in row.model.files]
+            return add_copies(local_detail(row.model, now, shared), self.sources.stores, paths)
+        if row.kind == "other" and row.other is not None:
+            return other_detail(row.other, self.sources.stores)
+        if row.key in ("h:others", "note:others"):
+            return others_heading_detail(self.sources)
         if row.kind == "repo" and row.repo is not None:
             opened = self.search.opened.get(row.repo) if self.search else None
             files = opened.files if opened else None
@@ -168,6 +176,7 @@ class PanesMixin:
             counts=queue_counts(views),
             engine=self.engine_kind,
             engine_state=self.engine_state,
+            other_stores=self.sources.stores.other_stores_bytes if self.sources.found else None,  # type: ignore[union-attr]
         )
 
     def update_status(self: GgufApp) -> None:

@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 from gguf_tui.config import Config
+from gguf_tui.store.allstores import AllStores, scan_others_with
+from gguf_tui.store.others import OtherModel, OtherStoresSnapshot
+from gguf_tui.store.others_delete import remove_other_model
 from gguf_tui.store.layout import StoreLayout
 from gguf_tui.store.ops import DeleteResult, VerifyResult, delete_model, verify_model
 from gguf_tui.store.prune import PrunePlan, PruneResult, carry_out
@@ -52,6 +56,16 @@ class StorePort:
             store_size=snapshot.total_size,
         )
         return carry_out(self.layout, plan, snapshot)
+
+    def scan_others(self, ours: StoreSnapshot, others: OtherStoresSnapshot | None = None) -> AllStores:
+        """Blocking: the other tools' stores (GGUF headers cached per file, so a warm scan is
+        quick) and the duplicates across them and `ours`; nothing is hashed. With `others`,
+        that earlier scan is kept and only the duplicates are found again."""
+        return scan_others_with(self.config, ours, others)
+
+    def delete_other(self, model: OtherModel) -> list[Path]:
+        """Remove another tool's model the way that tool would (its own rules for shared blobs)."""
+        return remove_other_model(model)
 
     def watch(self) -> AsyncIterator[Any] | None:
         """The store watcher: files added, removed or renamed by hand or by other tools,

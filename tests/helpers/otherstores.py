@@ -111,3 +111,50 @@ def run_cli(config_file: Path, *args: str, env: dict[str, str] | None = None,
         [sys.executable, "-m", "gguf_tui", *args], env=full_env, capture_output=True, text=True,
         timeout=120, input=stdin,
     )
+
+
+def write_hf_cache_model(cache: Path, repo_id: str, files: dict[str, bytes],
+                         revision: str = "a" * 40, branch: str = "main") -> Path:
+    """A repo in the Hugging Face cache as huggingface_hub writes it: each file's bytes in
+    `blobs/<sha256>` (an LFS file's blob is named by its SHA-256), `snapshots/<revision>/<name>`
+    a relative symlink to the blob, `refs/<branch>` holding the revision; returns the repo folder."""
+    repo = cache / ("models--" + repo_id.replace("/", "--"))
+    snapshot = repo / "snapshots" / revision
+    snapshot.mkdir(parents=True, exist_ok=True)
+    (repo / "blobs").mkdir(exist_ok=True)
+    for name, data in files.items():
+        digest = sha256_bytes(data)
+        blob = repo / "blobs" / digest
+        if not blob.exists():
+            blob.write_bytes(data)
+        link = snapshot / name
+        link.parent.mkdir(parents=True, exist_ok=True)
+        depth = len(Path(name).parts) + 1  # snapshots/<rev>/<name...> up to the repo folder
+        os.symlink("../" * depth + f"blobs/{digest}", link)
+    (repo / "refs").mkdir(exist_ok=True)
+    (repo / "refs" / branch).write_text(revision)
+    return repo
+
+
+def build_box(base: Path, gguf: bytes, other: bytes, projector: bytes) -> dict[str, Path]:
+    """A GPU box's stores under `base`, each written as its tool writes it; `gguf`, `other`
+    and `projector` are whole GGUF files:
+    - HF cache: acme/Tiny-GGUF with Tiny-Q4_0.gguf (`gguf`);
+    - Ollama: tiny:latest, the same `gguf` bytes plus a projector (a duplicate both layouts
+      name by SHA-256, so it is known without hashing);
+    - LM Studio: lmstudio-community/Other-GGUF/Other-Q8_0.gguf (`other`);
+    - llama.cpp's flat cache: the same `other` bytes again (a duplicate only hashing proves).
+    Returns the store roots by config key (for `other_stores_config`)."""
+    places = {
+        "hf_cache": base / "hf" / "hub",
+        "llama_cpp": base / "llama.cpp",
+        "lmstudio": base / ".lmstudio" / "models",
+        "ollama": base / "ollama",
+    }
+    write_hf_cache_model(places["hf_cache"], "acme/Tiny-GGUF", {"Tiny-Q4_0.gguf": gguf})
+    write_ollama_model(places["ollama"], "tiny", "latest", gguf, projector=projector)
+    write_lmstudio_model(places["lmstudio"], "lmstudio-community", "Other-GGUF",
+                         {"Other-Q8_0.gguf": other})
+    places["llama_cpp"].mkdir(parents=True, exist_ok=True)
+    (places["llama_cpp"] / "acme_Other-GGUF_Other-Q8_0.gguf").write_bytes(other)
+    return places

@@ -18,6 +18,9 @@ from gguf_tui.engine.spec import FileRequest, JobSpec, JobState
 from gguf_tui.gguf import GGUFInfo
 from gguf_tui.hub.models import RepoFiles, SearchResult
 from gguf_tui.hub.quants import annotate, assign_local_names, group_files
+from gguf_tui.store.allstores import AllStores
+from gguf_tui.store.dedupe import Copy, DuplicateGroup
+from gguf_tui.store.others import OtherFile, OtherModel, OtherStoresSnapshot
 from gguf_tui.store.scan import StoreFile, StoreModel, StoreSnapshot
 from gguf_tui.store.usage import PartialDownload
 
@@ -249,11 +252,17 @@ def demo_snapshot() -> StoreSnapshot:
 
 
 class FakeStore:
-    def __init__(self, snapshot: StoreSnapshot | None = None) -> None:
+    def __init__(self, snapshot: StoreSnapshot | None = None, others: OtherStoresSnapshot | None = None,
+                 duplicates: list[DuplicateGroup] | None = None) -> None:
         self.snapshot = snapshot or demo_snapshot()
+        self.others = others or OtherStoresSnapshot()
+        self.duplicates = duplicates or []
 
     def scan(self) -> StoreSnapshot:
         return self.snapshot
+
+    def scan_others(self, ours: StoreSnapshot, others: OtherStoresSnapshot | None = None) -> AllStores:
+        return AllStores(ours, self.others, list(self.duplicates))
 
     def free_space(self) -> int:
         return self.snapshot.free_space
@@ -290,3 +299,71 @@ class FitHub(FakeHub):
         from gguf_tui.gguf import read_gguf
 
         return read_gguf(self.paths[path]), 65536
+
+
+# ---- other tools' stores (issue 14) ------------------------------------------------------------
+
+HOME = Path("/home/ada")
+
+
+def _other(tool: str, name: str, root: Path, files: list[tuple[str, str, int, str | None]], *,
+           quant: str, arch: str = "llama", problem: str | None = None, revision: str | None = None,
+           manifest: Path | None = None) -> OtherModel:
+    """Another tool's model with fixed paths, sizes and times: (path, data path, size, sha)."""
+    entries = [
+        OtherFile(path=root / path, data_path=root / data, size=size, device=1,
+                  inode=10_000 + sum(map(ord, data)), links=1, mtime_ns=int((NOW - 5 * DAY) * 1e9),
+                  role="mmproj" if "mmproj" in path or "projector" in data else "model", sha256=sha)
+        for path, data, size, sha in files
+    ]
+    facts = {"architecture": arch, "quantization": quant, "parameter_count": 8_030_000_000,
+             "context_length": 131072}
+    return OtherModel(tool, name, root, entries, {} if problem else facts, problem, revision, manifest)
+
+
+LLAMA_SHA = "9b4c2a7e1d3f5a6b8c0d2e4f6a8b0c1d3e5f7a9b1c3d5e7f9a0b2c4d6e8f0a1b"
+
+
+def demo_others() -> tuple[OtherStoresSnapshot, list[DuplicateGroup]]:
+    """An HF cache, LM Studio, Ollama and llama.cpp holding five models, one of them a second
+    copy of our Llama (4.92 GB that linking frees), and one broken HF entry."""
+    hf = HOME / ".cache/huggingface/hub"
+    llama_repo = hf / "models--bartowski--Llama-3.1-8B-Instruct-GGUF"
+    rev = "0123456789abcdef0123456789abcdef01234567"
+    lms = HOME / ".lmstudio/models"
+    ollama = HOME / ".ollama/models"
+    llama_cpp = HOME / ".cache/llama.cpp"
+    models = [
+        _other("hf", "bartowski/Llama-3.1-8B-Instruct-GGUF/Llama-3.1-8B-Instruct-Q4_K_M.gguf", llama_repo,
+               [(f"snapshots/{rev}/Llama-3.1-8B-Instruct-Q4_K_M.gguf", f"blobs/{LLAMA_SHA}", 4_920_000_000, LLAMA_SHA)],
+               quant="Q4_K_M", revision=rev),
+        _other("hf", "acme/Broken-GGUF/broken-Q4_0.gguf", hf / "models--acme--Broken-GGUF", [],
+               quant="", problem="dangling symlink: ../../blobs/77aa does not exist", revision=rev),
+        _other("llama.cpp", "ggml-org_gemma-3-4b-it-GGUF_gemma-3-4b-it-Q4_K_M.gguf", llama_cpp,
+               [("ggml-org_gemma-3-4b-it-GGUF_gemma-3-4b-it-Q4_K_M.gguf",
+                 "ggml-org_gemma-3-4b-it-GGUF_gemma-3-4b-it-Q4_K_M.gguf", 2_490_000_000, None)],
+               quant="Q4_K_M", arch="gemma3"),
+        _other("lmstudio", "lmstudio-community/Qwen3-8B-GGUF/Qwen3-8B-Q4_K_M.gguf", lms,
+               [("lmstudio-community/Qwen3-8B-GGUF/Qwen3-8B-Q4_K_M.gguf",
+                 "lmstudio-community/Qwen3-8B-GGUF/Qwen3-8B-Q4_K_M.gguf", 5_030_000_000, None)],
+               quant="Q4_K_M", arch="qwen3"),
+        _other("ollama", "qwen2.5vl:7b", ollama,
+               [("blobs/sha256-" + "a1" * 32, "blobs/sha256-" + "a1" * 32, 4_680_000_000, "a1" * 32),
+                ("blobs/sha256-" + "b2" * 32, "blobs/sha256-projector" + "b2" * 26, 1_350_000_000, "b2" * 32)],
+               quant="Q4_K_M", arch="qwen2vl",
+               manifest=ollama / "manifests/registry.ollama.ai/library/qwen2.5vl/7b"),
+    ]
+    others = OtherStoresSnapshot(models=models, roots={
+        "hf": [hf], "llama.cpp": [llama_cpp], "lmstudio": [lms], "ollama": [ollama]})
+    ours = Copy("gguf-tui", "bartowski/Llama-3.1-8B-Instruct-GGUF:Q4_K_M",
+                Path("/srv/models/bartowski/Llama-3.1-8B-Instruct-GGUF/Llama-3.1-8B-Instruct-Q4_K_M.gguf"),
+                4_920_000_000, 1, 501, 1, 0, LLAMA_SHA)
+    theirs = Copy("hf", models[0].name, models[0].files[0].data_path, 4_920_000_000, 1,
+                  models[0].files[0].inode, 1, 0, LLAMA_SHA)
+    return others, [DuplicateGroup(LLAMA_SHA, 4_920_000_000, [ours, theirs])]
+
+
+def box_store() -> FakeStore:
+    """Our demo store on a box where other tools hold models too."""
+    others, duplicates = demo_others()
+    return FakeStore(others=others, duplicates=duplicates)

@@ -13,7 +13,7 @@ import pytest
 
 from gguf_tui.tui.app import GgufApp
 from tests.helpers.fitrepo import FIT_GPUS
-from tests.snapshots.fakes import NOW, FakeEngine, FakeHub, FakeStore, FitHub, demo_jobs
+from tests.snapshots.fakes import NOW, FakeEngine, FakeHub, FakeStore, FitHub, box_store, demo_jobs
 
 SIZES = [pytest.param((80, 24), id="80x24"), pytest.param((120, 40), id="120x40")]
 
@@ -171,3 +171,66 @@ def test_fit_column(snap_compare, config, size, tmp_path_factory):
         await pilot.pause()
 
     assert snap_compare(app, terminal_size=size, run_before=run_before)
+
+
+def box_app(config) -> GgufApp:
+    """The demo dashboard on a box where the HF cache, LM Studio, Ollama and llama.cpp hold
+    models too (fixed names, sizes, paths and times: tests/snapshots/fakes.py)."""
+    config.fit.gpus = config.fit.gpus or "24G"
+    return GgufApp(config, engine=FakeEngine(), hub=FakeHub(), store=box_store(), clock=lambda: NOW)
+
+
+async def _box_ready(pilot) -> None:
+    app = pilot.app
+    for _ in range(100):
+        if app._engine_ready and app.snapshot is not None and app.sources.stores is not None:
+            break
+        await pilot.pause(0.02)
+    await pilot.pause()
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_catalog_every_store(snap_compare, config, size):
+    """Issue 14: ours, then the other tools' models, each with its source; the status bar's
+    second figure; the detail of the HF cache's copy of our Llama (a duplicate)."""
+
+    async def run_before(pilot) -> None:
+        await _box_ready(pilot)
+        await pilot.press("s")  # from ours (the default) to every store
+        await pilot.pause()
+        pilot.app.query_one("#catalog").select_key(
+            "other:hf:/home/ada/.cache/huggingface/hub/models--bartowski--Llama-3.1-8B-Instruct-GGUF:"
+            "bartowski/Llama-3.1-8B-Instruct-GGUF/Llama-3.1-8B-Instruct-Q4_K_M.gguf")
+        await pilot.pause()
+
+    assert snap_compare(box_app(config), terminal_size=size, run_before=run_before)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_catalog_source_filter(snap_compare, config, size):
+    """Issue 14: `s` from ours (the default) through all, hf and llama.cpp to LM Studio's
+    models only (the title says which)."""
+
+    async def run_before(pilot) -> None:
+        await _box_ready(pilot)
+        await pilot.press("s", "s", "s", "s")  # ours -> all -> hf -> llama.cpp -> lmstudio
+        await pilot.pause()
+
+    assert snap_compare(box_app(config), terminal_size=size, run_before=run_before)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_prune_screen_other_tools(snap_compare, config, size):
+    """Issue 14: the reclaimable duplicate space, and `o` listing the other tools' models with
+    their tool; LM Studio's model marked ("frees up to": a shared blob may stay)."""
+
+    async def run_before(pilot) -> None:
+        await _box_ready(pilot)
+        await pilot.press("p")
+        await pilot.pause()
+        await pilot.press("o")
+        await pilot.pause()
+        await pilot.press("down", "down", "down", "space")  # LM Studio's Qwen3: its tool named
+        await pilot.pause()
+
+    assert snap_compare(box_app(config), terminal_size=size, run_before=run_before)

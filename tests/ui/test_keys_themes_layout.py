@@ -21,6 +21,7 @@ DESIGN_KEYS = {
     "move_down": "J", "delete": "D", "verify": "V", "prune": "p", "help": "question_mark",
     "quit": "q", "quit_pause": "Q", "restart_engine": "R", "command_palette": "ctrl+p",
     "fit_filter": "f", "ctx_cycle": "x",  # issue 13.4: the catalog's fit column
+    "source_filter": "s", "rescan": "ctrl+r",  # issue 14: other tools' stores in the catalog
 }  # fmt: skip
 
 

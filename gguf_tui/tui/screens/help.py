@@ -20,6 +20,7 @@ PRUNE_KEYS = (
     ("s", "sort models by size"),
     ("u", "sort models by last use"),
     ("a", "mark every row of the list / clear the marks"),
+    ("o", "list the other tools' models too, each with its tool"),
     ("tab", "switch between models and partial downloads"),
     ("d, enter", "delete what is marked (asks first)"),
     ("escape", "back"),

@@ -1,10 +1,14 @@
 """The prune screen (`p`): mark local models and abandoned partial downloads, see what marking
-them frees, delete after a confirmation."""
+them frees, delete after a confirmation.
+
+It also says what the duplicates across every store would free if linked (`gguf-tui dedupe`),
+and `o` lists the other tools' models beside ours (each with its tool); deleting one goes
+through that tool's own rules after a confirmation that names the tool."""
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from rich.text import Text
@@ -15,10 +19,13 @@ from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Footer, Static
 
+from gguf_tui.store.allstores import TOOL_TITLES, AllStores
+from gguf_tui.store.others import OtherModel
 from gguf_tui.store.scan import STATE_DOWNLOADING, STATE_PAUSED, StoreModel, StoreSnapshot
 from gguf_tui.tui.render import DIM, clean, ellipsize, format_pair, partial_sizes, partials_summary, short_age
 from gguf_tui.tui.rowtable import RowTable
 from gguf_tui.tui.screens.confirm import ConfirmScreen
+from gguf_tui.tui.sources import other_key, others_summary, source_label
 from gguf_tui.units import format_size
 
 BUSY_STATES = (STATE_DOWNLOADING, STATE_PAUSED)
@@ -26,6 +33,21 @@ BUSY_STATES = (STATE_DOWNLOADING, STATE_PAUSED)
 
 def partial_key(partial: Any) -> str:
     return f"partial:{partial.key}"
+
+
+@dataclass
+class PruneItemRow:
+    """One row of the models list: ours or (with `o`) another tool's."""
+
+    key: str
+    name: str
+    size: int
+    used: float | None
+    lru: float
+    state: str
+    tool: str
+    busy: bool
+    model: Any  # StoreModel or OtherModel
 
 
 class PruneTable(RowTable):
@@ -42,6 +64,7 @@ class PruneScreen(ModalScreen[None]):
     BINDINGS = [
         Binding("s", "sort('size')", "by size", show=True),
         Binding("u", "sort('used')", "by last use", show=True),
+        Binding("o", "toggle_others", "other tools", show=True),
         Binding("d", "delete", "delete marked", show=True),
         Binding("escape", "close", "back", show=True),
     ]
@@ -50,15 +73,19 @@ class PruneScreen(ModalScreen[None]):
     class DeleteMarked(Message):
         models: list[StoreModel]
         partials: list[Any]
+        others: list[OtherModel] = field(default_factory=list)  # other tools' models
 
     def __init__(
         self,
         snapshot: StoreSnapshot,
         queued_keys: set[str] | None = None,
         clock: Callable[[], float] = time.time,
+        others: AllStores | None = None,
     ) -> None:
         super().__init__(id="prune-screen")
         self.snapshot = snapshot
+        self.others = others
+        self.include_others = False  # `o`: list the other tools' models too
         self.queued_keys = set(queued_keys or ())
         self.clock = clock
         self.sort_by = "size"
@@ -74,9 +101,7 @@ class PruneScreen(ModalScreen[None]):
     def on_mount(self) -> None:
         models = self.query_one("#prune-models", PruneTable)
         models.border_title = "Models"
-        for key, label, width in (("mark", "", 3), ("name", "name", 30), ("size", "size", 9),
-                                  ("used", "used", 6), ("state", "state", 12)):
-            models.add_column(label, key=key, width=width)
+        self._model_columns(models)
         partials = self.query_one("#prune-partials", PruneTable)
         partials.border_title = "Partial downloads"
         for key, label, width in (("mark", "", 3), ("dest", "file", 30), ("done", "downloaded", 16),
@@ -85,21 +110,56 @@ class PruneScreen(ModalScreen[None]):
         self.refill()
         models.focus()
 
+    def _model_columns(self, models: DataTable) -> None:
+        columns = [("mark", "", 3), ("name", "name", 30), ("size", "size", 9), ("used", "used", 6),
+                   ("state", "state", 12)]
+        if self.include_others:
+            columns.insert(1, ("tool", "tool", 9))
+        for key, label, width in columns:
+            models.add_column(label, key=key, width=width)
+
     # ---- content -----------------------------------------------------------------------------
+
+    def set_others(self, others: AllStores | None) -> None:
+        """A new scan of the other tools' stores: marks of models that went are dropped."""
+        self.others = others
+        self.refresh_bindings()
+        present = {f"other:{other_key(m)}" for m in self._other_models()}
+        self.marked = {k for k in self.marked if not k.startswith("other:") or k in present}
+        self.refill()
+
+    def _other_models(self) -> list[OtherModel]:
+        if self.others is None or not self.include_others:
+            return []
+        return [m for m in self.others.others.models if m.files]
 
     def set_snapshot(self, snapshot: StoreSnapshot, queued_keys: set[str] | None = None) -> None:
         self.snapshot = snapshot
         if queued_keys is not None:
             self.queued_keys = set(queued_keys)
         present = {f"model:{m.name}" for m in snapshot.models} | {partial_key(p) for p in snapshot.partials}
-        self.marked &= present
+        self.marked = {k for k in self.marked if k in present or k.startswith("other:")}
         self.refill()
 
     def sorted_models(self) -> list[StoreModel]:
-        models = list(self.snapshot.models)
+        return [item.model for item in self.sorted_items() if item.key.startswith("model:")]
+
+    def sorted_items(self) -> list[PruneItemRow]:
+        """Our models and (with `o`) the other tools', sorted by size or by last use."""
+        items = [
+            PruneItemRow(f"model:{m.name}", m.name, m.disk_bytes, m.last_used_at, m.lru_time,
+                         m.state, "ours", m.state in BUSY_STATES, m)
+            for m in self.snapshot.models
+        ]
+        for model in self._other_models():
+            # Other tools record no last use we can trust: the newest file change stands in.
+            changed = max(entry.mtime_ns for entry in model.files) / 1e9
+            state = "broken" if model.problem else "ok"
+            items.append(PruneItemRow(f"other:{other_key(model)}", model.name, model.size, changed,
+                                      changed, state, source_label(model.tool), False, model))
         if self.sort_by == "size":
-            return sorted(models, key=lambda m: (-m.disk_bytes, m.name))
-        return sorted(models, key=lambda m: (m.lru_time, m.name))
+            return sorted(items, key=lambda i: (-i.size, i.name))
+        return sorted(items, key=lambda i: (i.lru, i.name))
 
     def _name_width(self, table: DataTable, fixed: int) -> int:
         return max(16, (table.size.width or self.app.size.width - 2) - fixed)
@@ -111,21 +171,23 @@ class PruneScreen(ModalScreen[None]):
         keep_model = models.cursor_row
         keep_partial = partials.cursor_row
         models.clear()
-        name_width = self._name_width(models, 3 + 9 + 6 + 12 + 11)
+        fixed = 3 + 9 + 6 + 12 + 11 + (10 if self.include_others else 0)
+        name_width = self._name_width(models, fixed)
         models.columns["name"].width = name_width  # type: ignore[index]
-        for model in self.sorted_models():
-            key = f"model:{model.name}"
-            mark = "[x]" if key in self.marked else "[ ]"
-            if model.state in BUSY_STATES:
+        for item in self.sorted_items():
+            mark = "[x]" if item.key in self.marked else "[ ]"
+            if item.busy:
                 mark = " - "
-            models.add_row(
+            cells = [
                 Text(mark),
-                Text(ellipsize(clean(model.name), name_width), no_wrap=True),
-                Text(format_size(model.disk_bytes), justify="right"),
-                Text(short_age(model.last_used_at, now), justify="right"),
-                Text(clean(model.state, 12), style=DIM),
-                key=key,
-            )
+                Text(ellipsize(clean(item.name), name_width), no_wrap=True),
+                Text(format_size(item.size), justify="right"),
+                Text(short_age(item.used, now), justify="right"),
+                Text(clean(item.state, 12), style=DIM),
+            ]
+            if self.include_others:
+                cells.insert(1, Text(item.tool, style=DIM))
+            models.add_row(*cells, key=item.key)
         partials.clear()
         dest_width = self._name_width(partials, 3 + 16 + 10 + 6 + 14 + 13)
         partials.columns["dest"].width = dest_width  # type: ignore[index]
@@ -161,25 +223,54 @@ class PruneScreen(ModalScreen[None]):
         partials = [p for p in self.snapshot.partials if partial_key(p) in self.marked]
         return models, partials
 
+    def marked_others(self) -> list[OtherModel]:
+        return [m for m in self._other_models() if f"other:{other_key(m)}" in self.marked]
+
     def update_summary(self) -> None:
         models, partials = self.marked_items()
-        freed = sum(m.disk_bytes for m in models) + sum(partial_sizes(p)[1] for p in partials)
+        others = self.marked_others()
+        freed = (sum(m.disk_bytes for m in models) + sum(partial_sizes(p)[1] for p in partials)
+                 + sum(m.size for m in others))
         free = self.snapshot.free_space
         text = Text(no_wrap=True, overflow="ellipsis")
         text.append("Prune", style="bold")
         text.append(f"  store {format_size(self.snapshot.total_size)} · free {format_size(free)}", style=DIM)
         text.append("\n")
-        if models or partials:
-            text.append(f"marked {len(models)} model{'s' if len(models) != 1 else ''}")
+        if self.others is not None and (self.others.others.models or self.others.duplicates):
+            text.append_text(self._others_line())
+            text.append("\n")
+        if models or partials or others:
+            count = len(models) + len(others)
+            text.append(f"marked {count} model{'s' if count != 1 else ''}")
             if partials:  # downloaded and reserved of each are in the table; the dialog sums them
                 text.append(f" + {len(partials)} partial{'s' if len(partials) != 1 else ''}")
-            text.append(" · frees ")
+            text.append(" · frees " if not others else " · frees up to ")
             text.append(format_size(freed), style="bold")
             text.append(" · free after ")
             text.append(format_size(free + freed), style="bold")
         else:
             text.append("space marks a row · s / u sort by size / last use · d deletes what is marked", style=DIM)
         self.query_one("#prune-summary", Static).update(text)
+
+    def _others_line(self) -> Text:
+        """What the other tools hold and what linking the duplicates would free (one line)."""
+        assert self.others is not None
+        line = Text(no_wrap=True, overflow="ellipsis")
+        line.append(f"other tools {format_size(self.others.other_stores_bytes)} · ", style=DIM)
+        if self.others.reclaimable_bytes:
+            line.append(format_size(self.others.reclaimable_bytes), style="bold")
+            line.append(" in duplicates: gguf-tui dedupe links them", style=DIM)
+        else:
+            line.append("no duplicates known", style=DIM)
+        unchecked = len(self.others.unchecked)
+        if unchecked:  # same size, no SHA-256 known: only hashing them tells
+            line.append(f" · {unchecked} same-size file{'s' if unchecked != 1 else ''} not compared",
+                        style=DIM)
+        width = (self.size.width or self.app.size.width) - 3  # padding, and a cell to spare
+        if len(line) > width:
+            line.truncate(width - 1)
+            line.append("…", style=DIM)
+        return line
 
     # ---- actions -----------------------------------------------------------------------------
 
@@ -196,6 +287,8 @@ class PruneScreen(ModalScreen[None]):
         return key if key != "none" else None
 
     def _markable(self, key: str) -> bool:
+        if key.startswith("other:"):
+            return any(f"other:{other_key(m)}" == key for m in self._other_models())
         if key.startswith("model:"):
             model = next((m for m in self.snapshot.models if f"model:{m.name}" == key), None)
             if model is not None and model.state in BUSY_STATES:
@@ -239,6 +332,8 @@ class PruneScreen(ModalScreen[None]):
         self.refill()
 
     def _quiet_markable(self, key: str) -> bool:
+        if key.startswith("other:"):
+            return self._markable(key)
         if key.startswith("model:"):
             return any(f"model:{m.name}" == key and m.state not in BUSY_STATES for m in self.snapshot.models)
         return any(
@@ -251,9 +346,29 @@ class PruneScreen(ModalScreen[None]):
         self.refill()
         self.query_one("#prune-models", PruneTable).move_cursor(row=0)
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """`o` is offered once other tools' models are found (the footer stays as it was)."""
+        if action == "toggle_others":
+            return self.others is not None and bool(self.others.others.models)
+        return True
+
+    def action_toggle_others(self) -> None:
+        """o: list the other tools' models beside ours (like `prune --all`), or stop."""
+        if self.others is None or not self.others.others.models:
+            self.notify("no other tool's models found (other_stores in the config)", markup=False)
+            return
+        self.include_others = not self.include_others
+        if not self.include_others:
+            self.marked = {k for k in self.marked if not k.startswith("other:")}
+        models = self.query_one("#prune-models", PruneTable)
+        models.clear(columns=True)
+        self._model_columns(models)
+        self.refill()
+
     def action_delete(self) -> None:
         models, partials = self.marked_items()
-        if not models and not partials:
+        others = self.marked_others()
+        if not models and not partials and not others:
             self.notify("nothing marked: space marks the highlighted row", markup=False)
             return
         freed = sum(m.disk_bytes for m in models) + sum(partial_sizes(p)[1] for p in partials)
@@ -264,14 +379,23 @@ class PruneScreen(ModalScreen[None]):
             body.append(f"  … and {len(models) - 8} more models\n")
         if partials:
             body.append(f"  {partials_summary(partials)}\n")
-        body.append(f"\nThis frees {format_size(freed)}. Deleted files cannot be brought back.")
+        if others:
+            body.append_text(others_summary(others))
+            body.append("\n")
+            freed += sum(m.size for m in others)
+        up_to = "up to " if others else ""  # a blob another model of that tool uses stays
+        body.append(f"\nThis frees {up_to}{format_size(freed)}. Deleted files cannot be brought back.")
 
         def answer(yes: bool | None) -> None:
             if yes:
                 self.marked.clear()
-                self.post_message(self.DeleteMarked(models, partials))
+                self.post_message(self.DeleteMarked(models, partials, others))
 
-        self.app.push_screen(ConfirmScreen("Delete for good?", body, yes_label="Delete"), answer)
+        title = "Delete for good?"
+        if others:  # the question names every other tool's store it deletes from
+            stores = " and ".join(dict.fromkeys(TOOL_TITLES.get(m.tool, m.tool) for m in others))
+            title = f"Delete for good, also from {stores}?"
+        self.app.push_screen(ConfirmScreen(title, body, yes_label="Delete"), answer)
 
     def action_close(self) -> None:
         self.dismiss(None)
