@@ -21,12 +21,7 @@ def wants_local(args: argparse.Namespace, config: Config) -> bool:
 def hub_settings(config: Config) -> HubSettings:
     """This client's Hub endpoint, token and proxy settings; the service resolves REFs and
     downloads them with these."""
-    from gguf_tui.hub.auth import get_token
-    from gguf_tui.proxies import client_settings
-
-    return HubSettings(
-        endpoint=config.hub.endpoint, token=get_token(), proxy=client_settings(config)
-    )
+    return HubSettings.of_client(config)
 
 
 def _unavailable(exc: Exception) -> EngineUnavailable:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import AsyncIterator, Protocol, runtime_checkable
+from typing import Any, AsyncIterator, Protocol, runtime_checkable
 
 from gguf_tui.engine.events import (
     EngineEvent,
@@ -92,6 +92,18 @@ class HubSettings:
 
     def to_json(self) -> dict:
         return {"endpoint": self.endpoint, "token": self.token, "proxy": self.proxy}
+
+    @classmethod
+    def of_client(cls, config: Any, endpoint: str | None = None) -> HubSettings:
+        """What this process (a CLI command or a dashboard) sends with a pull: its endpoint
+        (`endpoint`, else the config's), its token and its proxy settings, so the service
+        resolves and downloads as this client would, whichever shell started the service."""
+        from gguf_tui.hub.auth import get_token
+        from gguf_tui.proxies import client_settings
+
+        return cls(
+            endpoint=endpoint or config.hub.endpoint, token=get_token(), proxy=client_settings(config)
+        )
 
     @classmethod
     def from_json(cls, data: dict | None) -> HubSettings:

@@ -159,9 +159,7 @@ class ActionsMixin:
     @work(group="enqueue", exit_on_error=False)
     async def enqueue_ref(self: GgufApp, ref: str) -> None:
         """The engine resolves REF, with this dashboard's Hub endpoint and token."""
-        from gguf_tui.hub.auth import get_token
-
-        hub = HubSettings(endpoint=getattr(self.hub, "endpoint", None) or self.config.hub.endpoint, token=get_token())
+        hub = HubSettings.of_client(self.config, getattr(self.hub, "endpoint", None))
         try:
             if self.engine is None:
                 raise CommandError("the engine is not running")

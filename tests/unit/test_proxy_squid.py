@@ -121,6 +121,41 @@ async def test_a_running_service_uses_the_proxy_of_the_command_that_asks(
     assert hub.requests and not any("Via" in r.headers for r in hub.requests)
 
 
+@pytest.mark.parametrize("engine_mode", ["service"], indirect=True)
+async def test_a_dashboard_sends_its_proxy_to_a_running_service(
+    hub, cli, store, config_file, squid, monkeypatch
+):
+    """The same trap from the dashboard: a download queued there goes through the proxy of the
+    dashboard's shell, not the environment the service was started with."""
+    from gguf_tui.config import load_config
+    from gguf_tui.engine.api import JobState
+    from gguf_tui.tui.app import GgufApp
+    from tests.ui.conftest import wait_for
+
+    _add_model(hub, "acme/Before")
+    first = await cli("pull", "acme/Before:Q4_K_M")  # starts the service, no proxy anywhere
+    assert first.code == 0, first.err
+    service = _service_pids()
+
+    hub.clear_requests()
+    monkeypatch.setenv("HTTP_PROXY", squid.url)
+    _add_model(hub, "acme/Dash")
+    app = GgufApp(load_config(config_file))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: app._engine_ready, what="attached")
+        assert app.engine_kind == "service"
+        app.enqueue_ref("acme/Dash:Q4_K_M")
+        await wait_for(
+            pilot,
+            lambda: any(v.state == JobState.COMPLETED and "Dash" in v.name for v in app.jobs.values()),
+            timeout=30,
+            what="the dashboard's download done",
+        )
+        app.exit()
+    assert _service_pids() == service
+    assert _all_through(hub)
+
+
 async def test_second_pull_into_an_empty_store_is_served_by_the_caching_proxy(
     hub, cli, store, tmp_path, squid, monkeypatch
 ):
