@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_tui import drain, env_for, parse_size, percentile, spawn_on_pty  # noqa: E402
+from bench_tui import drain, env_for, parse_size, percentile, serve, spawn_on_pty  # noqa: E402
 
 SAMPLE_EVERY = 0.005
 RSS_EVERY = 0.1
@@ -26,56 +26,6 @@ PAGE = os.sysconf("SC_PAGE_SIZE")
 def read_rss() -> int:
     with open("/proc/self/statm") as handle:
         return int(handle.read().split()[1]) * PAGE
-
-
-def serve(port_pipe, size: int, head: bytes) -> None:
-    """Serve /a.gguf and /b.gguf: a real GGUF header (`head`), then `size` bytes in all of a
-    repeated random block, with Range support (the engine refuses bytes that are not GGUF)."""
-    import asyncio
-
-    from aiohttp import web
-
-    block = os.urandom(4 << 20)
-
-    def data(start: int, end: int):
-        position = start
-        while position < end:
-            if position < len(head):
-                chunk = head[position:min(end, len(head))]
-            else:
-                offset = (position - len(head)) % len(block)
-                chunk = block[offset: offset + min(1 << 20, end - position, len(block) - offset)]
-            yield chunk
-            position += len(chunk)
-
-    async def handler(request: web.Request) -> web.StreamResponse:
-        start, end, status = 0, size, 200
-        header = request.headers.get("Range", "")
-        if header.startswith("bytes="):
-            first, _, last = header[6:].partition("-")
-            start, status = int(first or 0), 206
-            end = min(size, int(last) + 1) if last else size
-        response = web.StreamResponse(status=status)
-        response.headers.update({"Accept-Ranges": "bytes", "ETag": '"bench-1"',
-                                 "Content-Length": str(end - start)})
-        if status == 206:
-            response.headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
-        await response.prepare(request)
-        for chunk in data(start, end):
-            await response.write(chunk)
-        return response
-
-    async def main() -> None:
-        app = web.Application()
-        app.router.add_get("/{name}", handler)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port_pipe.send(site._server.sockets[0].getsockname()[1])  # type: ignore[union-attr]
-        await asyncio.Event().wait()
-
-    asyncio.run(main())
 
 
 # ---- the app process -----------------------------------------------------------------------------

@@ -36,6 +36,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.helpers.ggufgen import make_gguf  # noqa: E402  (a small real GGUF for the served head)
 COLUMNS, LINES = 120, 40
 SAMPLE_EVERY = 0.005
 
@@ -43,34 +46,41 @@ SAMPLE_EVERY = 0.005
 # ---- the file server (its own process) ---------------------------------------------------------
 
 
-def serve(port_pipe, size: int) -> None:
-    """Serve /a.gguf and /b.gguf (`size` bytes of a repeated random block) with Range support."""
+def serve(port_pipe, size: int, head: bytes) -> None:
+    """Serve /a.gguf and /b.gguf: a real GGUF header (`head`), then `size` bytes in all of a
+    repeated random block, with Range support (the engine refuses bytes that are not GGUF)."""
     import asyncio
 
     from aiohttp import web
 
     block = os.urandom(4 << 20)
 
+    def data(start: int, end: int):
+        position = start
+        while position < end:
+            if position < len(head):
+                chunk = head[position:min(end, len(head))]
+            else:
+                offset = (position - len(head)) % len(block)
+                chunk = block[offset: offset + min(1 << 20, end - position, len(block) - offset)]
+            yield chunk
+            position += len(chunk)
+
     async def handler(request: web.Request) -> web.StreamResponse:
-        start, end = 0, size
-        status = 200
+        start, end, status = 0, size, 200
         header = request.headers.get("Range", "")
         if header.startswith("bytes="):
             first, _, last = header[6:].partition("-")
-            start = int(first or 0)
+            start, status = int(first or 0), 206
             end = min(size, int(last) + 1) if last else size
-            status = 206
         response = web.StreamResponse(status=status)
-        response.headers.update({"Accept-Ranges": "bytes", "ETag": '"bench-1"', "Content-Length": str(end - start)})
+        response.headers.update({"Accept-Ranges": "bytes", "ETag": '"bench-1"',
+                                 "Content-Length": str(end - start)})
         if status == 206:
             response.headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
         await response.prepare(request)
-        position = start
-        while position < end:
-            offset = position % len(block)
-            chunk = block[offset : offset + min(1 << 20, end - position, len(block) - offset)]
+        for chunk in data(start, end):
             await response.write(chunk)
-            position += len(chunk)
         return response
 
     async def main() -> None:
@@ -94,7 +104,7 @@ def child(args: argparse.Namespace) -> int:
     import asyncio
 
     from gguf_tui.config import load_config
-    from gguf_tui.engine.spec import FileRequest, JobSpec, JobState
+    from gguf_tui.engine.api import JobState, PullOptions
     from gguf_tui.tui.app import GgufApp
 
     config = load_config(args.config)
@@ -118,8 +128,7 @@ def child(args: argparse.Namespace) -> int:
                 await asyncio.sleep(0.01)
             ids = []
             for name in ("a", "b"):
-                spec = JobSpec(name=f"bench-{name}", files=[FileRequest(url=f"{args.url}/{name}.gguf", dest=f"bench-{name}.gguf")])
-                ids.append(await self.engine.enqueue(spec))
+                ids.append(await self.engine.enqueue(f"{args.url}/{name}.gguf", PullOptions(name=f"bench-{name}")))
             while not any(self.jobs.get(i) and self.jobs[i].bytes_done for i in ids):
                 await asyncio.sleep(0.005)
             started = time.perf_counter()
@@ -131,10 +140,10 @@ def child(args: argparse.Namespace) -> int:
                 samples.append(max(0.0, loop.time() - before - SAMPLE_EVERY))
                 if samples[-1] > 0.05:
                     spikes.append((round(time.perf_counter() - started, 2), round(samples[-1] * 1000, 1)))
-                if all(self.engine.get(i).state.is_final for i in ids):
+                if all(self.jobs.get(i) and self.jobs[i].state.is_final for i in ids):
                     break
             elapsed = time.perf_counter() - started
-            jobs = [self.engine.get(i) for i in ids]
+            jobs = [self.jobs[i] for i in ids]
             result.update(
                 elapsed=elapsed,
                 bytes=sum(job.bytes_done if job.state != JobState.COMPLETED else job.total or 0 for job in jobs),
@@ -156,19 +165,18 @@ def child_baseline(args: argparse.Namespace) -> int:
     import asyncio
 
     from gguf_tui.config import load_config
-    from gguf_tui.engine import Engine
-    from gguf_tui.engine.spec import FileRequest, JobSpec
+    from gguf_tui.engine.local import LocalEngine
+    from gguf_tui.engine.api import PullOptions
 
     config = load_config(args.config)
 
     async def run() -> dict:
         samples: list[float] = []
-        async with Engine(config) as engine:
+        async with LocalEngine(config) as engine:
             ids = []
             for name in ("a", "b"):
-                spec = JobSpec(name=f"base-{name}", files=[FileRequest(url=f"{args.url}/{name}.gguf", dest=f"base-{name}.gguf")])
-                ids.append(await engine.enqueue(spec))
-            while not any(engine.get(i).bytes_done for i in ids):
+                ids.append(await engine.enqueue(f"{args.url}/{name}.gguf", PullOptions(name=f"base-{name}")))
+            while not any([(await engine.job(i)).bytes_done for i in ids]):
                 await asyncio.sleep(0.005)
             loop = asyncio.get_running_loop()
             started = time.perf_counter()
@@ -176,7 +184,7 @@ def child_baseline(args: argparse.Namespace) -> int:
                 before = loop.time()
                 await asyncio.sleep(SAMPLE_EVERY)
                 samples.append(max(0.0, loop.time() - before - SAMPLE_EVERY))
-                if all(engine.get(i).state.is_final for i in ids):
+                if all([(await engine.job(i)).state.is_final for i in ids]):
                     break
             return {"samples": samples, "elapsed": time.perf_counter() - started}
 
@@ -295,7 +303,8 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="bench-tui-", dir=base))
     context = multiprocessing.get_context("spawn")
     receive, send = context.Pipe(duplex=False)
-    server = context.Process(target=serve, args=(send, size), daemon=True)
+    head = make_gguf(work / "template.gguf", tensor_bytes=4096).read_bytes()  # the engine takes GGUF only
+    server = context.Process(target=serve, args=(send, size, head), daemon=True)
     server.start()
     try:
         port = receive.recv()
