@@ -13,6 +13,7 @@ from gguf_tui.cli import EXIT_FAILED, EXIT_OK, UsageError
 from gguf_tui.cli.store_cmds import _confirm, _count, _cut, _failing, _Failed, _lookup, _Progress
 from gguf_tui.cli.store_cmds import _snapshot
 from gguf_tui.config import Config
+from gguf_tui.store.allstores import TOOL_TITLES
 from gguf_tui.store.dedupe import (
     collect_copies,
     find_duplicates,
@@ -197,10 +198,6 @@ def _ollama_file_name(model: OtherModel, role: str) -> str:
 
 
 # ---- rm --from ---------------------------------------------------------------------------------
-
-TOOL_TITLES = {"hf": "the Hugging Face cache", "llama.cpp": "llama.cpp's cache",
-               "lmstudio": "LM Studio's models folder", "ollama": "Ollama's store"}
-
 
 @_failing
 def run_rm_from(args: argparse.Namespace, config: Config) -> int:
