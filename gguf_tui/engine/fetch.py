@@ -37,6 +37,9 @@ from gguf_tui.engine.ratelimit import RateLimiter
 from gguf_tui.engine.retries import RetryPolicy
 from gguf_tui.engine.resume import ResumeState, ResumeStateError, merge_ranges, missing_ranges
 from gguf_tui.engine.segments import Segment, SegmentPlan
+from gguf_tui.engine.socketbody import BLOCK as SOCKET_BLOCK
+from gguf_tui.engine.socketbody import SocketBody, take_socket
+from gguf_tui.engine.socketbody import receive as receive_on_thread
 from gguf_tui.engine.spec import FileRequest
 from gguf_tui.fsutil import state_file_mode
 from gguf_tui.httputil import origin_of, valid_etag, valid_http_date
@@ -107,6 +110,7 @@ class FileDownload:
         self._plan = SegmentPlan([], steal_min=self.steal_min, silent_after=1.0)
         self._last_saved = 0.0
         self._state_mode = 0o600  # set from the store's root in run()
+        self._buffer_pairs: list[tuple[bytearray, bytearray]] = []  # reused by socket bodies
 
     # ---- public progress -------------------------------------------------------------------
 
@@ -353,6 +357,49 @@ class FileDownload:
     async def _stream_body(
         self, response: aiohttp.ClientResponse, segment: Segment, stop_at: int | None
     ) -> None:
+        """Receive the body into the partial: on a thread straight from the socket where the
+        answer allows (plain HTTP with a length, no rate limit), else through aiohttp."""
+        taken = None if self.limiter.rate else take_socket(response)
+        if taken is None:
+            await self._stream_through_loop(response, segment, stop_at)
+            return
+        sock, buffered = taken
+        buffers = self._buffer_pairs.pop() if self._buffer_pairs else (
+            bytearray(SOCKET_BLOCK), bytearray(SOCKET_BLOCK)
+        )
+        loop = asyncio.get_running_loop()
+        body = SocketBody(
+            sock,
+            buffered,
+            self.partial,
+            segment,
+            body_end=segment.received + (response.content_length or 0),
+            stop_at=stop_at,
+            stall_timeout=self.settings.stall_timeout,
+            buffers=buffers,
+            on_written=lambda start, end: loop.call_soon_threadsafe(self._written, start, end),
+            hand_back=lambda: bool(self.limiter.rate),
+        )
+        received_from = segment.received
+        try:
+            await receive_on_thread(body)
+        except (OSError, TimeoutError) as exc:
+            raise transfer_error(exc, self.settings.stall_timeout) from None
+        finally:
+            segment.received = max(body.written_upto, segment.start)
+            response.close()  # aiohttp never saw the body's end: the connection cannot be reused
+            self._buffer_pairs.append(buffers)
+        if not body.handed_back:
+            self._check_body_end(response, segment, stop_at, received_from)
+
+    def _written(self, start: int, end: int) -> None:
+        """A block received on a socket thread is on disk (in the page cache): record it."""
+        self._mark_done(start, end)
+        self.maybe_save_state()
+
+    async def _stream_through_loop(
+        self, response: aiohttp.ClientResponse, segment: Segment, stop_at: int | None
+    ) -> None:
         pending: asyncio.Future | None = None
         pending_range = (0, 0)
         batch: list[bytes] = []
@@ -429,6 +476,16 @@ class FileDownload:
                 else:
                     unwritten_from = pending_range[0]
             segment.received = max(unwritten_from, segment.start)
+        self._check_body_end(response, segment, stop_at, batch_start_at_open)
+
+    def _check_body_end(
+        self,
+        response: aiohttp.ClientResponse,
+        segment: Segment,
+        stop_at: int | None,
+        received_from: int,
+    ) -> None:
+        """After a body ended: learn the size of an open-ended one, or fail a short one."""
         limit = segment.end if stop_at is None else min(stop_at, segment.end or stop_at)
         if limit is None:
             self._set_total_at_eof(segment.received)
@@ -436,7 +493,7 @@ class FileDownload:
         elif segment.received < limit:
             # Not a network failure: the server ended its answer early (a dropped connection
             # raises instead), so it counts against `retries`, not the outage time.
-            if segment.received == batch_start_at_open:
+            if segment.received == received_from:
                 raise RetryableError(
                     f"the server's answer held no bytes (status {response.status}, "
                     f"Content-Length {response.headers.get('Content-Length', 'absent')[:20]})"

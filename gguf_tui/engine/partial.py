@@ -14,7 +14,7 @@ import errno
 import hashlib
 import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from gguf_tui.engine.errors import ChecksumMismatch
@@ -45,6 +45,8 @@ class PartialFile:
         # own descriptor which that thread closes after the last request, so neither writing,
         # hashing nor closing waits for them.
         self._syncer = ThreadPoolExecutor(1, thread_name_prefix="gguf-tui-sync")
+        # One thread per connection that reads its body straight from the socket (socketbody).
+        self._receivers = ThreadPoolExecutor(64, thread_name_prefix="gguf-tui-recv")
 
     @property
     def hashed(self) -> int:
@@ -87,6 +89,22 @@ class PartialFile:
         """Hash the file's bytes up to `limit` (they must be written)."""
         await self._run(self._hasher, self._hash_from_disk, limit)
 
+    def start_receiving(self, receive_body) -> asyncio.Future:
+        """Run a socket body's receiving loop on a thread; `drain` and `close` wait for it."""
+        future = asyncio.get_running_loop().run_in_executor(self._receivers, receive_body)
+        self._futures.add(future)
+        future.add_done_callback(self._futures.discard)
+        return future
+
+    def submit_write(self, offset: int, block: memoryview) -> Future:
+        """(any thread) Queue a block's write on the writer thread."""
+        return self._writer.submit(self._write_pieces, offset, [block])
+
+    def submit_hash(self, offset: int, block: memoryview) -> Future:
+        """(any thread) Queue a block for the hash; it is skipped unless it extends the hashed
+        prefix when its turn comes (then it is hashed from the file later)."""
+        return self._hasher.submit(self._hash_pieces, offset, [block])
+
     async def drain(self) -> None:
         """Wait for every write and hash in flight."""
         while self._futures:
@@ -103,6 +121,7 @@ class PartialFile:
             self._fd = -1
         self._writer.shutdown(wait=False)
         self._hasher.shutdown(wait=False)
+        self._receivers.shutdown(wait=False)
 
     async def _run(self, executor: ThreadPoolExecutor, func, *args) -> None:
         future = asyncio.get_running_loop().run_in_executor(executor, func, *args)
