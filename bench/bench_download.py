@@ -336,6 +336,9 @@ def main() -> int:
     ensure_installed("aria2c", "aria2")
     ensure_python_package("huggingface_hub", "huggingface_hub")
 
+    # An installed package has its bytecode compiled; a checkout run with
+    # PYTHONDONTWRITEBYTECODE would compile gguf_tui at every start and count it as download CPU.
+    subprocess.run([PYTHON, "-m", "compileall", "-q", str(REPO / "gguf_tui")], check=True)
     work = Path(tempfile.mkdtemp(prefix="gguf-tui-bench-", dir=os.environ.get("BENCH_DIR")))
     work.chmod(0o755)
     root = work / "www"

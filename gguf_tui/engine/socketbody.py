@@ -29,7 +29,7 @@ from gguf_tui.engine.partial import PartialFile
 from gguf_tui.engine.segments import Segment
 
 BLOCK = 1024 * 1024  # bytes per receive: still in the CPU cache when written and hashed
-WAIT_STEP = 1.0  # seconds a blocked receive waits before the stall clock and stop flag are read
+WAIT_STEP = 1.0  # seconds a blocked receive waits at most before it reads the stall clock
 
 
 def take_socket(response: aiohttp.ClientResponse) -> tuple[socket.socket, bytes] | None:
@@ -54,9 +54,6 @@ def take_socket(response: aiohttp.ClientResponse) -> tuple[socket.socket, bytes]
     connection.protocol.pause_reading()  # also drops aiohttp's per-read timeout timer
     sock = socket.socket(raw.family, raw.type, raw.proto, fileno=os.dup(raw.fileno()))
     sock.setblocking(True)  # shared with the paused transport, which never reads again
-    seconds = int(WAIT_STEP)
-    micros = int((WAIT_STEP - seconds) * 1e6)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("ll", seconds, micros))
     return sock, buffered
 
 
@@ -103,6 +100,10 @@ class SocketBody:
         self._in_flight: deque[_Block] = deque()
         self._stopping = False
         self._lock = threading.Lock()
+        # A blocked receive returns after `step` seconds without data, to read the stall clock.
+        step = min(WAIT_STEP, max(0.05, stall_timeout / 4))
+        timeval = struct.pack("ll", int(step), int((step - int(step)) * 1e6))
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, timeval)
 
     def limit(self) -> int:
         """Where receiving stops: the body's end, the request's, or a shrunk segment's."""
