@@ -73,6 +73,7 @@ class Sample:
     wall: float
     cpu: float
     rss_kib: int
+    user: float = 0.0
 
 
 @dataclass
@@ -127,14 +128,15 @@ def load_average() -> str:
     return f"{os.getloadavg()[0]:.2f}"
 
 
-def wait_measured(process: subprocess.Popen, what: str) -> tuple[float, int]:
-    """Reap `process`; its whole tree's user + system seconds and peak RSS (KiB), from wait4."""
+def wait_measured(process: subprocess.Popen, what: str) -> tuple[float, int, float]:
+    """Reap `process`; its whole tree's user + system seconds, peak RSS (KiB) and user seconds,
+    from wait4."""
     _, status, usage = os.wait4(process.pid, 0)
     stderr = process.stderr.read().decode(errors="replace") if process.stderr else ""
     process.returncode = os.waitstatus_to_exitcode(status)
     if process.returncode != 0:
         raise RuntimeError(f"{what} failed ({process.returncode}): {stderr[-500:]}")
-    return usage.ru_utime + usage.ru_stime, usage.ru_maxrss
+    return usage.ru_utime + usage.ru_stime, usage.ru_maxrss, usage.ru_utime
 
 
 def start_service(tool: Tool) -> subprocess.Popen:
@@ -169,16 +171,17 @@ def run_measured(tool: Tool) -> Sample:
         process = subprocess.Popen(
             tool.argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=tool.service_env
         )
-        cpu, rss = wait_measured(process, tool.argv[0])
+        cpu, rss, user = wait_measured(process, tool.argv[0])
         wall = time.perf_counter() - start
     finally:
         if service is not None:
             service.send_signal(signal.SIGTERM)  # what `engine stop` does: pause, save, exit
     if service is not None:
-        service_cpu, service_rss = wait_measured(service, "gguf-tui engine run")
+        service_cpu, service_rss, service_user = wait_measured(service, "gguf-tui engine run")
         cpu += service_cpu
+        user += service_user
         rss = max(rss, service_rss)
-    return Sample(wall, cpu, rss)
+    return Sample(wall, cpu, rss, user)
 
 
 def drop_output(path: Path) -> None:
@@ -249,7 +252,7 @@ def report(title: str, tools: list[Tool], size: int, loads: list[str]) -> dict[s
     print(f"\n== {title} ({size / 2**30:.2f} GiB, {runs} runs each, medians; "
           f"1-min load average before each run: {' '.join(loads)})")
     print(f"{'tool':<28}{'wall s':>9}{'MB/s':>9}{'CPU-s/GB':>10}{'  (min-max)':<14}"
-          f"{'peak RSS MiB':>13}")
+          f"{'user/GB':>8}{'peak RSS MiB':>13}")
     medians = {}
     for tool in tools:
         wall = statistics.median(s.wall for s in tool.samples)
@@ -257,8 +260,9 @@ def report(title: str, tools: list[Tool], size: int, loads: list[str]) -> dict[s
         rss = max(s.rss_kib for s in tool.samples) / 1024
         medians[tool.name] = wall
         spread = f"  ({min(cpus):.2f}-{max(cpus):.2f})"
+        user = statistics.median(s.user for s in tool.samples) / gb
         print(f"{tool.name:<28}{wall:>9.2f}{size / wall / 1e6:>9.0f}"
-              f"{statistics.median(cpus):>10.2f}{spread:<14}{rss:>13.1f}")
+              f"{statistics.median(cpus):>10.2f}{spread:<14}{user:>8.2f}{rss:>13.1f}")
     for ours in (t.name for t in tools if t.name.startswith("gguf-tui")):
         for reference in (
             "curl -o FILE && sync FILE",

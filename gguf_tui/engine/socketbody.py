@@ -29,6 +29,11 @@ from gguf_tui.engine.partial import PartialFile
 from gguf_tui.engine.segments import Segment
 
 BLOCK = 1024 * 1024  # bytes per receive: still in the CPU cache when written and hashed
+# Written blocks are reported to the loop together: each report wakes the loop and its hash
+# loop, so one per block would be most of the loop's work. Progress still moves 4 times a
+# second on slow links, and the resume state only ever lags behind the disk.
+REPORT_BYTES = 8 * BLOCK
+REPORT_EVERY = 0.25  # seconds
 WAIT_STEP = 1.0  # seconds a blocked receive waits at most before it reads the stall clock
 
 
@@ -92,10 +97,12 @@ class SocketBody:
         self.stop_at = stop_at
         self.stall_timeout = stall_timeout
         self.buffers = buffers
-        self.on_written = on_written  # told of each written block, in order, from this thread
+        self.on_written = on_written  # told of written ranges, in order, from this thread
         self.hand_back = hand_back  # true when the loop must read the rest (a rate limit)
         self.position = segment.received  # received up to here
-        self.written_upto = segment.received  # written and reported up to here
+        self.written_upto = segment.received  # written up to here
+        self._reported_upto = segment.received
+        self._reported_at = time.monotonic()
         self.handed_back = False
         self._in_flight: deque[_Block] = deque()
         self._stopping = False
@@ -151,7 +158,19 @@ class SocketBody:
         finally:
             self._settle_after_failure()
             self.sock.close()
+            self._report(force=True)
         return self.written_upto
+
+    def _report(self, force: bool = False) -> None:
+        """Tell the loop what was written since the last report, when enough is or at the end."""
+        unreported = self.written_upto - self._reported_upto
+        if unreported <= 0:
+            return
+        now = time.monotonic()
+        if force or unreported >= REPORT_BYTES or now - self._reported_at >= REPORT_EVERY:
+            self.on_written(self._reported_upto, self.written_upto)
+            self._reported_upto = self.written_upto
+            self._reported_at = now
 
     def _settle_after_failure(self) -> None:
         """Wait for every block in flight and report the writes that succeeded, in order, so
@@ -165,7 +184,6 @@ class SocketBody:
                 self._in_flight.clear()
                 return
             self.written_upto = block.end
-            self.on_written(block.start, block.end)
 
     def _settle(self, until_free: int | None) -> None:
         """Report finished writes in order; wait for the blocks up to the one that holds buffer
@@ -178,7 +196,7 @@ class SocketBody:
                 return
             block.write.result()
             self.written_upto = block.end
-            self.on_written(block.start, block.end)
+            self._report()
             if block.hash is not None:
                 block.hash.result()
             self._in_flight.popleft()
