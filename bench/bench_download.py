@@ -15,7 +15,8 @@ waited for), per 1e9 bytes. gguf-tui runs twice: `pull --local` (the download in
 process itself) and `pull` through the engine service, which is what a user runs by default;
 there the bench starts `gguf-tui engine run` as its own child before the pull and stops it
 afterwards, so the service's CPU (start-up included) is read from its `wait4` and added to the
-pull client's.
+pull client's. The line below it leaves out the service's start-up (its CPU when it first
+answered, from /proc): the cost of a pull when the service is already running.
 """
 
 from __future__ import annotations
@@ -74,6 +75,7 @@ class Sample:
     cpu: float
     rss_kib: int
     user: float = 0.0
+    startup: float = 0.0  # the service's CPU seconds before the pull began (its start-up)
 
 
 @dataclass
@@ -139,6 +141,12 @@ def wait_measured(process: subprocess.Popen, what: str) -> tuple[float, int, flo
     return usage.ru_utime + usage.ru_stime, usage.ru_maxrss, usage.ru_utime
 
 
+def process_cpu(pid: int) -> float:
+    """User + system seconds of a live process so far (all its threads), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def start_service(tool: Tool) -> subprocess.Popen:
     """`gguf-tui engine run` as the bench's child; returns once its socket answers."""
     assert tool.service and tool.service_socket
@@ -166,6 +174,7 @@ def run_measured(tool: Tool) -> Sample:
     os.sync()
     time.sleep(0.3)
     service = start_service(tool) if tool.service else None
+    startup = process_cpu(service.pid) if service is not None else 0.0
     try:
         start = time.perf_counter()
         process = subprocess.Popen(
@@ -181,7 +190,7 @@ def run_measured(tool: Tool) -> Sample:
         cpu += service_cpu
         user += service_user
         rss = max(rss, service_rss)
-    return Sample(wall, cpu, rss, user)
+    return Sample(wall, cpu, rss, user, startup)
 
 
 def drop_output(path: Path) -> None:
@@ -263,6 +272,14 @@ def report(title: str, tools: list[Tool], size: int, loads: list[str]) -> dict[s
         user = statistics.median(s.user for s in tool.samples) / gb
         print(f"{tool.name:<28}{wall:>9.2f}{size / wall / 1e6:>9.0f}"
               f"{statistics.median(cpus):>10.2f}{spread:<14}{user:>8.2f}{rss:>13.1f}")
+        if tool.service:
+            # The same runs without the service's start-up: a service that is already running,
+            # as it is for every pull after the first.
+            warm = [(s.cpu - s.startup) / gb for s in tool.samples]
+            label = "  ... service already up"
+            print(f"{label:<46}{statistics.median(warm):>10.2f}"
+                  f"  ({min(warm):.2f}-{max(warm):.2f})   start-up "
+                  f"{statistics.median(s.startup for s in tool.samples):.2f} CPU-s")
     for ours in (t.name for t in tools if t.name.startswith("gguf-tui")):
         for reference in (
             "curl -o FILE && sync FILE",
