@@ -22,6 +22,7 @@ class Segment:
     requested_end: int = 0  # end of the range asked for by the request in flight
     last_data: float = 0.0  # monotonic time of the last bytes received
     reading_to: int = 0  # a receiving thread's block in flight ends here: never stolen
+    throttled: bool = False  # waiting for the rate limiter (not a stall)
     started: float = 0.0
 
     def __post_init__(self) -> None:

@@ -30,10 +30,10 @@ from gguf_tui.engine.segments import Segment
 
 BLOCK = 1024 * 1024  # bytes per receive: still in the CPU cache when written and hashed
 # Written blocks are reported to the loop together: each report wakes the loop and its hash
-# loop, so one per block would be most of the loop's work. Progress still moves 4 times a
+# loop, so one per block would be most of the loop's work. Progress still moves 10 times a
 # second on slow links, and the resume state only ever lags behind the disk.
-REPORT_BYTES = 8 * BLOCK
-REPORT_EVERY = 0.25  # seconds
+REPORT_BYTES = 4 * BLOCK
+REPORT_EVERY = 0.1  # seconds
 WAIT_STEP = 1.0  # seconds a blocked receive waits at most before it reads the stall clock
 
 
