@@ -355,7 +355,8 @@ def main() -> int:
     ensure_installed("nginx", "nginx-light")
     ensure_installed("curl", "curl")
     ensure_installed("aria2c", "aria2")
-    ensure_python_package("huggingface_hub", "huggingface_hub")
+    if args.extra_tools:
+        ensure_python_package("huggingface_hub", "huggingface_hub")
 
     # An installed package has its bytecode compiled; a checkout run with
     # PYTHONDONTWRITEBYTECODE would compile gguf_tui at every start and count it as download CPU.

@@ -62,25 +62,29 @@ class BodyReceiver:
             bytearray(SOCKET_BLOCK), bytearray(SOCKET_BLOCK)
         )
         loop = asyncio.get_running_loop()
-        body = SocketBody(
-            sock,
-            buffered,
-            self.partial,
-            segment,
-            body_end=segment.received + (response.content_length or 0),
-            stop_at=stop_at,
-            stall_timeout=self.settings.stall_timeout,
-            buffers=buffers,
-            on_written=lambda start, end: loop.call_soon_threadsafe(self._written, start, end),
-            hand_back=lambda: bool(self.limiter.rate),
-        )
         received_from = segment.received
+        body: SocketBody | None = None
         try:
+            body = SocketBody(
+                sock,
+                buffered,
+                self.partial,
+                segment,
+                body_end=segment.received + (response.content_length or 0),
+                stop_at=stop_at,
+                stall_timeout=self.settings.stall_timeout,
+                buffers=buffers,
+                on_written=lambda start, end: loop.call_soon_threadsafe(self._written, start, end),
+                hand_back=lambda: bool(self.limiter.rate),
+            )
             await receive_on_thread(body)
         except (OSError, TimeoutError) as exc:
             raise transfer_error(exc, self.settings.stall_timeout) from None
         finally:
-            segment.received = max(body.written_upto, segment.start)
+            if body is None:
+                sock.close()
+            else:
+                segment.received = max(body.written_upto, segment.start)
             response.close()  # aiohttp never saw the body's end: the connection cannot be reused
             self._buffer_pairs.append(buffers)
         if not body.handed_back:

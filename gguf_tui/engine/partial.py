@@ -3,7 +3,8 @@
 Bytes are written with `pwritev` at their offset on one writer thread (parallel buffered writes
 to one file only fight over its inode lock). SHA-256 is computed once over the file in order on
 one hasher thread: straight from memory for bytes that extend the hashed prefix, from the page
-cache for ranges that completed out of order. The hashed prefix is sent to disk early, in large
+cache for ranges that completed out of order. Batches come from the event loop (aiohttp's
+path) or, as 1 MiB blocks, straight from a socket-reading thread (`socketbody`). The hashed prefix is sent to disk early, in large
 steps, on a third thread, so the fsync before placement has little left to do.
 """
 
