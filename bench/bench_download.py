@@ -263,11 +263,13 @@ def report(title: str, tools: list[Tool], size: int, loads: list[str]) -> dict[s
     print(f"{'tool':<28}{'wall s':>9}{'MB/s':>9}{'CPU-s/GB':>10}{'  (min-max)':<14}"
           f"{'user/GB':>8}{'peak RSS MiB':>13}")
     medians = {}
+    cpu_medians = {}
     for tool in tools:
         wall = statistics.median(s.wall for s in tool.samples)
         cpus = [s.cpu / gb for s in tool.samples]
         rss = max(s.rss_kib for s in tool.samples) / 1024
         medians[tool.name] = wall
+        cpu_medians[tool.name] = statistics.median(cpus)
         spread = f"  ({min(cpus):.2f}-{max(cpus):.2f})"
         user = statistics.median(s.user for s in tool.samples) / gb
         print(f"{tool.name:<28}{wall:>9.2f}{size / wall / 1e6:>9.0f}"
@@ -292,6 +294,12 @@ def report(title: str, tools: list[Tool], size: int, loads: list[str]) -> dict[s
             if reference in medians:
                 label = f"{ours} / {reference} wall time:"
                 print(f"ratio {label:<72}{medians[ours] / medians[reference]:.2f}x")
+        if "curl -o FILE" in cpu_medians:
+            # The kernel's share of a download (socket and page-cache copies, loopback TCP)
+            # moves with the machine's load; what a tool adds on top of curl moves less.
+            above = cpu_medians[ours] - cpu_medians["curl -o FILE"]
+            label = f"{ours} CPU above curl -o FILE:"
+            print(f"{label:<78}{above:+.2f} CPU-s/GB")
     return medians
 
 
