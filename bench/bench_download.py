@@ -1,13 +1,22 @@
 """Download benchmark: gguf-tui pull against curl, aria2c and huggingface_hub, in one run.
 
-    .venv/bin/python bench/bench_download.py [--size 2G] [--runs 3] [--quick]
+    .venv/bin/python bench/bench_download.py [--size 2G] [--runs 3] [--connections N] [--quick]
 
 Starts a local nginx (installing the Debian package if missing) on a port above 20000 with two
 server blocks: one unlimited, one with `limit_rate 25m` per connection. Writes a GGUF-sized file,
 then runs every tool in alternation (so machine noise hits all of them alike) on both servers,
-and prints median wall time, MB/s, CPU seconds per GB (user + system of the tool's process
-tree) and peak RSS, plus the ratios gguf-tui/curl and gguf-tui/aria2c. Then a scaling run of
-gguf-tui with 1, 2, 4, 8 and 16 connections on the capped server.
+and prints median wall time, MB/s, CPU seconds per GB and peak RSS, plus wall-time ratios of
+gguf-tui against the others. Then a scaling run of gguf-tui with 1, 2, 4, 8 and 16 connections
+on the capped server.
+
+CPU is measured from outside every tool the same way: the user + system time of the whole
+process tree, as `wait4` reports it for the bench's child (which includes every descendant it
+waited for), per 1e9 bytes. gguf-tui runs twice: `pull --local` (the download in the pull
+process itself) and `pull` through the engine service, which is what a user runs by default;
+there the bench starts `gguf-tui engine run` as its own child before the pull and stops it
+afterwards, so the service's CPU (start-up included) is read from its `wait4` and added to the
+pull client's. The line below it leaves out the service's start-up (its CPU when it first
+answered, from /proc): the cost of a pull when the service is already running.
 """
 
 from __future__ import annotations
@@ -16,6 +25,8 @@ import argparse
 import hashlib
 import os
 import shutil
+import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -63,6 +74,8 @@ class Sample:
     wall: float
     cpu: float
     rss_kib: int
+    user: float = 0.0
+    startup: float = 0.0  # the service's CPU seconds before the pull began (its start-up)
 
 
 @dataclass
@@ -71,6 +84,9 @@ class Tool:
     argv: list[str]
     output: Path
     samples: list[Sample] = field(default_factory=list)
+    service: list[str] | None = None  # `engine run` to start around the measured command
+    service_env: dict[str, str] | None = None
+    service_socket: Path | None = None
 
 
 def ensure_installed(binary: str, package: str) -> None:
@@ -109,19 +125,72 @@ def make_file(path: Path, size: int) -> str:
     return digest.hexdigest()
 
 
-def run_measured(argv: list[str], env: dict | None = None) -> Sample:
-    # Flush the previous tool's dirty pages first, so no tool pays for another's writeback.
-    os.sync()
-    time.sleep(0.3)
-    start = time.perf_counter()
-    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+def load_average() -> str:
+    """The 1-minute load average, printed beside each result (the machine may be shared)."""
+    return f"{os.getloadavg()[0]:.2f}"
+
+
+def wait_measured(process: subprocess.Popen, what: str) -> tuple[float, int, float]:
+    """Reap `process`; its whole tree's user + system seconds, peak RSS (KiB) and user seconds,
+    from wait4."""
     _, status, usage = os.wait4(process.pid, 0)
-    wall = time.perf_counter() - start
     stderr = process.stderr.read().decode(errors="replace") if process.stderr else ""
     process.returncode = os.waitstatus_to_exitcode(status)
     if process.returncode != 0:
-        raise RuntimeError(f"{argv[0]} failed ({process.returncode}): {stderr[-500:]}")
-    return Sample(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss)
+        raise RuntimeError(f"{what} failed ({process.returncode}): {stderr[-500:]}")
+    return usage.ru_utime + usage.ru_stime, usage.ru_maxrss, usage.ru_utime
+
+
+def process_cpu(pid: int) -> float:
+    """User + system seconds of a live process so far (all its threads), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def start_service(tool: Tool) -> subprocess.Popen:
+    """`gguf-tui engine run` as the bench's child; returns once its socket answers."""
+    assert tool.service and tool.service_socket
+    tool.service_socket.unlink(missing_ok=True)
+    service = subprocess.Popen(
+        tool.service, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=tool.service_env
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if service.poll() is not None:
+            break
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+            try:
+                probe.connect(str(tool.service_socket))
+                return service
+            except OSError:
+                time.sleep(0.05)
+    service.kill()
+    wait_measured(service, "gguf-tui engine run")
+    raise RuntimeError("the engine service did not start")
+
+
+def run_measured(tool: Tool) -> Sample:
+    # Flush the previous tool's dirty pages first, so no tool pays for another's writeback.
+    os.sync()
+    time.sleep(0.3)
+    service = start_service(tool) if tool.service else None
+    startup = process_cpu(service.pid) if service is not None else 0.0
+    try:
+        start = time.perf_counter()
+        process = subprocess.Popen(
+            tool.argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=tool.service_env
+        )
+        cpu, rss, user = wait_measured(process, tool.argv[0])
+        wall = time.perf_counter() - start
+    finally:
+        if service is not None:
+            service.send_signal(signal.SIGTERM)  # what `engine stop` does: pause, save, exit
+    if service is not None:
+        service_cpu, service_rss, service_user = wait_measured(service, "gguf-tui engine run")
+        cpu += service_cpu
+        user += service_user
+        rss = max(rss, service_rss)
+    return Sample(wall, cpu, rss, user, startup)
 
 
 def drop_output(path: Path) -> None:
@@ -133,23 +202,36 @@ def drop_output(path: Path) -> None:
         extra.unlink()
 
 
-def tools_for(url: str, sha: str, work: Path, connections: int | None) -> list[Tool]:
+def tools_for(
+    url: str, sha: str, work: Path, connections: int | None, extra: bool = False
+) -> list[Tool]:
     store = work / "store"
     config = work / "bench-config.yaml"
-    config.write_text("downloads:\n  free_space_margin: 0\n")
-    pull = [
-        str(REPO / ".venv" / "bin" / "gguf-tui")
-        if (REPO / ".venv" / "bin" / "gguf-tui").exists()
-        else PYTHON,
-    ]
-    if pull[0] == PYTHON:
-        pull += ["-m", "gguf_tui"]
-    pull += ["--config", str(config), "--store", str(store), "pull", url, "--sha256", sha]
+    # The same CPU and I/O priority as the other tools: on a shared machine a niced engine
+    # would lose wall time to the neighbours that curl and aria2c do not lose.
+    config.write_text(
+        "downloads:\n  free_space_margin: 0\nengine:\n  nice: 0\n  ionice: 'off'\n"
+    )
+    gguf_tui = [PYTHON, "-m", "gguf_tui", "--config", str(config), "--store", str(store)]
+    pull = ["pull", url, "--sha256", sha]
     if connections:
         pull += ["--connections", str(connections)]
+    runtime = work / "runtime"
+    runtime.mkdir(mode=0o700, exist_ok=True)
+    env = dict(os.environ, XDG_RUNTIME_DIR=str(runtime), XDG_STATE_HOME=str(work / "state"))
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    from gguf_tui.service.paths import service_paths
+
     out = work / "out.bin"
-    return [
-        Tool("gguf-tui pull (sha256)", pull, store),
+    aria = ["aria2c", "-q", "--file-allocation=none", "-d", str(work), "-o", "aria.bin",
+            "--allow-overwrite=true"]
+    tools = [
+        Tool("gguf-tui pull --local", gguf_tui + ["--local"] + pull, store, service_env=env),
+        Tool(
+            "gguf-tui pull + service", gguf_tui + pull, store,
+            service=gguf_tui + ["engine", "run"], service_env=env,
+            service_socket=service_paths(store, env).socket,
+        ),
         Tool("curl -o FILE", ["curl", "-s", "-o", str(out), url], out),
         # gguf-tui fsyncs a file before placing it (DESIGN §5); this is curl with the same
         # durability, to show what that rule costs on the machine at hand.
@@ -158,60 +240,86 @@ def tools_for(url: str, sha: str, work: Path, connections: int | None) -> list[T
             ["sh", "-c", 'curl -s -o "$1" "$2" && sync "$1"', "sh", str(out), url],
             out,
         ),
-        Tool(
-            "aria2c -x8 -s8",
-            ["aria2c", "-q", "-x8", "-s8", "--file-allocation=none", "-d", str(work), "-o",
-             "aria.bin", "--allow-overwrite=true", url],
-            work / "aria.bin",
-        ),
-        Tool(
-            "aria2c -x8 -s8 --checksum",
-            ["aria2c", "-q", "-x8", "-s8", "--file-allocation=none", "-d", str(work), "-o",
-             "aria.bin", "--allow-overwrite=true", f"--checksum=sha-256={sha}", url],
-            work / "aria.bin",
-        ),
-        Tool("huggingface_hub http_get", [PYTHON, "-c", HF_SCRIPT, url, str(out)], out),
+        Tool("aria2c -x1", aria + ["-x1", "-s1", url], work / "aria.bin"),
+        Tool("aria2c -x8 -s8", aria + ["-x8", "-s8", url], work / "aria.bin"),
     ]
+    if extra:
+        tools += [
+            Tool(
+                "aria2c -x8 -s8 --checksum",
+                aria + ["-x8", "-s8", f"--checksum=sha-256={sha}", url],
+                work / "aria.bin",
+            ),
+            Tool("huggingface_hub http_get", [PYTHON, "-c", HF_SCRIPT, url, str(out)], out),
+        ]
+    return tools
 
 
-def report(title: str, tools: list[Tool], size: int) -> dict[str, float]:
+def report(title: str, tools: list[Tool], size: int, loads: list[str]) -> dict[str, float]:
     gb = size / 1e9
-    print(f"\n== {title} ({size / 2**30:.2f} GiB, {len(tools[0].samples)} runs each, medians)")
-    print(f"{'tool':<28}{'wall s':>9}{'MB/s':>9}{'CPU-s/GB':>10}{'peak RSS MiB':>14}")
+    runs = len(tools[0].samples)
+    print(f"\n== {title} ({size / 2**30:.2f} GiB, {runs} runs each, medians; "
+          f"1-min load average before each run: {' '.join(loads)})")
+    print(f"{'tool':<28}{'wall s':>9}{'MB/s':>9}{'CPU-s/GB':>10}{'  (min-max)':<14}"
+          f"{'user/GB':>8}{'peak RSS MiB':>13}")
     medians = {}
+    cpu_medians = {}
     for tool in tools:
         wall = statistics.median(s.wall for s in tool.samples)
-        cpu = statistics.median(s.cpu for s in tool.samples)
+        cpus = [s.cpu / gb for s in tool.samples]
         rss = max(s.rss_kib for s in tool.samples) / 1024
         medians[tool.name] = wall
-        print(f"{tool.name:<28}{wall:>9.2f}{size / wall / 1e6:>9.0f}{cpu / gb:>10.2f}{rss:>14.1f}")
-    ours = medians[tools[0].name]
-    for reference in (
-        "curl -o FILE",
-        "curl -o FILE && sync FILE",
-        "aria2c -x8 -s8",
-        "aria2c -x8 -s8 --checksum",
-        "huggingface_hub http_get",
-    ):
-        if reference in medians:
-            label = f"{reference} wall time:"
-            print(f"ratio gguf-tui / {label:<38}{ours / medians[reference]:.2f}x")
+        cpu_medians[tool.name] = statistics.median(cpus)
+        spread = f"  ({min(cpus):.2f}-{max(cpus):.2f})"
+        user = statistics.median(s.user for s in tool.samples) / gb
+        print(f"{tool.name:<28}{wall:>9.2f}{size / wall / 1e6:>9.0f}"
+              f"{statistics.median(cpus):>10.2f}{spread:<14}{user:>8.2f}{rss:>13.1f}")
+        if tool.service:
+            # The same runs without the service's start-up: a service that is already running,
+            # as it is for every pull after the first.
+            warm = [(s.cpu - s.startup) / gb for s in tool.samples]
+            label = "  ... service already up"
+            print(f"{label:<46}{statistics.median(warm):>10.2f}"
+                  f"  ({min(warm):.2f}-{max(warm):.2f})   start-up "
+                  f"{statistics.median(s.startup for s in tool.samples):.2f} CPU-s")
+    for ours in (t.name for t in tools if t.name.startswith("gguf-tui")):
+        for reference in (
+            "curl -o FILE && sync FILE",
+            "curl -o FILE",
+            "aria2c -x1",
+            "aria2c -x8 -s8",
+            "aria2c -x8 -s8 --checksum",
+            "huggingface_hub http_get",
+        ):
+            if reference in medians:
+                label = f"{ours} / {reference} wall time:"
+                print(f"ratio {label:<72}{medians[ours] / medians[reference]:.2f}x")
+        if "curl -o FILE" in cpu_medians:
+            # The kernel's share of a download (socket and page-cache copies, loopback TCP)
+            # moves with the machine's load; what a tool adds on top of curl moves less.
+            above = cpu_medians[ours] - cpu_medians["curl -o FILE"]
+            label = f"{ours} CPU above curl -o FILE:"
+            print(f"{label:<78}{above:+.2f} CPU-s/GB")
     return medians
 
 
 def bench_server(title: str, url: str, sha: str, work: Path, runs: int, size: int,
-                 connections: int | None, skip: set[str]) -> None:
-    tools = [t for t in tools_for(url, sha, work, connections) if t.name not in skip]
+                 connections: int | None, skip: set[str], extra: bool, only: set[str]) -> None:
+    tools = [t for t in tools_for(url, sha, work, connections, extra) if t.name not in skip]
+    if only:
+        tools = [t for t in tools if any(word in t.name for word in only)]
+    loads = []
     for run in range(runs):
+        loads.append(load_average())
         # Rotate the order each run, so that no tool always follows the same neighbour (the one
         # before leaves the page cache and free memory in its own state).
         shift = run % len(tools)
         for tool in tools[shift:] + tools[:shift]:
             drop_output(tool.output)
-            tool.samples.append(run_measured(tool.argv))
+            tool.samples.append(run_measured(tool))
             drop_output(tool.output)
         print(f"  {title}: run {run + 1}/{runs} done", file=sys.stderr)
-    report(title, tools, size)
+    report(title, tools, size, loads)
 
 
 def bench_scaling(url: str, sha: str, work: Path, size: int, runs: int) -> None:
@@ -221,7 +329,7 @@ def bench_scaling(url: str, sha: str, work: Path, size: int, runs: int) -> None:
         tool = tools_for(url, sha, work, connections)[0]
         for _ in range(runs):
             drop_output(tool.output)
-            tool.samples.append(run_measured(tool.argv))
+            tool.samples.append(run_measured(tool))
             drop_output(tool.output)
         wall = statistics.median(s.wall for s in tool.samples)
         cpu = statistics.median(s.cpu for s in tool.samples)
@@ -240,6 +348,11 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="256M file, 1 run, no capped runs")
     parser.add_argument("--uncapped-only", action="store_true",
                         help="only the uncapped comparison (skips about 12 minutes of capped runs)")
+    parser.add_argument("--extra-tools", action="store_true",
+                        help="also aria2c -x8 --checksum and huggingface_hub's http_get")
+    parser.add_argument("--only", action="append", default=[], metavar="WORD",
+                        help="only the tools whose name holds WORD (repeatable), e.g. --only "
+                        "gguf-tui --only sync")
     args = parser.parse_args()
     sys.path.insert(0, str(REPO))
     from gguf_tui.units import parse_size
@@ -250,8 +363,12 @@ def main() -> int:
     ensure_installed("nginx", "nginx-light")
     ensure_installed("curl", "curl")
     ensure_installed("aria2c", "aria2")
-    ensure_python_package("huggingface_hub", "huggingface_hub")
+    if args.extra_tools:
+        ensure_python_package("huggingface_hub", "huggingface_hub")
 
+    # An installed package has its bytecode compiled; a checkout run with
+    # PYTHONDONTWRITEBYTECODE would compile gguf_tui at every start and count it as download CPU.
+    subprocess.run([PYTHON, "-m", "compileall", "-q", str(REPO / "gguf_tui")], check=True)
     work = Path(tempfile.mkdtemp(prefix="gguf-tui-bench-", dir=os.environ.get("BENCH_DIR")))
     work.chmod(0o755)
     root = work / "www"
@@ -270,7 +387,9 @@ def main() -> int:
             print("nginx did not start; see", work / "error.log", file=sys.stderr)
             return 1
         fast = f"http://127.0.0.1:{FAST_PORT}/model.gguf"
-        bench_server("uncapped server", fast, sha, work, runs, size, args.connections, set())
+        title = f"uncapped server, gguf-tui --connections {args.connections or 'default'}"
+        bench_server(title, fast, sha, work, runs, size, args.connections, set(),
+                     args.extra_tools, set(args.only))
         if capped_runs:
             # 25 MB/s per connection: single-stream tools need 86 s per run on 2 GiB, so the
             # capped comparison and the scaling run use a smaller file (--capped-size).
@@ -278,7 +397,8 @@ def main() -> int:
             bench_server(
                 "capped server, 25 MB/s per connection",
                 capped, scaling_sha, work, max(1, runs - 1), scaling_size,
-                args.connections or 8, {"curl -o FILE && sync FILE"},
+                args.connections or 8, {"curl -o FILE && sync FILE"}, args.extra_tools,
+                set(args.only),
             )
             bench_scaling(capped, scaling_sha, work, scaling_size, max(1, runs - 1))
     finally:

@@ -25,7 +25,18 @@ __all__ = [
     "StateChanged",
 ]
 
-from gguf_tui.engine.http import make_session  # noqa: E402
-from gguf_tui.engine.queue import Engine, Job  # noqa: E402
-
 __all__ += ["Engine", "Job", "make_session"]
+
+
+def __getattr__(name: str):
+    """`Engine`, `Job` and `make_session` are imported on first use: they bring aiohttp
+    (0.3 CPU-s to import), which a client of the engine service never needs."""
+    if name in ("Engine", "Job"):
+        from gguf_tui.engine import queue
+
+        return getattr(queue, name)
+    if name == "make_session":
+        from gguf_tui.engine.http import make_session
+
+        return make_session
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -18,6 +18,7 @@ from typing import Callable
 import aiohttp
 
 from gguf_tui.config import DownloadsConfig
+from gguf_tui.engine.body import BodyReceiver
 from gguf_tui.engine.errors import (
     ChecksumMismatch,
     FatalDownloadError,
@@ -38,19 +39,15 @@ from gguf_tui.engine.retries import RetryPolicy
 from gguf_tui.engine.resume import ResumeState, ResumeStateError, merge_ranges, missing_ranges
 from gguf_tui.engine.segments import Segment, SegmentPlan
 from gguf_tui.engine.spec import FileRequest
+from gguf_tui.engine.stall import watch_for_stall
 from gguf_tui.fsutil import state_file_mode
 from gguf_tui.httputil import origin_of, valid_etag, valid_http_date
 from gguf_tui.store.layout import StoreLayout
 from gguf_tui.textsafe import redact_url
 from gguf_tui.units import format_size
 
-# 1 MiB batches: still in the CPU cache when copied into the page cache and hashed (measured
-# faster than 4 MiB), and memory stays flat whatever the connection count.
-WRITE_BATCH = 1024 * 1024
-FLUSH_EVERY = 0.25  # seconds: slow links still show progress and save state
 MAX_REDIRECTS = 10
 MAX_RESOLVES = 3
-MAX_EMPTY_READS = 10_000  # empty reads in a row (HTTP chunk markers) before a body is given up
 EMPTY_FILE_MESSAGE = "the server sent an empty file (0 bytes), which cannot be a GGUF model"
 
 
@@ -65,7 +62,7 @@ def check_fits_filesystem(root: Path, size: int, label: str) -> None:
         )
 
 
-class FileDownload:
+class FileDownload(BodyReceiver):
     """Brings one file from its URL to a verified partial, ready to be placed."""
 
     def __init__(
@@ -110,6 +107,12 @@ class FileDownload:
         self._plan = SegmentPlan([], steal_min=self.steal_min, silent_after=1.0)
         self._last_saved = 0.0
         self._state_mode = 0o600  # set from the store's root in run()
+        self._buffer_pairs: list[tuple[bytearray, bytearray]] = []  # reused by socket bodies
+        # No sock_read: aiohttp would re-arm a timer per socket read; watch_for_stall checks
+        # each request's progress once a second instead.
+        self._request_timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=settings.connect_timeout, sock_read=None
+        )
 
     # ---- public progress -------------------------------------------------------------------
 
@@ -229,7 +232,10 @@ class FileDownload:
                     request_headers.update(self.request.auth_headers)
                 try:
                     response = await self.session.get(
-                        url, headers=request_headers, allow_redirects=False
+                        url,
+                        headers=request_headers,
+                        allow_redirects=False,
+                        timeout=self._request_timeout,
                     )
                 except (aiohttp.ClientError, asyncio.TimeoutError, OSError, ValueError) as exc:
                     failure = transfer_error(exc)
@@ -366,6 +372,19 @@ class FileDownload:
         finally:
             response.release()
 
+    async def _fetch_watched(self, segment: Segment, probe: asyncio.Event) -> None:
+        """One request for `segment`, ended as a network failure when it stalls."""
+        asked_at = time.monotonic()
+
+        def last_progress() -> float:
+            if segment.throttled:
+                return time.monotonic()  # waiting for the rate limiter is not a stall
+            return max(segment.last_data, asked_at)
+
+        await watch_for_stall(
+            self._fetch_segment(segment, probe), last_progress, self.settings.stall_timeout
+        )
+
     def _refused_range(self, response: aiohttp.ClientResponse, asked_start: int) -> None:
         """416: an empty file says so in `bytes */0`; a refusal of the very first byte range
         falls back to one plain GET of the whole file."""
@@ -375,103 +394,6 @@ class FileDownload:
         if asked_start == 0 and self.state.total_size is None:
             self.connections = 1  # the next try asks for the whole file without a Range
         raise RestartFromZero("the server refused the byte range")
-
-    async def _stream_body(
-        self, response: aiohttp.ClientResponse, segment: Segment, stop_at: int | None
-    ) -> None:
-        pending: asyncio.Future | None = None
-        pending_range = (0, 0)
-        batch: list[bytes] = []
-        batch_start = batch_start_at_open = segment.received
-        batch_len = 0
-        last_flush = time.monotonic()
-
-        async def flush() -> None:
-            """Wait for the previous batch's write and hash, then start this batch's."""
-            nonlocal pending, pending_range, batch, batch_start, batch_len
-            if pending is not None:
-                await pending
-                self._mark_done(*pending_range)
-                pending = None
-            if batch:
-                steps = [self.partial.write(batch_start, batch)]
-                if self.partial.hashed == batch_start:
-                    steps.append(self.partial.hash_received(batch_start, batch))
-                pending = asyncio.ensure_future(asyncio.gather(*steps))
-                pending_range = (batch_start, batch_start + batch_len)
-                batch_start += batch_len
-                batch, batch_len = [], 0
-
-        try:
-            try:
-                # One received chunk at a time: iter_any() would join whatever is buffered
-                # into a new bytes object, one more copy of the body on the event loop.
-                content = response.content
-                empty_reads = 0
-                while True:
-                    data, _end_of_http_chunk = await content.readchunk()
-                    if not data:
-                        # The end, or an HTTP chunk marker. aiohttp's shared empty reader
-                        # answers (b"", True) forever without suspending, so the end is
-                        # told by at_eof(), and every empty read yields to the event loop.
-                        empty_reads += 1
-                        if content.at_eof() or empty_reads > MAX_EMPTY_READS:
-                            break
-                        await asyncio.sleep(0)
-                        continue
-                    empty_reads = 0
-                    # Re-read each time: a faster connection may take over the segment's tail.
-                    limit = segment.end if stop_at is None else min(stop_at, segment.end or stop_at)
-                    if limit is not None:
-                        room = limit - segment.received
-                        if len(data) >= room:
-                            data = data[:room]
-                    if data:
-                        batch.append(data)
-                        batch_len += len(data)
-                        segment.received += len(data)
-                        segment.last_data = time.monotonic()
-                        if self.limiter.rate:
-                            await self.limiter.acquire(len(data))
-                    now = time.monotonic()
-                    if batch_len >= WRITE_BATCH or (batch and now - last_flush >= FLUSH_EVERY):
-                        last_flush = now
-                        await flush()
-                        self.maybe_save_state()
-                    if limit is not None and segment.received >= limit:
-                        break
-            except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
-                await flush()
-                raise transfer_error(exc, self.settings.stall_timeout) from None
-            await flush()  # the last batch
-            await flush()  # ... and wait for it
-        finally:
-            unwritten_from = batch_start
-            if pending is not None:
-                # Never leave a write running on a file that is about to be closed.
-                await asyncio.wait([pending])
-                if not pending.cancelled() and pending.exception() is None:
-                    self._mark_done(*pending_range)
-                else:
-                    unwritten_from = pending_range[0]
-            segment.received = max(unwritten_from, segment.start)
-        limit = segment.end if stop_at is None else min(stop_at, segment.end or stop_at)
-        if limit is None:
-            self._set_total_at_eof(segment.received)
-            segment.end = segment.received
-        elif segment.received < limit:
-            # Not a network failure: the server ended its answer early (a dropped connection
-            # raises instead), so it counts against `retries`, not the outage time.
-            if segment.received == batch_start_at_open:
-                raise RetryableError(
-                    f"the server's answer held no bytes (status {response.status}, "
-                    f"Content-Length {response.headers.get('Content-Length', 'absent')[:20]})"
-                )
-            raise RetryableError("the connection closed before the range was complete")
-
-    def _set_total_at_eof(self, size: int) -> None:
-        if self.state.total_size is None:
-            self._set_total(size)
 
     # ---- connections -------------------------------------------------------------------------
 
@@ -483,7 +405,7 @@ class FileDownload:
             try:
                 while segment.end is None or segment.received < segment.end:
                     before = segment.received
-                    await self._fetch_segment(segment, probe)
+                    await self._fetch_watched(segment, probe)
                     if segment.end is None:
                         break
                     if segment.received <= before and segment.received < segment.end:

@@ -3,7 +3,8 @@
 Bytes are written with `pwritev` at their offset on one writer thread (parallel buffered writes
 to one file only fight over its inode lock). SHA-256 is computed once over the file in order on
 one hasher thread: straight from memory for bytes that extend the hashed prefix, from the page
-cache for ranges that completed out of order. The hashed prefix is sent to disk early, in large
+cache for ranges that completed out of order. Batches come from the event loop (aiohttp's
+path) or, as 1 MiB blocks, straight from a socket-reading thread (`socketbody`). The hashed prefix is sent to disk early, in large
 steps, on a third thread, so the fsync before placement has little left to do.
 """
 
@@ -14,7 +15,7 @@ import errno
 import hashlib
 import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from gguf_tui.engine.errors import ChecksumMismatch
@@ -45,6 +46,8 @@ class PartialFile:
         # own descriptor which that thread closes after the last request, so neither writing,
         # hashing nor closing waits for them.
         self._syncer = ThreadPoolExecutor(1, thread_name_prefix="gguf-tui-sync")
+        # One thread per connection that reads its body straight from the socket (socketbody).
+        self._receivers = ThreadPoolExecutor(64, thread_name_prefix="gguf-tui-recv")
 
     @property
     def hashed(self) -> int:
@@ -87,6 +90,22 @@ class PartialFile:
         """Hash the file's bytes up to `limit` (they must be written)."""
         await self._run(self._hasher, self._hash_from_disk, limit)
 
+    def start_receiving(self, receive_body) -> asyncio.Future:
+        """Run a socket body's receiving loop on a thread; `drain` and `close` wait for it."""
+        future = asyncio.get_running_loop().run_in_executor(self._receivers, receive_body)
+        self._futures.add(future)
+        future.add_done_callback(self._futures.discard)
+        return future
+
+    def submit_write(self, offset: int, block: memoryview) -> Future:
+        """(any thread) Queue a block's write on the writer thread."""
+        return self._writer.submit(self._write_pieces, offset, [block])
+
+    def submit_hash(self, offset: int, block: memoryview) -> Future:
+        """(any thread) Queue a block for the hash; it is skipped unless it extends the hashed
+        prefix when its turn comes (then it is hashed from the file later)."""
+        return self._hasher.submit(self._hash_pieces, offset, [block])
+
     async def drain(self) -> None:
         """Wait for every write and hash in flight."""
         while self._futures:
@@ -103,6 +122,7 @@ class PartialFile:
             self._fd = -1
         self._writer.shutdown(wait=False)
         self._hasher.shutdown(wait=False)
+        self._receivers.shutdown(wait=False)
 
     async def _run(self, executor: ThreadPoolExecutor, func, *args) -> None:
         future = asyncio.get_running_loop().run_in_executor(executor, func, *args)

@@ -21,6 +21,8 @@ class Segment:
     received: int = 0  # absolute offset up to which bytes were received
     requested_end: int = 0  # end of the range asked for by the request in flight
     last_data: float = 0.0  # monotonic time of the last bytes received
+    reading_to: int = 0  # a receiving thread's block in flight ends here: never stolen
+    throttled: bool = False  # waiting for the rate limiter (not a stall)
     started: float = 0.0
 
     def __post_init__(self) -> None:
@@ -83,7 +85,9 @@ class SegmentPlan:
         if not victims:
             return None
         victim = max(victims, key=lambda s: s.unreceived)
-        middle = victim.received + victim.unreceived // 2
+        middle = max(victim.received + victim.unreceived // 2, victim.reading_to)
+        if victim.end is None or middle >= victim.end:
+            return None
         stolen = Segment(middle, victim.end)
         victim.end = middle  # the victim stops at the middle and closes its connection
         self.active.append(stolen)
