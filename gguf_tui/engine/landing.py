@@ -7,6 +7,7 @@ import errno
 import hmac
 import os
 import re
+import stat
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -286,6 +287,33 @@ def gguf_facts(paths: list[Path]) -> dict:
 
 
 def os_message(exc: OSError) -> str:
+    """One line about a failed file operation; a refused permission also says whose the file
+    is and what would allow it, since in a shared store it is often another user's."""
     where = f": {exc.filename}" if exc.filename else ""
-    return f"{exc.strerror or exc}{where}"
+    text = f"{exc.strerror or exc}{where}"
+    if exc.errno in (errno.EACCES, errno.EPERM) and exc.filename:
+        text += permission_hint(Path(os.fsdecode(exc.filename)))
+    return text
+
+
+def permission_hint(path: Path) -> str:
+    """Whose `path` (or, where it does not exist, its folder) is, its group and mode, and who
+    could change that: the reason a store file cannot be written, without reading any docs."""
+    from gguf_tui.store.locks import user_name
+    from gguf_tui.store.shared_root import group_name
+
+    for candidate in (path, path.parent):
+        try:
+            info = candidate.lstat()
+        except OSError:
+            continue
+        if info.st_uid == os.geteuid():
+            return f" (yours, mode {stat.S_IMODE(info.st_mode):o})"
+        what = "its folder " if candidate != path else ""
+        return (
+            f" ({what}owned by user {user_name(info.st_uid)}, group {group_name(info.st_gid)}, "
+            f"mode {stat.S_IMODE(info.st_mode):o}: ask {user_name(info.st_uid)} to run "
+            f"'chmod g+w' on it, or make the store shared: README 'A shared store on one box')"
+        )
+    return ""
 

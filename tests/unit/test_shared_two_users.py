@@ -257,3 +257,47 @@ async def test_two_users_share_one_store(box: Box):
         code, out, _ = await run(user_b, "ls", "--json")
         assert f"{OWN_REPO}:Q4_K_M" not in {model["name"] for model in json.loads(out)["models"]}
         await run(user_b, "engine", "stop")
+
+
+async def test_a_partial_the_group_may_not_write_is_refused_naming_its_owner(box: Box):
+    """B's pull of A's paused download whose partial A made private: one line that says whose
+    the file is and what would allow it, and A's bytes stay as they were."""
+    user_a, user_b = box.team.users
+    repo = "acme/Private-GGUF"
+    body = gguf_bytes(tensor_bytes=3 << 20, seed=13)
+    async with HubSim() as hub:
+        hub.add_repo(repo, {"Private-Q4_K_M.gguf": body})
+        name = f"{repo}:Q4_K_M"
+
+        async def run(user: RealUser, *args: str) -> tuple[int, str, str]:
+            return await gguf_tui(box, user, *args, hub=hub)
+
+        hub.cdn_rate = RATE
+        code, _, err = await run(user_a, "pull", "--detach", name)
+        assert code == 0, err
+
+        async def a_has_bytes():
+            _, out, _ = await run(user_a, "status", "--json")
+            jobs = {job["name"]: job for job in json.loads(out)["jobs"]}
+            return jobs.get(name, {}).get("bytes_done", 0) > 0
+
+        await _until(a_has_bytes, "A's download to receive bytes")
+        code, _, err = await run(user_a, "pause", "--all")
+        assert code == 0, err
+        code, _, err = await run(user_a, "engine", "stop")
+        assert code == 0, err
+        partial = next(p for p in (box.store / ".gguf-tui" / "partials").glob("*.part")
+                       if p.stat().st_uid == user_a.uid and p.stat().st_size == len(body))  # fmt: skip
+        await as_user(box, user_a, "chmod", "g-w", str(partial))
+        before = partial.read_bytes()
+
+        hub.cdn_rate = None
+        code, out, err = await run(user_b, "pull", name)
+        assert code == 1, (out, err)
+        problem = [line for line in err.splitlines() if "Permission denied" in line]
+        assert problem, err
+        assert f"owned by user {user_a.name}" in problem[0] and "chmod g+w" in problem[0], problem
+        assert "Traceback" not in err
+        assert partial.read_bytes() == before and partial.stat().st_uid == user_a.uid
+        assert not (box.store / repo).exists()
+        await run(user_b, "engine", "stop")
