@@ -19,7 +19,7 @@ from gguf_tui.engine.partial import PartialFile
 from gguf_tui.engine.resume import ResumeState
 from gguf_tui.engine.segments import Segment
 from gguf_tui.engine.socketbody import BLOCK, receive
-from tests.conftest import sha256_of
+from tests.conftest import sha256_of, start_pull
 from tests.helpers.fileserver import Behaviour, FileServer
 from tests.helpers.ggufgen import make_gguf
 from tests.helpers.sysdeps import ensure_command
@@ -195,3 +195,33 @@ async def test_tls_body_takes_bytes_already_received_first(tls_server, big_gguf,
         assert partial.hexdigest() == hashlib.sha256(big_gguf).hexdigest()
     finally:
         await partial.close()
+
+
+async def test_https_through_a_connect_proxy_is_taken(tls_server, cli, store, big_gguf, monkeypatch):
+    # Through squid's CONNECT tunnel the TLS layer is started on the proxy's connection
+    # (loop.start_tls): the same SSL protocol over the socket to squid.
+    from tests.helpers.squid import Squid
+
+    url = tls_server.add("/big.gguf", big_gguf)
+    taken_before = tlsbody.taken_count
+    with Squid(cache=False) as squid:
+        monkeypatch.setenv("HTTPS_PROXY", squid.url)
+        result = await cli("pull", url, "--name", "big", "--connections", "1")
+        tunnelled = [line for line in squid.log_lines() if "CONNECT" in line]
+    assert result.code == 0, result.err
+    assert tunnelled
+    assert tlsbody.taken_count == taken_before + 1
+    (placed,) = [path for path in store.rglob("*.gguf")]
+    assert sha256_of(placed) == tls_server.sha256("/big.gguf")
+
+
+async def test_cli_process_trusts_ssl_cert_file(tls_server, certificate, config_file, store,
+                                                big_gguf, monkeypatch):
+    # What the bench and a user with a private CA do: SSL_CERT_FILE for the whole process.
+    url = tls_server.add("/big.gguf", big_gguf)
+    monkeypatch.setenv("SSL_CERT_FILE", str(certificate[0]))
+    process = await start_pull(config_file, url, "--name", "big",
+                               "--sha256", tls_server.sha256("/big.gguf"))
+    _, stderr = await process.communicate()
+    assert process.returncode == 0, stderr.decode()
+    assert tls_server.bytes_sent("/big.gguf") == len(big_gguf)
