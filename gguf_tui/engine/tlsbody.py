@@ -23,7 +23,7 @@ import socket
 import ssl
 import sys
 import time
-from asyncio import sslproto
+from asyncio import selector_events, sslproto
 from dataclasses import dataclass
 
 import aiohttp
@@ -31,7 +31,8 @@ import aiohttp
 from gguf_tui.engine.errors import RetryableError
 from gguf_tui.engine.socketbody import SocketBody
 
-# The versions whose sslproto was read for this (the uvloop-derived one of 3.11 onwards).
+# The versions whose sslproto was read for this: the uvloop-derived one, the same in 3.11 and
+# 3.12 (3.13 changes only how an abort reaches the socket). Tested on 3.11.
 KNOWN_PYTHONS = ((3, 11), (3, 12), (3, 13))
 RAW_BLOCK = 256 * 1024  # encrypted bytes per receive: a few TLS records, decrypted at once
 NEVER = 1 << 62  # a read-buffer high-water mark the SSL protocol never reaches
@@ -98,7 +99,10 @@ def take_tls_socket(response: aiohttp.ClientResponse) -> TakenTLS | None:
     raw_transport = protocol._transport
     raw = raw_transport.get_extra_info("socket")
     if (
-        protocol._state is not sslproto.SSLProtocolState.WRAPPED  # no EOF, no shutdown begun
+        # A selector transport reads only when the loop sees the socket readable, so pausing
+        # it leaves no read in flight (a proactor's overlapped read would still deliver).
+        not isinstance(raw_transport, selector_events._SelectorSocketTransport)
+        or protocol._state is not sslproto.SSLProtocolState.WRAPPED  # no EOF, no shutdown begun
         or protocol._app_protocol_is_buffer  # aiohttp copies; the buffered kind reads ahead
         or protocol._write_backlog
         or protocol._outgoing.pending
