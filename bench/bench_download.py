@@ -39,6 +39,7 @@ REPO = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 FAST_PORT = 20871
 CAPPED_PORT = 20872
+TLS_PORT = 20873
 
 NGINX_CONF = """
 worker_processes 1;
@@ -58,6 +59,14 @@ http {{
     scgi_temp_path {work}/tmp;
     server {{ listen 127.0.0.1:{fast}; root {root}; }}
     server {{ listen 127.0.0.1:{capped}; root {root}; limit_rate 25m; }}
+    server {{
+        listen 127.0.0.1:{tls} ssl;
+        server_name localhost;
+        root {root};
+        ssl_certificate {work}/tls.crt;
+        ssl_certificate_key {work}/tls.key;
+        ssl_protocols TLSv1.2 TLSv1.3;
+    }}
 }}
 """
 
@@ -103,6 +112,19 @@ def ensure_python_package(module: str, package: str) -> None:
         __import__(module)
     except ImportError:
         subprocess.run([PYTHON, "-m", "pip", "install", "-q", package], check=True)
+
+
+def make_certificate(work: Path) -> Path:
+    """A self-signed certificate for localhost (the openssl CLI: no Python dependency for the
+    bench); every tool trusts it as its only CA, as a user's tools trust the CDN's."""
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+         "-nodes", "-days", "2", "-subj", "/CN=localhost",
+         "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+         "-keyout", str(work / "tls.key"), "-out", str(work / "tls.crt")],
+        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    return work / "tls.crt"
 
 
 def make_file(path: Path, size: int) -> str:
@@ -203,7 +225,8 @@ def drop_output(path: Path) -> None:
 
 
 def tools_for(
-    url: str, sha: str, work: Path, connections: int | None, extra: bool = False
+    url: str, sha: str, work: Path, connections: int | None, extra: bool = False,
+    ca_file: Path | None = None,
 ) -> list[Tool]:
     store = work / "store"
     config = work / "bench-config.yaml"
@@ -220,11 +243,19 @@ def tools_for(
     runtime.mkdir(mode=0o700, exist_ok=True)
     env = dict(os.environ, XDG_RUNTIME_DIR=str(runtime), XDG_STATE_HOME=str(work / "state"))
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    curl = ["curl", "-s"]
+    if ca_file is not None:
+        # gguf-tui (aiohttp) verifies with Python's default SSL context, which reads
+        # SSL_CERT_FILE as OpenSSL's default CA file.
+        env["SSL_CERT_FILE"] = str(ca_file)
+        curl += ["--cacert", str(ca_file)]
     from gguf_tui.service.paths import service_paths
 
     out = work / "out.bin"
     aria = ["aria2c", "-q", "--file-allocation=none", "-d", str(work), "-o", "aria.bin",
             "--allow-overwrite=true"]
+    if ca_file is not None:
+        aria.append(f"--ca-certificate={ca_file}")
     tools = [
         Tool("gguf-tui pull --local", gguf_tui + ["--local"] + pull, store, service_env=env),
         Tool(
@@ -232,12 +263,13 @@ def tools_for(
             service=gguf_tui + ["engine", "run"], service_env=env,
             service_socket=service_paths(store, env).socket,
         ),
-        Tool("curl -o FILE", ["curl", "-s", "-o", str(out), url], out),
+        Tool("curl -o FILE", curl + ["-o", str(out), url], out),
         # gguf-tui fsyncs a file before placing it (DESIGN §5); this is curl with the same
         # durability, to show what that rule costs on the machine at hand.
         Tool(
             "curl -o FILE && sync FILE",
-            ["sh", "-c", 'curl -s -o "$1" "$2" && sync "$1"', "sh", str(out), url],
+            ["sh", "-c", 'out=$1 url=$2; shift 2; "$@" -o "$out" "$url" && sync "$out"',
+             "sh", str(out), url] + curl,
             out,
         ),
         Tool("aria2c -x1", aria + ["-x1", "-s1", url], work / "aria.bin"),
@@ -304,8 +336,11 @@ def report(title: str, tools: list[Tool], size: int, loads: list[str]) -> dict[s
 
 
 def bench_server(title: str, url: str, sha: str, work: Path, runs: int, size: int,
-                 connections: int | None, skip: set[str], extra: bool, only: set[str]) -> None:
-    tools = [t for t in tools_for(url, sha, work, connections, extra) if t.name not in skip]
+                 connections: int | None, skip: set[str], extra: bool, only: set[str],
+                 ca_file: Path | None = None) -> None:
+    tools = [
+        t for t in tools_for(url, sha, work, connections, extra, ca_file) if t.name not in skip
+    ]
     if only:
         tools = [t for t in tools if any(word in t.name for word in only)]
     loads = []
@@ -350,6 +385,11 @@ def main() -> int:
                         help="only the uncapped comparison (skips about 12 minutes of capped runs)")
     parser.add_argument("--extra-tools", action="store_true",
                         help="also aria2c -x8 --checksum and huggingface_hub's http_get")
+    parser.add_argument("--tls", action="store_true",
+                        help="also the uncapped comparison over HTTPS (the same nginx, a "
+                        "self-signed certificate every tool trusts)")
+    parser.add_argument("--tls-only", action="store_true",
+                        help="only the comparison over HTTPS")
     parser.add_argument("--only", action="append", default=[], metavar="WORD",
                         help="only the tools whose name holds WORD (repeatable), e.g. --only "
                         "gguf-tui --only sync")
@@ -376,21 +416,31 @@ def main() -> int:
     (work / "tmp").mkdir()
     print(f"writing a {size / 2**30:.2f} GiB test file ...", file=sys.stderr)
     sha = make_file(root / "model.gguf", size)
-    capped_runs = not (args.quick or args.uncapped_only)
+    capped_runs = not (args.quick or args.uncapped_only or args.tls_only)
     scaling_sha = make_file(root / "scaling.gguf", scaling_size) if capped_runs else ""
+    ca_file = make_certificate(work)
     conf = work / "nginx.conf"
-    conf.write_text(NGINX_CONF.format(work=work, root=root, fast=FAST_PORT, capped=CAPPED_PORT))
+    conf.write_text(NGINX_CONF.format(
+        work=work, root=root, fast=FAST_PORT, capped=CAPPED_PORT, tls=TLS_PORT
+    ))
     nginx = subprocess.Popen(["nginx", "-c", str(conf), "-p", str(work)])
     try:
         time.sleep(0.5)
         if nginx.poll() is not None:
             print("nginx did not start; see", work / "error.log", file=sys.stderr)
             return 1
-        fast = f"http://127.0.0.1:{FAST_PORT}/model.gguf"
-        title = f"uncapped server, gguf-tui --connections {args.connections or 'default'}"
-        bench_server(title, fast, sha, work, runs, size, args.connections, set(),
-                     args.extra_tools, set(args.only))
-        if capped_runs:
+        connections = f"gguf-tui --connections {args.connections or 'default'}"
+        if not args.tls_only:
+            fast = f"http://127.0.0.1:{FAST_PORT}/model.gguf"
+            bench_server(f"uncapped server, {connections}", fast, sha, work, runs, size,
+                         args.connections, set(), args.extra_tools, set(args.only))
+        if args.tls or args.tls_only:
+            # The Hugging Face CDN answers over HTTPS: this is the download users run.
+            secure = f"https://localhost:{TLS_PORT}/model.gguf"
+            bench_server(f"uncapped server over HTTPS (TLS), {connections}", secure, sha, work,
+                         runs, size, args.connections, set(), args.extra_tools,
+                         set(args.only), ca_file)
+        if capped_runs and not args.tls_only:
             # 25 MB/s per connection: single-stream tools need 86 s per run on 2 GiB, so the
             # capped comparison and the scaling run use a smaller file (--capped-size).
             capped = f"http://127.0.0.1:{CAPPED_PORT}/scaling.gguf"

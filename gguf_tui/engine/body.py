@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import functools
 
 import aiohttp
 
@@ -22,6 +23,7 @@ from gguf_tui.engine.segments import Segment
 from gguf_tui.engine.socketbody import BLOCK as SOCKET_BLOCK
 from gguf_tui.engine.socketbody import SocketBody, take_socket
 from gguf_tui.engine.socketbody import receive as receive_on_thread
+from gguf_tui.engine.tlsbody import TLSBody, take_tls_socket
 
 # 1 MiB batches: still in the CPU cache when copied into the page cache and hashed (measured
 # faster than 4 MiB), and memory stays flat whatever the connection count.
@@ -52,8 +54,11 @@ class BodyReceiver:
         self, response: aiohttp.ClientResponse, segment: Segment, stop_at: int | None
     ) -> None:
         """Receive the body into the partial: on a thread straight from the socket where the
-        answer allows (plain HTTP with a length, no rate limit), else through aiohttp."""
+        answer allows (a length, no rate limit; TLS decrypted there too), else through aiohttp."""
         taken = None if self.limiter.rate else take_socket(response)
+        tls = None if self.limiter.rate or taken else take_tls_socket(response)
+        if tls is not None:
+            taken = tls.sock, tls.buffered
         if taken is None:
             await self._stream_through_loop(response, segment, stop_at)
             return
@@ -65,9 +70,10 @@ class BodyReceiver:
         received_from = segment.received
         body: SocketBody | None = None
         try:
-            body = SocketBody(
-                sock,
-                buffered,
+            body = (
+                functools.partial(TLSBody, tls) if tls
+                else functools.partial(SocketBody, sock, buffered)
+            )(
                 self.partial,
                 segment,
                 body_end=segment.received + (response.content_length or 0),
@@ -85,6 +91,8 @@ class BodyReceiver:
                 sock.close()
             else:
                 segment.received = max(body.written_upto, segment.start)
+            if tls is not None:
+                tls.abort()
             response.close()  # aiohttp never saw the body's end: the connection cannot be reused
             self._buffer_pairs.append(buffers)
         if not body.handed_back:

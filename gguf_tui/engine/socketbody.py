@@ -6,8 +6,8 @@ waiter, a task step, batch bookkeeping): measured, about as much CPU as copying 
 once the headers are in, the connection's reading is paused on the loop and one thread receives
 the body in 1 MiB blocks (`MSG_WAITALL`, into reused buffers, so a block costs one receive, one
 write and one hash whatever the chunk size). Blocks go to the partial's writer and hasher
-threads; the loop hears once per written block. TLS is decrypted inside the loop's transport,
-so HTTPS answers, chunked bodies and rate-limited downloads keep aiohttp's path.
+threads; the loop hears once per written block. HTTPS answers are taken the same way, with
+their decryption (tlsbody.py); chunked bodies and rate-limited downloads keep aiohttp's path.
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import re
+import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,8 +45,9 @@ class RequestRecord:
 class FileServer:
     """`async with FileServer() as server: server.add('/m.gguf', data); server.url('/m.gguf')`."""
 
-    def __init__(self, host: str = "127.0.0.1") -> None:
+    def __init__(self, host: str = "127.0.0.1", ssl_context: ssl.SSLContext | None = None) -> None:
         self.host = host
+        self.ssl_context = ssl_context  # serve HTTPS (the URLs then say https)
         self.files: dict[str, bytes] = {}
         self.behaviours: dict[str, Behaviour] = {}
         self.log: list[RequestRecord] = []
@@ -62,7 +64,8 @@ class FileServer:
         return self.url(path)
 
     def url(self, path: str) -> str:
-        return f"http://{self.host}:{self.port}{path}"
+        scheme = "https" if self.ssl_context is not None else "http"
+        return f"{scheme}://{self.host}:{self.port}{path}"
 
     def sha256(self, path: str) -> str:
         return hashlib.sha256(self.files[path]).hexdigest()
@@ -78,7 +81,7 @@ class FileServer:
         app.router.add_get("/{tail:.*}", self._handle)
         self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.5)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, 0)
+        site = web.TCPSite(self._runner, self.host, 0, ssl_context=self.ssl_context)
         await site.start()
         self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         return self
