@@ -87,6 +87,7 @@ async def test_a_killed_pulls_state_claims_only_the_servers_bytes(
     config_file.write_text(
         f"store: {store}\ndownloads:\n  min_segment_size: 1M\n  connections: 4\n"
         "  state_save_interval: 0.1\n  retry_backoff: 0.05\n"
+        "engine:\n  mode: local\n"  # the download runs in (and dies with) the killed process
     )
     behaviour = Behaviour(rate=6 * MiB)
     url = server.add("/c.gguf", source, behaviour)
