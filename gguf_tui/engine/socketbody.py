@@ -35,6 +35,7 @@ BLOCK = 1024 * 1024  # bytes per receive: still in the CPU cache when written an
 REPORT_BYTES = 4 * BLOCK
 REPORT_EVERY = 0.1  # seconds
 WAIT_STEP = 1.0  # seconds a blocked receive waits at most before it reads the stall clock
+NO_BUFFER = -1  # `_settle(until_free=NO_BUFFER)`: wait for no block, report the finished ones
 
 
 def take_socket(response: aiohttp.ClientResponse) -> tuple[socket.socket, bytes] | None:
@@ -187,7 +188,7 @@ class SocketBody:
 
     def _settle(self, until_free: int | None) -> None:
         """Report finished writes in order; wait for the blocks up to the one that holds buffer
-        `until_free` (None: all of them). A failed write or hash raises here."""
+        `until_free` (None: all of them; NO_BUFFER: none). A failed write or hash raises here."""
         while self._in_flight:
             block = self._in_flight[0]
             must_wait = until_free is None or until_free in (b.buffer for b in self._in_flight)
@@ -214,6 +215,10 @@ class SocketBody:
                 if count:
                     self.segment.last_data = time.monotonic()
                 return count
+            # A silent peer: report what is written meanwhile, or its bytes would reach the
+            # resume state only when more data comes or the stall ends the request.
+            self._settle(until_free=NO_BUFFER)
+            self._report(force=True)
             if time.monotonic() - self.segment.last_data > self.stall_timeout:
                 raise TimeoutError(f"no data for {self.stall_timeout:g} s")
 

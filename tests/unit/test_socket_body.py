@@ -156,3 +156,24 @@ def test_a_rate_limit_hands_the_rest_back_to_the_loop(tcp_pair, partial, tmp_pat
     thread.join()
     assert body.handed_back and reported == [(0, BLOCK)]
     assert (tmp_path / "x.partial").read_bytes() == data[:BLOCK]
+
+
+def test_a_silent_peer_has_its_written_blocks_reported_while_waiting(tcp_pair, partial):
+    """The peer sends one block and goes quiet, connection open: that block reaches the loop
+    (the resume state, the progress) within a receive wait, not only when the stall timeout
+    or a stop ends the request, so a kill meanwhile does not throw it away."""
+    receiver, sender = tcp_pair
+    thread = _send(sender, os.urandom(BLOCK), close=False)
+    body, reported = _body(receiver, partial, Segment(0, 4 * MiB), 4 * MiB, stall=30.0)
+    heard = threading.Event()
+    body.on_written = lambda start, end: (reported.append((start, end)), heard.set())
+    runner = threading.Thread(target=body.run)
+    runner.start()
+    try:
+        # One receive wait is 1 s here; 10 s only bounds a failure (before the fix: 30 s).
+        assert heard.wait(10), "the written block was not reported while the peer was silent"
+        assert reported == [(0, BLOCK)]
+    finally:
+        body.stop()
+        runner.join()
+        thread.join()
