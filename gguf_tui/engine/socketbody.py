@@ -215,12 +215,16 @@ class SocketBody:
                 if count:
                     self.segment.last_data = time.monotonic()
                 return count
-            # A silent peer: report what is written meanwhile, or its bytes would reach the
-            # resume state only when more data comes or the stall ends the request.
-            self._settle(until_free=NO_BUFFER)
-            self._report(force=True)
-            if time.monotonic() - self.segment.last_data > self.stall_timeout:
-                raise TimeoutError(f"no data for {self.stall_timeout:g} s")
+            self._report_while_silent()
+
+    def _report_while_silent(self) -> None:
+        """(after a receive wait with no data) Report what is written meanwhile, or its bytes
+        would reach the resume state only when more data comes or the stall ends the request;
+        then end the request if the peer has been silent for the stall timeout."""
+        self._settle(until_free=NO_BUFFER)
+        self._report(force=True)
+        if time.monotonic() - self.segment.last_data > self.stall_timeout:
+            raise TimeoutError(f"no data for {self.stall_timeout:g} s")
 
     def _hand_off(self, buffer: int | None, view: memoryview, chained: bool) -> bool:
         """Send a received block to the writer, and to the hasher when it can extend the

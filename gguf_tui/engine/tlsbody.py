@@ -177,8 +177,8 @@ class TLSBody(SocketBody):
                 self.tls.incoming.write(raw[:received])
             elif filled:
                 break  # hand over what is here while the sender pauses
-            elif time.monotonic() - self.segment.last_data > self.stall_timeout:
-                raise TimeoutError(f"no data for {self.stall_timeout:g} s")
+            else:
+                self._report_while_silent()
         return 0 if self._stopping else filled
 
     def _send_pending(self) -> None:

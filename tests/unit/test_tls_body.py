@@ -225,3 +225,21 @@ async def test_cli_process_trusts_ssl_cert_file(tls_server, certificate, config_
     _, stderr = await process.communicate()
     assert process.returncode == 0, stderr.decode()
     assert tls_server.bytes_sent("/big.gguf") == len(big_gguf)
+
+
+async def test_a_silent_https_peer_has_its_bytes_reported_while_waiting(
+    tls_server, one_connection, store, big_gguf
+):
+    """The server sends 2 MiB and goes quiet with the connection open: all of it reaches the
+    job's progress (and so the resume state) within a receive wait, not only when the stall
+    timeout (30 s here) ends the request, so a kill meanwhile does not throw it away."""
+    one_connection.downloads.stall_timeout = 30
+    url = tls_server.add("/big.gguf", big_gguf, Behaviour(stall_after=[2 * MiB]))
+    async with Engine(one_connection) as engine:
+        job_id = await engine.enqueue(JobSpec("big", [FileRequest(url=url, dest="big.gguf")]))
+        deadline = asyncio.get_running_loop().time() + 10  # bounds a failure only
+        while engine.get(job_id).bytes_done < 2 * MiB:
+            assert asyncio.get_running_loop().time() < deadline, engine.get(job_id).bytes_done
+            await asyncio.sleep(0.05)
+        assert engine.get(job_id).bytes_done == 2 * MiB
+        await engine.pause(job_id)
