@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from gguf_tui.engine import Engine, FileRequest, JobSpec, JobState
-from gguf_tui.engine import queue as engine_queue
+from gguf_tui.engine import filelanding as engine_queue
 from gguf_tui.store import locks
 from tests.conftest import sha256_of
 from tests.helpers.fileserver import Behaviour
