@@ -79,7 +79,11 @@ def make_folders(path: str | os.PathLike[str]) -> None:
 
 def create_file(path: str | os.PathLike[str], flags: int, mode: int = 0o644) -> int:
     """`os.open(path, flags | O_CREAT, mode)` under the store's sharing rule (`share_new_file`)."""
-    fd = os.open(path, flags | os.O_CREAT, mode)
+    return _shared_or_closed(os.open(path, flags | os.O_CREAT, mode), path, mode)
+
+
+def _shared_or_closed(fd: int, path: str | os.PathLike[str], mode: int) -> int:
+    """`fd` after the sharing rule applied to it; closed (not leaked) if that fails."""
     try:
         share_new_file(fd, Path(path).parent, mode)
     except BaseException:
@@ -234,13 +238,8 @@ def open_regular_for_writing(path: str | os.PathLike[str], mode: int = 0o644) ->
             raise NotRegularFileError(path, stat.S_IFLNK) from None
         raise
     fd = _regular_and_blocking(fd, path)
-    try:
-        # In a shared store another user may resume this partial, and it becomes the model file.
-        share_new_file(fd, Path(path).parent, mode)
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd
+    # In a shared store another user may resume this partial, and it becomes the model file.
+    return _shared_or_closed(fd, path, mode)
 
 
 def read_regular_bytes(

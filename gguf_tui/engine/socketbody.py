@@ -38,16 +38,25 @@ WAIT_STEP = 1.0  # seconds a blocked receive waits at most before it reads the s
 NO_BUFFER = -1  # `_settle(until_free=NO_BUFFER)`: wait for no block, report the finished ones
 
 
-def take_socket(response: aiohttp.ClientResponse) -> tuple[socket.socket, bytes] | None:
-    """A blocking duplicate of a plain-HTTP answer's socket, with the loop's reading of it
-    stopped, and the body bytes aiohttp had already buffered; None where the body must stay
-    with aiohttp (TLS, no Content-Length, chunked). The connection must be closed afterwards:
-    aiohttp's parser never sees the rest of the body, so it cannot be reused."""
+def open_transport_of_sized_body(response: aiohttp.ClientResponse) -> asyncio.Transport | None:
+    """The open transport of an answer whose body has a length and no chunked framing, the
+    only kind a thread can read to its end by counting bytes; None for any other."""
     if response.content_length is None or "Transfer-Encoding" in response.headers:
         return None
     connection = response.connection
     transport = connection.transport if connection is not None else None
     if transport is None or transport.is_closing():
+        return None
+    return transport
+
+
+def take_socket(response: aiohttp.ClientResponse) -> tuple[socket.socket, bytes] | None:
+    """A blocking duplicate of a plain-HTTP answer's socket, with the loop's reading of it
+    stopped, and the body bytes aiohttp had already buffered; None where the body must stay
+    with aiohttp (TLS, no Content-Length, chunked). The connection must be closed afterwards:
+    aiohttp's parser never sees the rest of the body, so it cannot be reused."""
+    transport = open_transport_of_sized_body(response)
+    if transport is None:
         return None
     if transport.get_extra_info("sslcontext") or transport.get_extra_info("ssl_object"):
         return None
@@ -57,7 +66,7 @@ def take_socket(response: aiohttp.ClientResponse) -> tuple[socket.socket, bytes]
     # Take what is buffered first (taking it may resume reading), then stop the loop's reading;
     # no callback runs in between, so no byte can slip into aiohttp's buffer afterwards.
     buffered = response.content.read_nowait()
-    connection.protocol.pause_reading()  # also drops aiohttp's per-read timeout timer
+    response.connection.protocol.pause_reading()  # also drops aiohttp's per-read timeout timer
     sock = socket.socket(raw.family, raw.type, raw.proto, fileno=os.dup(raw.fileno()))
     sock.setblocking(True)  # shared with the paused transport, which never reads again
     return sock, buffered

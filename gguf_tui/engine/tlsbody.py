@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import aiohttp
 
 from gguf_tui.engine.errors import RetryableError
-from gguf_tui.engine.socketbody import SocketBody
+from gguf_tui.engine.socketbody import SocketBody, open_transport_of_sized_body
 
 # The versions whose sslproto was read for this: the uvloop-derived one, the same in 3.11 and
 # 3.12 (3.13 changes only how an abort reaches the socket). Tested on 3.11.
@@ -87,11 +87,8 @@ def take_tls_socket(response: aiohttp.ClientResponse) -> TakenTLS | None:
     """(loop) Stop the loop's reading of an HTTPS answer and hand its connection to a thread;
     None, with nothing taken, where the body must stay with aiohttp."""
     global taken_count
-    if response.content_length is None or "Transfer-Encoding" in response.headers:
-        return None
-    connection = response.connection
-    transport = connection.transport if connection is not None else None
-    if transport is None or transport.is_closing():
+    transport = open_transport_of_sized_body(response)
+    if transport is None:
         return None
     protocol = _ssl_protocol_of(transport)
     if protocol is None:
@@ -117,7 +114,7 @@ def take_tls_socket(response: aiohttp.ClientResponse) -> TakenTLS | None:
     # refill may have added. The rest is either inside the SSL object and its incoming BIO,
     # which the thread reads first, or still in the socket.
     buffered = response.content.read_nowait()
-    connection.protocol.pause_reading()  # also drops aiohttp's per-read timeout timer
+    response.connection.protocol.pause_reading()  # also drops aiohttp's per-read timeout timer
     buffered += response.content.read_nowait()
     # With this high-water mark the protocol never pauses the raw reading, so it never resumes
     # it either, whatever the thread leaves in the incoming BIO. (Setting it resumes a raw
